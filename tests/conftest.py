@@ -1,0 +1,8 @@
+"""Shared test helpers: where the read-only shared inputs live."""
+
+from pathlib import Path
+
+# /work/main/tests/conftest.py -> /work/shared (shared/ sits beside the repo)
+SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+REFERENCE_DIR = SHARED_DIR / "reference"
+DATA_DIR = SHARED_DIR / "data"
