@@ -1,0 +1,92 @@
+"""Unit tests of the run store (no core, no dash)."""
+import time
+
+import pytest
+
+from flowdash.store import CANCELLED, DONE, INTERRUPTED, RunStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = RunStore(tmp_path / "store")
+    yield s
+    s.close()
+
+
+def test_run_lifecycle_and_index(store):
+    a = store.create_run("fit", "first", {"lr": 1})
+    b = store.create_run("generation", "second", {"n": 2}, refs={"model": "m"})
+    assert [r["id"] for r in store.list_runs()] == [b, a]
+    assert [r["id"] for r in store.list_runs("fit")] == [a]
+    rec = store.get_run(a)
+    assert rec["status"] == "queued" and rec["settings"] == {"lr": 1}
+    store.update_run(a, status="running", pid=123)
+    assert store.get_run(a)["pid"] == 123
+    store.finish_run(a, DONE)
+    # first final status wins
+    store.finish_run(a, CANCELLED)
+    assert store.get_run(a)["status"] == DONE
+    assert store.get_run(a)["finished"] is not None
+
+
+def test_epoch_log_is_append_only_and_incremental(store):
+    run = store.create_run("fit", "f", {})
+    for k in range(5):
+        assert store.append_epoch(run, {"epoch": k, "nll_train": [float(k)]}) == k
+    assert store.n_epochs(run) == 5
+    assert [e["epoch"] for e in store.read_epochs(run, 3)] == [3, 4]
+    assert store.read_epochs(run, 9) == []
+
+
+def test_delete_run_removes_log(store):
+    run = store.create_run("fit", "f", {})
+    store.append_epoch(run, {"epoch": 0})
+    store.delete_run(run)
+    assert store.get_run(run) is None
+    assert store.n_epochs(run) == 0
+    assert store.list_runs() == []
+
+
+def test_cancel_flag_and_queued_cancel(store):
+    run = store.create_run("fit", "f", {})
+    assert not store.cancel_requested(run)
+    store.request_cancel(run)
+    assert store.cancel_requested(run)
+    assert store.get_run(run)["status"] == CANCELLED
+
+
+def test_mark_interrupted_uses_liveness(store):
+    alive = store.create_run("fit", "alive", {})
+    dead = store.create_run("fit", "dead", {})
+    finished = store.create_run("fit", "finished", {})
+    for r in (alive, dead):
+        store.update_run(r, status="running", pid=1)
+    store.finish_run(finished, DONE)
+    marked = store.mark_interrupted(is_alive=lambda rec: rec["name"] == "alive")
+    assert marked == [dead]
+    assert store.get_run(dead)["status"] == INTERRUPTED
+    assert store.get_run(dead)["error"]
+    assert store.get_run(alive)["status"] == "running"
+
+
+def test_mark_interrupted_default_checks_pid(store):
+    run = store.create_run("fit", "ghost", {})
+    store.update_run(run, status="running", pid=999999, pid_started=time.time())
+    assert store.mark_interrupted() == [run]
+
+
+def test_models_and_datasets_survive_reopen(tmp_path):
+    s = RunStore(tmp_path / "st")
+    s.save_model("dw", {"D": 10})
+    s.save_dataset("d1", [b"abc"], {"n_trials": 2}, latent={"t": [[0.0]], "x": [[0.1]]})
+    run = s.create_run("fit", "f", {})
+    s.close()
+    s2 = RunStore(tmp_path / "st")
+    assert s2.list_models() == ["dw"] and s2.get_model("dw")["D"] == 10
+    assert s2.list_datasets() == ["d1"]
+    assert s2.get_dataset("d1")["npz"] == [b"abc"]
+    assert s2.get_dataset("d1")["meta"]["name"] == "d1"
+    assert s2.get_latent("d1")["x"] == [[0.1]]
+    assert s2.get_run(run)["name"] == "f"
+    with pytest.raises(ValueError, match="name"):
+        s2.save_model("  ", {})
