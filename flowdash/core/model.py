@@ -1,0 +1,237 @@
+"""The Langevin latent-dynamics model: peq, p0, D and firing rates (MATH.md §1, §3)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import numpy as np
+
+from .grid import Grid
+
+__all__ = [
+    "Model",
+    "BOUNDARY_MODES",
+    "PEQ_FLOOR",
+    "force_from_peq",
+    "peq_from_force",
+    "rates_from_shape",
+    "shape_from_rates",
+]
+
+BOUNDARY_MODES = ("absorbing", "reflecting")
+PEQ_FLOOR = 1e-5  # peq and p0 are clipped below at this value after every update
+
+
+def force_from_peq(grid: Grid, peq: np.ndarray) -> np.ndarray:
+    """Driving force ``F = Dm · log peq``, shape (N,) (units 1/x)."""
+    return grid.derivative(np.log(peq))
+
+
+def peq_from_force(grid: Grid, F: np.ndarray) -> np.ndarray:
+    """peq from a force: ``exp(AD·F)`` normalised so ``w·peq = 1``, clipped at 1e-5.
+
+    Parameters
+    ----------
+    grid : Grid
+    F : ndarray, shape (N,)
+
+    Returns
+    -------
+    peq : ndarray, shape (N,)
+    """
+    logp = grid.antiderivative(F)
+    # Shifting by the maximum avoids overflow; it cancels in the normalisation.
+    p = np.exp(logp - logp.max())
+    p /= grid.w @ p
+    return np.maximum(p, PEQ_FLOOR)
+
+
+def shape_from_rates(grid: Grid, fr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split rates into shape and scale: ``Fr = Dm · log f``, ``C = f(xbegin)``.
+
+    Parameters
+    ----------
+    fr : ndarray, shape (N, n_neurons), Hz
+
+    Returns
+    -------
+    Fr : ndarray, shape (N, n_neurons)
+    C : ndarray, shape (n_neurons,), Hz
+    """
+    return grid.derivative(np.log(fr)), fr[0].copy()
+
+
+def rates_from_shape(grid: Grid, Fr: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`shape_from_rates`: ``f_n = C_n · exp(AD · Fr_n)``, Hz."""
+    return C[None, :] * np.exp(grid.antiderivative(Fr))
+
+
+def _as_rows(name: str, value, N: int | None) -> np.ndarray:
+    arr = np.array(value, dtype=float)
+    if N is not None:
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != N:
+            raise ValueError(f"{name} must have shape (N,) or (K, N) with N = {N}, got {np.shape(value)}")
+    return arr
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Model:
+    """A latent-dynamics model on a grid.
+
+    Each parameter has one row per model instance: one row when it is shared
+    by all datasamples, K rows when each of K datasamples has its own.
+
+    Parameters
+    ----------
+    grid : Grid
+    peq : ndarray, shape (N,) or (K_peq, N)
+        Equilibrium density, positive, ``w·peq ≈ 1``.
+    p0 : ndarray, shape (N,) or (K_p0, N), or None
+        Initial density; ``None`` makes an equilibrium model (``p0 = peq``).
+    D : float or ndarray, shape (K_D,)
+        Noise magnitude, > 0 (units x²/s).
+    fr : ndarray, shape (N, n_neurons) or (K_fr, N, n_neurons)
+        Firing rates at the nodes, Hz, non-negative.
+    boundary_mode : {'absorbing', 'reflecting'}
+    """
+
+    grid: Grid
+    peq: np.ndarray
+    p0: np.ndarray | None
+    D: np.ndarray
+    fr: np.ndarray
+    boundary_mode: str = "absorbing"
+
+    def __post_init__(self):
+        N = self.grid.N
+        if not isinstance(self.grid, Grid):
+            raise TypeError(f"grid must be a flowdash.core.grid.Grid, got {type(self.grid).__name__}")
+        if self.boundary_mode not in BOUNDARY_MODES:
+            raise ValueError(f"boundary_mode must be one of {BOUNDARY_MODES}, got {self.boundary_mode!r}")
+        peq = _as_rows("peq", self.peq, N)
+        if not np.all(np.isfinite(peq)) or np.any(peq <= 0):
+            raise ValueError("peq must be finite and positive at every node")
+        p0 = None
+        if self.p0 is not None:
+            p0 = _as_rows("p0", self.p0, N)
+            if not np.all(np.isfinite(p0)) or np.any(p0 <= 0):
+                raise ValueError("p0 must be finite and positive at every node")
+        D = np.atleast_1d(np.array(self.D, dtype=float))
+        if D.ndim != 1 or not np.all(np.isfinite(D)) or np.any(D <= 0):
+            raise ValueError(f"D must be a finite number > 0 (or one per datasample), got {self.D!r}")
+        fr = np.array(self.fr, dtype=float)
+        if fr.ndim == 2:
+            fr = fr[None]
+        if fr.ndim != 3 or fr.shape[1] != N or fr.shape[2] < 1:
+            raise ValueError(
+                f"fr must have shape (N, n_neurons) or (K, N, n_neurons) with N = {N}, got {np.shape(self.fr)}")
+        if not np.all(np.isfinite(fr)) or np.any(fr < 0):
+            raise ValueError("firing rates fr must be finite and non-negative (Hz)")
+        sizes = {"peq": len(peq), "D": len(D), "fr": len(fr)}
+        if p0 is not None:
+            sizes["p0"] = len(p0)
+        K = max(sizes.values())
+        bad = {k: v for k, v in sizes.items() if v not in (1, K)}
+        if bad:
+            raise ValueError(f"each parameter needs 1 row (shared) or K = {K} rows (one per datasample); got {bad}")
+        for name, arr in (("peq", peq), ("p0", p0), ("D", D), ("fr", fr)):
+            if arr is not None:
+                arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
+
+    # -- shape ------------------------------------------------------------
+    @property
+    def n_neurons(self) -> int:
+        return self.fr.shape[2]
+
+    @property
+    def n_datasamples(self) -> int:
+        sizes = [len(self.peq), len(self.D), len(self.fr)] + ([] if self.p0 is None else [len(self.p0)])
+        return max(sizes)
+
+    @property
+    def equilibrium(self) -> bool:
+        return self.p0 is None
+
+    def params_size(self) -> dict[str, int]:
+        """Rows per parameter: ``{'peq': k, 'p0': k, 'D': k, 'fr': k}``."""
+        return {"peq": len(self.peq), "p0": 1 if self.p0 is None else len(self.p0),
+                "D": len(self.D), "fr": len(self.fr)}
+
+    # -- per datasample ---------------------------------------------------
+    def _row(self, arr: np.ndarray, k: int) -> np.ndarray:
+        if not 0 <= k < self.n_datasamples:
+            raise ValueError(f"datasample must be in [0, {self.n_datasamples - 1}], got {k}")
+        return arr[0] if len(arr) == 1 else arr[k]
+
+    def peq_of(self, k: int = 0) -> np.ndarray:
+        """peq used by datasample ``k``, shape (N,)."""
+        return self._row(self.peq, k)
+
+    def p0_of(self, k: int = 0) -> np.ndarray:
+        """p0 used by datasample ``k`` (its peq for an equilibrium model), shape (N,)."""
+        return self.peq_of(k) if self.p0 is None else self._row(self.p0, k)
+
+    def D_of(self, k: int = 0) -> float:
+        return float(self._row(self.D, k))
+
+    def fr_of(self, k: int = 0) -> np.ndarray:
+        """Rates used by datasample ``k``, shape (N, n_neurons), Hz."""
+        return self._row(self.fr, k)
+
+    def replace(self, **changes) -> "Model":
+        """A copy with some fields replaced (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    # -- construction from the reference's JSON format ---------------------
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any], grid: Grid, boundary_mode: str,
+                  n_datasamples: int | None = None) -> "Model":
+        """Build a model from a dictionary in the reference format.
+
+        Parameters
+        ----------
+        spec : mapping
+            ``peq_model`` and ``p0_model`` (``{"model": name, "params": {...}}``;
+            ``p0_model`` None = equilibrium), ``D`` (number), ``fr_model`` (one
+            ``{"model", "params"}`` per neuron), optional ``params_size``
+            (``{"peq": k, ...}``, 1 = shared, K = one per datasample; every row
+            starts from the same library model).
+        """
+        from . import library
+
+        def entry(d, what):
+            if not isinstance(d, Mapping) or "model" not in d:
+                raise ValueError(f"{what} must be a dict with keys 'model' and 'params', got {d!r}")
+            return d["model"], dict(d.get("params") or {})
+
+        for key in ("peq_model", "D", "fr_model"):
+            if key not in spec:
+                raise ValueError(f"model spec is missing {key!r}")
+        sizes = {"peq": 1, "p0": 1, "D": 1, "fr": 1}
+        sizes.update(spec.get("params_size") or {})
+        unknown = set(sizes) - {"peq", "p0", "D", "fr"}
+        if unknown:
+            raise ValueError(f"params_size has unknown keys {sorted(unknown)}; allowed: peq, p0, D, fr")
+        name, params = entry(spec["peq_model"], "peq_model")
+        peq = library.peq_from_library(grid, name, **params)
+        p0 = None
+        if spec.get("p0_model") is not None:
+            name, params = entry(spec["p0_model"], "p0_model")
+            p0 = np.tile(library.p0_from_library(grid, name, **params), (sizes["p0"], 1))
+        fr_list = spec["fr_model"]
+        if isinstance(fr_list, Mapping):
+            fr_list = [fr_list]
+        if not fr_list:
+            raise ValueError("fr_model must list at least one neuron")
+        rates = [entry(f, "fr_model entry") for f in fr_list]
+        fr = np.stack([library.rate_from_library(grid.x, n, **p) for n, p in rates], axis=1)
+        return cls(grid=grid,
+                   peq=np.tile(peq, (sizes["peq"], 1)),
+                   p0=p0,
+                   D=np.full(sizes["D"], float(spec["D"])),
+                   fr=np.tile(fr, (sizes["fr"], 1, 1)),
+                   boundary_mode=boundary_mode)
