@@ -203,11 +203,6 @@ class Model:
         """
         from . import library
 
-        def entry(d, what):
-            if not isinstance(d, Mapping) or "model" not in d:
-                raise ValueError(f"{what} must be a dict with keys 'model' and 'params', got {d!r}")
-            return d["model"], dict(d.get("params") or {})
-
         for key in ("peq_model", "D", "fr_model"):
             if key not in spec:
                 raise ValueError(f"model spec is missing {key!r}")
@@ -216,19 +211,16 @@ class Model:
         unknown = set(sizes) - {"peq", "p0", "D", "fr"}
         if unknown:
             raise ValueError(f"params_size has unknown keys {sorted(unknown)}; allowed: peq, p0, D, fr")
-        name, params = entry(spec["peq_model"], "peq_model")
-        peq = library.peq_from_library(grid, name, **params)
+        peq = library.peq_from_spec(grid, spec["peq_model"])
         p0 = None
         if spec.get("p0_model") is not None:
-            name, params = entry(spec["p0_model"], "p0_model")
-            p0 = np.tile(library.p0_from_library(grid, name, **params), (sizes["p0"], 1))
+            p0 = np.tile(library.p0_from_spec(grid, spec["p0_model"]), (sizes["p0"], 1))
         fr_list = spec["fr_model"]
         if isinstance(fr_list, Mapping):
             fr_list = [fr_list]
         if not fr_list:
             raise ValueError("fr_model must list at least one neuron")
-        rates = [entry(f, "fr_model entry") for f in fr_list]
-        fr = np.stack([library.rate_from_library(grid.x, n, **p) for n, p in rates], axis=1)
+        fr = np.stack([library.rate_from_spec(grid.x, f) for f in fr_list], axis=1)
         return cls(grid=grid,
                    peq=np.tile(peq, (sizes["peq"], 1)),
                    p0=p0,
