@@ -1,0 +1,128 @@
+"""Likelihood and gradients: finite differences in every mode, Nv, bad input."""
+
+import numpy as np
+import pytest
+
+from flowdash.core.grid import Grid
+from flowdash.core.likelihood import Operators, batch_nll, nll, nll_and_grad
+from flowdash.core.model import Model, force_from_peq, peq_from_force, rates_from_shape, shape_from_rates
+from flowdash.core.spikedata import SpikeData
+
+GRID = Grid(8, 12)
+
+
+def _data(with_trial_end, seed=1, n_trials=3):
+    rng = np.random.default_rng(seed)
+    trials = []
+    for _ in range(n_trials):
+        n = int(rng.integers(5, 15))
+        isi, ids = rng.exponential(0.05, n), rng.integers(0, 2, n)
+        if with_trial_end:
+            ids[-1] = -1
+        trials.append((isi, ids))
+    return SpikeData(trials, n_neurons=2, with_trial_end=with_trial_end)
+
+
+def _base():
+    x = GRID.x
+    peq = np.exp(-2 * x**2 + 0.5 * x)
+    p0 = np.exp(-8 * (x + 0.3) ** 2)
+    fr = np.stack([20 + 15 * x, 30 * np.exp(-((x - 0.3) ** 2))], axis=1)
+    Fr, C = shape_from_rates(GRID, fr)
+    return dict(F=force_from_peq(GRID, peq / GRID.integrate(peq)), F0=force_from_peq(GRID, p0 / GRID.integrate(p0)),
+                D=0.8, Fr=Fr, C=C)
+
+
+def _model(mode, equilibrium, F, F0, D, Fr, C):
+    p0 = None if equilibrium else peq_from_force(GRID, F0)
+    return Model(GRID, peq_from_force(GRID, F), p0, D, rates_from_shape(GRID, Fr, C), mode)
+
+
+@pytest.mark.parametrize("mode", ["absorbing", "reflecting"])
+@pytest.mark.parametrize("equilibrium", [True, False])
+@pytest.mark.parametrize("with_trial_end", [True, False])
+def test_gradients_match_finite_differences(mode, equilibrium, with_trial_end):
+    data = _data(with_trial_end)
+    base = _base()
+    names = ["F", "D", "Fr", "C"] + ([] if equilibrium else ["F0"])
+    value, grad = nll_and_grad(_model(mode, equilibrium, **base), data, grads=names)
+    assert value == pytest.approx(nll(_model(mode, equilibrium, **base), data), rel=1e-12)
+    x = GRID.x
+    for name in names:
+        v = base[name]
+        if name in ("F", "F0"):
+            direction = np.cos(3 * x + 1)
+        elif name == "Fr":
+            direction = np.stack([np.cos(3 * x + 1), np.sin(2 * x)], axis=1)
+        elif name == "C":
+            direction = np.array([0.7, -1.1])
+        else:
+            direction = 1.0
+        h = 1e-5
+        plus, minus = dict(base), dict(base)
+        plus[name], minus[name] = v + h * direction, v - h * direction
+        fd = (nll(_model(mode, equilibrium, **plus), data) - nll(_model(mode, equilibrium, **minus), data)) / (2 * h)
+        # F, F0 and Fr are functions: their gradients pair with the quadrature weights.
+        weight = GRID.w[:, None] if np.ndim(direction) == 2 else (GRID.w if name in ("F", "F0") else 1.0)
+        analytic = np.sum(weight * grad[name] * direction)
+        # The exact-discrete and the formula gradients differ by the grid's
+        # resolution (the averaged Dm at shared nodes); 2e-5 at this grid.
+        assert analytic == pytest.approx(fd, rel=2e-5), name
+
+
+def test_gradient_shapes():
+    base = _base()
+    _, grad = nll_and_grad(_model("absorbing", False, **base), _data(True), grads=("F", "F0", "D", "Fr", "C"))
+    assert grad["F"].shape == grad["F0"].shape == (GRID.N,)
+    assert isinstance(grad["D"], float)
+    assert grad["Fr"].shape == (GRID.N, 2) and grad["C"].shape == (2,)
+
+
+def test_trials_add_and_operators_are_reusable():
+    model = _model("reflecting", True, **_base())
+    data = _data(True, n_trials=4)
+    ops = Operators.build(model)
+    total = batch_nll(ops, data)
+    parts = sum(batch_nll(ops, data.subset([i])) for i in range(4))
+    assert total == pytest.approx(parts, rel=1e-12)
+    assert nll(model, [data.subset([0, 1]), data.subset([2, 3])]) == pytest.approx(total, rel=1e-12)
+
+
+def test_truncation_converges_to_full_spectrum():
+    model = _model("absorbing", True, **_base())
+    data = _data(True)
+    full = nll(model, data)
+    assert abs(nll(model, data, Nv=5) - full) > 1e-3 * abs(full)  # few modes: visibly different
+    assert nll(model, data, Nv=GRID.N - 3) == pytest.approx(full, rel=1e-8)
+
+
+def test_bad_gradient_requests():
+    base = _base()
+    with pytest.raises(ValueError, match=r"unknown gradient name\(s\) \['G'\]; allowed: \['F', 'F0', 'D', 'Fr', 'C'\]"):
+        nll_and_grad(_model("absorbing", False, **base), _data(True), grads=("F", "G"))
+    with pytest.raises(ValueError, match="F0 has no gradient in an equilibrium model"):
+        nll_and_grad(_model("absorbing", True, **base), _data(True), grads=("F0",))
+
+
+def test_data_with_more_neurons_than_the_model():
+    base = _base()
+    one = Model(GRID, peq_from_force(GRID, base["F"]), None, 1.0, np.full((GRID.N, 1), 10.0), "absorbing")
+    with pytest.raises(ValueError, match="the data has 2 neurons but the model has 1"):
+        nll(one, _data(True))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(D=0.0), "D must be a finite number > 0"),
+    (dict(D=-1.0), "D must be a finite number > 0"),
+    (dict(fr=-np.ones((GRID.N, 1))), "firing rates fr must be finite and non-negative"),
+    (dict(fr=np.full((GRID.N, 1), np.nan)), "firing rates fr must be finite and non-negative"),
+    (dict(peq=np.zeros(GRID.N)), "peq must be finite and positive"),
+    (dict(boundary_mode="periodic"), "boundary_mode must be one of"),
+    (dict(fr=np.ones((GRID.N - 1, 1))), r"fr must have shape \(N, n_neurons\)"),
+])
+def test_bad_model_parameters(kwargs, message):
+    args = dict(grid=GRID, peq=np.full(GRID.N, 0.5), p0=None, D=1.0, fr=np.ones((GRID.N, 1)),
+                boundary_mode="absorbing")
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        Model(**args)
