@@ -1,0 +1,131 @@
+"""flowdash: the dashboard.
+
+    python app.py [--host 127.0.0.1] [--port 8050] [--store PATH]
+
+``create_app(store_path)`` builds the app (tests use it in-process or start
+this file as a subprocess). Importing this module has no side effects.
+
+Background callbacks use a ``DiskcacheManager`` on ``<store>/callbacks`` by
+default; set ``FLOWDASH_CELERY_BROKER`` (e.g. ``redis://localhost:6379/0``)
+to use a ``CeleryManager`` instead (workers must import this module and call
+``create_app``, with the same ``--store``/``FLOWDASH_STORE`` and
+``FLOWDASH_SECRET_KEY``).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import secrets
+from pathlib import Path
+
+DEFAULT_STORE = "flowdash-store"
+PAGES = ("model", "data", "fit", "runs")
+log = logging.getLogger("flowdash")
+
+
+def make_manager(store_path: str):
+    """The background-callback manager: Celery if configured, else diskcache."""
+    broker = os.environ.get("FLOWDASH_CELERY_BROKER")
+    if broker:
+        from celery import Celery
+        from dash import CeleryManager
+
+        backend = os.environ.get("FLOWDASH_CELERY_BACKEND", broker)
+        celery_app = Celery("flowdash", broker=broker, backend=backend)
+        return CeleryManager(celery_app)
+    import diskcache
+    from dash import DiskcacheManager
+
+    cache = diskcache.Cache(str(Path(store_path) / "callbacks"))
+    return DiskcacheManager(cache, expire=3600)
+
+
+def _on_callback_error(err: Exception):
+    """Global callback error handler: log it, show a short note, no traceback."""
+    from dash import set_props
+
+    from flowdash import ids
+
+    log.exception("callback failed", exc_info=err)
+    set_props(ids.ERROR_TOAST, {"is_open": True,
+                                "children": "That request could not be completed "
+                                            f"({type(err).__name__}). Other work is not "
+                                            "affected; check the inputs and try again."})
+
+
+def create_app(store_path: str | os.PathLike = DEFAULT_STORE, recover: bool = True):
+    """Build the Dash app on the run store at ``store_path``.
+
+    Marks runs left active by a previous server as interrupted (``recover``).
+    """
+    import dash
+    import dash_bootstrap_components as dbc
+    from dash import dcc, html
+
+    from flowdash import ids, jobs
+
+    store_path = str(Path(store_path).resolve())
+    Path(store_path).mkdir(parents=True, exist_ok=True)
+    if recover:
+        marked = jobs.recover(store_path)
+        if marked:
+            log.warning("marked %d run(s) as interrupted", len(marked))
+    here = Path(__file__).resolve().parent
+    app = dash.Dash(
+        __name__,
+        # Pages are the packages flowdash.pages.<page>; they are imported
+        # below as ordinary modules so each registers its callbacks exactly
+        # once (Dash's own page loader re-executes files), hence pages_folder="".
+        use_pages=True,
+        pages_folder="",
+        assets_folder=str(here / "assets"),
+        # Bootswatch "flatly" (Bootstrap 5.3) is served from assets/ so the
+        # app works offline (a lecture hall projector); no CDN request.
+        background_callback_manager=make_manager(store_path),
+        suppress_callback_exceptions=True,
+        title="flowdash",
+        on_error=_on_callback_error,
+    )
+    app.server.config["FLOWDASH_STORE"] = store_path
+    app.server.secret_key = os.environ.get("FLOWDASH_SECRET_KEY") or secrets.token_hex(16)
+    for page in PAGES:
+        importlib.import_module(f"flowdash.pages.{page}").register()
+
+    nav = dbc.Navbar(dbc.Container([
+        dbc.NavbarBrand([html.Span("flow", className="brand-a"),
+                         html.Span("dash", className="brand-b")], href="/"),
+        dbc.Nav([dbc.NavItem(dbc.NavLink(p["name"], href=p["relative_path"], active="exact"))
+                 for p in dash.page_registry.values()], navbar=True, className="me-auto"),
+        html.Span("Langevin latent dynamics of spike trains", className="navbar-text small"),
+    ], fluid=True), color="primary", dark=True, className="mb-3", id=ids.NAVBAR)
+    app.layout = html.Div([
+        dcc.Location(id=ids.URL),
+        dcc.Store(id=ids.ACTIVE_FIT, storage_type="local"),
+        dcc.Store(id=ids.ACTIVE_DATASET, storage_type="local"),
+        dcc.Store(id=ids.GEN_RUNNING, data=False),
+        nav,
+        dbc.Toast(id=ids.ERROR_TOAST, header="Request failed", is_open=False, dismissable=True,
+                  icon="danger", duration=8000,
+                  style={"position": "fixed", "top": 70, "right": 20, "zIndex": 2000}),
+        dash.page_container,
+    ])
+    return app
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="flowdash dashboard")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    parser.add_argument("--store", default=os.environ.get("FLOWDASH_STORE", DEFAULT_STORE),
+                        help="folder of the run store (default ./flowdash-store)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    app = create_app(args.store)
+    app.run(host=args.host, port=args.port, debug=False)
+
+
+if __name__ == "__main__":
+    main()

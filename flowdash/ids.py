@@ -1,0 +1,14 @@
+"""App-wide component ids (components that exist on every page)."""
+
+#: dcc.Location of the whole app.
+URL = "app-url"
+#: dcc.Store (local storage): the fit run the Fit page follows.
+ACTIVE_FIT = "app-active-fit"
+#: dcc.Store (memory): True while a data-generation background job runs.
+GEN_RUNNING = "app-gen-running"
+#: dcc.Store (local storage): the dataset last generated/loaded (pre-selects it).
+ACTIVE_DATASET = "app-active-dataset"
+#: Navigation bar.
+NAVBAR = "app-navbar"
+#: dbc.Toast shown when a callback fails (no traceback reaches the browser).
+ERROR_TOAST = "app-error-toast"

@@ -1,0 +1,30 @@
+"""Small layout helpers shared by the pages."""
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import html
+
+
+def field(label: str, input_component, feedback_id=None, help_text: str | None = None,
+          width: int = 6):
+    """A labelled form field with its inline error (dbc.FormFeedback)."""
+    children = [dbc.Label(label, html_for=getattr(input_component, "id", None)
+                          if isinstance(getattr(input_component, "id", None), str) else None,
+                          className="mb-1"),
+                input_component]
+    if feedback_id is not None:
+        children.append(dbc.FormFeedback(id=feedback_id, type="invalid"))
+    if help_text:
+        children.append(dbc.FormText(help_text))
+    return dbc.Col(html.Div(children, className="mb-2"), md=width)
+
+
+def card(title: str, *children, className: str = "mb-3", **kwargs):
+    return dbc.Card([dbc.CardHeader(html.H5(title, className="mb-0")),
+                     dbc.CardBody(list(children))], className=className, **kwargs)
+
+
+def status_badge(status: str):
+    colours = {"queued": "secondary", "running": "primary", "done": "success",
+               "cancelled": "warning", "failed": "danger", "interrupted": "dark"}
+    return dbc.Badge(status, color=colours.get(status, "secondary"), className="status-badge")

@@ -1,0 +1,87 @@
+"""Data page layout: generate, upload or load data; raster, latents and rates."""
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from flowdash.pages import theme
+from flowdash.pages.components import card, field
+from flowdash.pages.data import ids, logic
+
+
+def _input(fid, value, **kw):
+    return dbc.Input(id=fid, value=value, type="text", autoComplete="off", **kw)
+
+
+def fb(fid):
+    return {"type": ids.FB, "field": fid}
+
+
+def layout(**_query):
+    generate = card(
+        "Generate from a saved model",
+        dbc.Row([
+            field("Ground-truth model", dbc.Select(id=ids.MODEL, options=[],
+                                                   placeholder="choose a saved model"),
+                  fb(ids.MODEL), width=12),
+            field("Trials", _input(ids.TRIALS, "2"), fb(ids.TRIALS), width=4),
+            field("Trial duration (s)", _input(ids.DURATION, "10"), fb(ids.DURATION), width=4),
+            field("dt (s)", _input(ids.DT, "0.0001"), fb(ids.DT), width=4),
+            field("Seed", _input(ids.SEED, "0"), fb(ids.SEED), width=4),
+            field("Validation fraction", _input(ids.VAL_FRACTION, "0.5"),
+                  fb(ids.VAL_FRACTION), width=4),
+            field("Trial end", dbc.Switch(id=ids.TRIAL_END, value=True,
+                                          label="record trial end"), width=4),
+            field("Dataset name", _input(ids.NAME, "synthetic-1"), fb(ids.NAME), width=12),
+        ], className="g-2"),
+        html.Div([
+            dbc.Button("Generate", id=ids.GENERATE, color="primary", className="me-2"),
+            dbc.Button("Cancel", id=ids.CANCEL, color="danger", outline=True, disabled=True),
+        ], className="mb-2"),
+        dbc.Progress(id=ids.PROGRESS, value=0, label="", striped=True, className="mb-2"),
+        html.Div(id=ids.STATUS),
+        dcc.Store(id=ids.JOB),
+    )
+    upload = card(
+        "Upload a dataset",
+        dcc.Upload(id=ids.UPLOAD, multiple=True, className="upload-box",
+                   children=html.Div(["Drop or ", html.A("choose"),
+                                      " one .npz, or CSV spikes (+ trials) tables"])),
+        dbc.Row([field("Dataset name", _input(ids.UPLOAD_NAME, "uploaded-1"), width=12)],
+                className="g-2 mt-1"),
+        html.Div(id=ids.UPLOAD_MSG),
+        dbc.FormText("The validation fraction above decides the split."),
+    )
+    pmd = card(
+        "Real recordings (PMd, Genkin et al. 2023)",
+        dbc.Checklist(id=ids.PMD_CONDITIONS, inline=True, value=logic.pmd_conditions(),
+                      options=[{"label": c, "value": c} for c in logic.pmd_conditions()]),
+        dbc.Row([
+            dbc.Col(_input(ids.PMD_NAME, "pmd"), md=7),
+            dbc.Col(dbc.Button("Load PMd", id=ids.PMD_LOAD, color="secondary"), md="auto"),
+        ], className="g-2 mt-1"),
+        html.Div(id=ids.PMD_MSG, className="mt-2"),
+        dbc.FormText("Decision windows 120 ms after stimulus onset to the reaction time, "
+                     "trial end recorded; one datasample per condition; even trials "
+                     "train, odd trials validate."),
+    )
+    view = card(
+        "Dataset",
+        dbc.Row([
+            field("Dataset", dbc.Select(id=ids.DATASET, options=[],
+                                        placeholder="choose a dataset"), width=6),
+            field("Trials to show", _input(ids.SHOW_TRIALS, "0, 1"), ids.SHOW_TRIALS_FB,
+                  help_text="e.g. 0, 1 or 0-4 (at most 20)", width=6),
+        ], className="g-2"),
+        html.Div(id=ids.SUMMARY, className="mb-2"),
+        dcc.Graph(id=ids.RASTER, figure=theme.message_figure("No dataset chosen.", 260),
+                  config=theme.graph_config("png", "raster")),
+        dcc.Graph(id=ids.LATENT, figure=theme.message_figure("", 200),
+                  config=theme.graph_config("png", "latent")),
+        dcc.Graph(id=ids.RATES, figure=theme.message_figure("", 200),
+                  config=theme.graph_config("png", "rates")),
+    )
+    return dbc.Container([
+        html.H2("Data", className="mb-3"),
+        dbc.Row([dbc.Col([generate, upload, pmd], lg=4), dbc.Col(view, lg=8)]),
+    ], fluid=True)

@@ -1,0 +1,148 @@
+"""Fit page callbacks: start/cancel through the job layer, poll the run store."""
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import ALL, Input, Output, State, callback, ctx, no_update
+
+from flowdash import ids as app_ids
+from flowdash import jobs
+from flowdash.pages.components import status_badge
+from flowdash.pages.fit import ids, view
+from flowdash.pages.services import open_store, options, store_path
+
+FIELDS = ("dataset", "init_model", "params", "alpha", "epochs", "batches", "nv",
+          "snapshots", "seed") + tuple(f"lr-{p}" for p in view.PARAMS)
+INPUT_OF = {"dataset": ids.DATASET, "init_model": ids.INIT_MODEL, "alpha": ids.ALPHA,
+            "epochs": ids.EPOCHS, "batches": ids.BATCHES, "nv": ids.NV,
+            "snapshots": ids.SNAPSHOTS, "seed": ids.SEED}
+
+
+def run_options(store):
+    return [{"label": f"{r['name']} · {r['id'][:6]}", "value": r["id"]}
+            for r in store.list_runs("fit")]
+
+
+@callback(Output(ids.DATASET, "options"), Output(ids.INIT_MODEL, "options"),
+          Output(ids.RUN_SELECT, "options"), Output(ids.RUN_SELECT, "value"),
+          Output(ids.DATASET, "value"),
+          Input(app_ids.URL, "pathname"), State(app_ids.ACTIVE_FIT, "data"),
+          State(app_ids.ACTIVE_DATASET, "data"))
+def fill_lists(_path, active_fit, active_dataset):
+    """Datasets, models and fit runs when the page opens; follow the active run."""
+    with open_store() as store:
+        datasets = store.list_datasets()
+        return (options(datasets), options(store.list_models()), run_options(store),
+                active_fit if store.get_run(active_fit) else None,
+                active_dataset if active_dataset in datasets else no_update)
+
+
+@callback(Output(ids.GD_BOX, "style"), Output(ids.ADAM_BOX, "style"),
+          Input(ids.OPTIMIZER, "value"))
+def optimizer_fields(optimizer):
+    """GD shows a learning rate per parameter, ADAM one step size."""
+    hide = {"display": "none"}
+    return (hide, None) if optimizer == "ADAM" else (None, hide)
+
+
+@callback(Output(ids.INIT_MODEL, "value"), Output(ids.PEQ_OVERRIDE, "value"),
+          Output(ids.OPTIMIZER, "value"), Output({"type": ids.LR, "param": ALL}, "value"),
+          Output(ids.PARAMS, "value"), Output(ids.EPOCHS, "value"), Output(ids.BATCHES, "value"),
+          Output(ids.NV, "value"), Output(ids.SNAPSHOTS, "value"),
+          Input(ids.PRESET, "n_clicks"), State(ids.DATASET, "value"),
+          State(ids.INIT_MODEL, "value"), prevent_initial_call=True)
+def preset(_n, dataset, init_model):
+    """The 2020 Fig. 3 fit: from the dataset's ground truth with a cos_square peq."""
+    with open_store() as store:
+        ds = store.get_dataset(dataset)
+    truth = (ds or {}).get("meta", {}).get("model") or init_model
+    p = view.fig3_preset(truth)
+    return (p["init_model"], p["peq_override"], p["optimizer"],
+            [p["lr"][q] for q in view.PARAMS], p["params"], p["epochs"], p["batches"],
+            p["nv"], p["snapshots"])
+
+
+@callback(
+    Output(app_ids.ACTIVE_FIT, "data"), Output(ids.MESSAGE, "children"),
+    Output(ids.RUN_SELECT, "options", allow_duplicate=True),
+    Output(ids.RUN_SELECT, "value", allow_duplicate=True),
+    Output({"type": ids.FB, "field": ALL}, "children"),
+    Input(ids.START, "n_clicks"),
+    State(ids.DATASET, "value"), State(ids.INIT_MODEL, "value"),
+    State(ids.PEQ_OVERRIDE, "value"), State(ids.OPTIMIZER, "value"),
+    State({"type": ids.LR, "param": ALL}, "value"), State(ids.ALPHA, "value"),
+    State(ids.PARAMS, "value"), State(ids.EPOCHS, "value"), State(ids.BATCHES, "value"),
+    State(ids.NV, "value"), State(ids.SNAPSHOTS, "value"), State(ids.SEED, "value"),
+    State(ids.NAME, "value"), prevent_initial_call=True,
+)
+def start(_n, dataset, init_model, peq_override, optimizer, lrs, alpha, params, epochs,
+          batches, nv, snapshots, seed, name):
+    """Validate, then start the fit in its own worker process (never kills another)."""
+    fields = dict(dataset=dataset, init_model=init_model, peq_override=peq_override,
+                  optimizer=optimizer, lr=dict(zip(view.PARAMS, lrs)), alpha=alpha,
+                  params=params, epochs=epochs, batches=batches, nv=nv, snapshots=snapshots,
+                  seed=seed, name=name)
+    settings, errors = view.settings_from_fields(fields)
+    feedback = [errors.get(o["id"]["field"], "") for o in ctx.outputs_list[-1]]
+    if settings is None:
+        return (no_update, dbc.Alert("Fix the fields marked in red.", color="danger",
+                                     className="py-1 mb-0"), no_update, no_update, feedback)
+    try:
+        run_id = jobs.start_fit(store_path(), settings, name=settings.pop("name"))
+    except ValueError as exc:
+        return (no_update, dbc.Alert(str(exc), color="danger", className="py-1 mb-0"),
+                no_update, no_update, feedback)
+    with open_store() as store:
+        opts = run_options(store)
+    return run_id, dbc.Alert("Fit started.", color="success", className="py-1 mb-0"), opts, \
+        run_id, feedback
+
+
+@callback(*[Output(i, "invalid") for i in INPUT_OF.values()],
+          Output({"type": ids.LR, "param": ALL}, "invalid"), Output(ids.PARAMS, "className"),
+          Input({"type": ids.FB, "field": ALL}, "children"), prevent_initial_call=True)
+def mark_invalid(messages):
+    """Fields with a message are marked invalid (the message shows beneath)."""
+    by_field = {o["id"]["field"]: m for o, m in zip(ctx.inputs_list[0], messages)}
+    return (*[bool(by_field.get(f)) for f in INPUT_OF],
+            [bool(by_field.get(f"lr-{p}")) for p in view.PARAMS],
+            "is-invalid" if by_field.get("params") else "")
+
+
+@callback(Output(app_ids.ACTIVE_FIT, "data", allow_duplicate=True),
+          Input(ids.RUN_SELECT, "value"), prevent_initial_call=True)
+def follow(run_id):
+    """Follow the chosen run (remembered across page changes and reloads)."""
+    return run_id or no_update
+
+
+@callback(Output(ids.MESSAGE, "children", allow_duplicate=True),
+          Input(ids.CANCEL, "n_clicks"), State(app_ids.ACTIVE_FIT, "data"),
+          prevent_initial_call=True)
+def cancel(_n, run_id):
+    """Ask the worker to stop after the current epoch; what it has is kept."""
+    if not run_id:
+        return no_update
+    jobs.cancel(store_path(), run_id)
+    return dbc.Alert("Cancel requested: the fit stops after the current epoch.",
+                     color="warning", className="py-1 mb-0")
+
+
+@callback(Output(ids.NLL_GRAPH, "figure"), Output(ids.POTENTIAL_GRAPH, "figure"),
+          Output(ids.PARAMS_GRAPH, "figure"), Output(ids.PROGRESS, "value"),
+          Output(ids.PROGRESS, "label"), Output(ids.PROGRESS_TEXT, "children"),
+          Output(ids.STATUS, "children"), Output(ids.CURSOR, "data"),
+          Output(ids.INTERVAL, "disabled"), Output(ids.CANCEL, "disabled"),
+          Input(ids.INTERVAL, "n_intervals"), Input(app_ids.ACTIVE_FIT, "data"),
+          State(ids.CURSOR, "data"))
+def poll(_n, run_id, cursor):
+    """Read what is new in the run store; extend the curves with a Patch."""
+    with open_store() as store:
+        out = view.poll(store, run_id, None if ctx.triggered_id == app_ids.ACTIVE_FIT
+                        else cursor)
+    if out is None:
+        return (no_update,) * 8 + (True, True)
+    pot, par = out["side"] or (no_update, no_update)
+    value, label, text = out["progress"]
+    status = out["record"]["status"]
+    return (out["nll"] if out["nll"] is not None else no_update, pot, par, value, label, text,
+            status_badge(status), out["cursor"], out["final"], status not in ("queued", "running"))

@@ -1,0 +1,170 @@
+"""Fit page figures (the layout of the 2020 paper's Fig. 3); no dash import."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from flowdash.pages import theme
+
+NLL_Y_TITLE = "NLL − NLL(epoch 0) (nats)"
+EPOCH_TITLE = "epoch (iteration)"
+
+
+def shifted(values, base):
+    """``values − base`` with None kept (missing validation)."""
+    return [None if v is None or base is None else v - base for v in values]
+
+
+def best_epoch(epochs, val):
+    """(epoch, value) of the minimal validation NLL, or (None, None)."""
+    pairs = [(e, v) for e, v in zip(epochs, val) if v is not None]
+    if not pairs:
+        return None, None
+    return min(pairs, key=lambda p: p[1])
+
+
+def min_marker_shape(epoch):
+    """The dashed vertical line at the validation minimum (layout shape)."""
+    if epoch is None:
+        return []
+    return [dict(type="line", x0=epoch, x1=epoch, y0=0, y1=1, yref="paper",
+                 line=dict(color=theme.MIN_COLOR, dash="dash", width=2))]
+
+
+def nll_figure(epochs, train, val, title: str = "Negative log-likelihood") -> go.Figure:
+    """Training and validation NLL, shifted to start at 0, minimum of validation marked.
+
+    Parameters
+    ----------
+    epochs : sequence of int
+    train, val : sequences of float (nats; val entries may be None)
+        Summed over datasamples, *not yet shifted*.
+
+    Traces: 0 training, 1 validation, 2 the validation minimum (marker). The
+    live page extends traces 0–1 and replaces trace 2 with ``Patch``.
+    """
+    epochs = list(epochs)
+    base_t = train[0] if len(train) else None
+    base_v = val[0] if len(val) else None
+    fig = theme.base_figure(title, height=400)
+    fig.add_trace(go.Scatter(x=epochs, y=shifted(train, base_t), mode="lines+markers",
+                             name="training", line=dict(color=theme.TRAIN_COLOR, width=3),
+                             marker=dict(size=6)))
+    fig.add_trace(go.Scatter(x=epochs, y=shifted(val, base_v), mode="lines+markers",
+                             name="validation", line=dict(color=theme.VAL_COLOR, width=3),
+                             marker=dict(size=6, symbol="square")))
+    e, v = best_epoch(epochs, val)
+    fig.add_trace(go.Scatter(x=[] if e is None else [e], y=[] if e is None else [v - base_v],
+                             mode="markers", name="min validation",
+                             marker=dict(color=theme.MIN_COLOR, size=16, symbol="star")))
+    fig.update_layout(xaxis_title=EPOCH_TITLE, yaxis_title=NLL_Y_TITLE,
+                      shapes=min_marker_shape(e), uirevision="nll",
+                      legend=dict(x=0.99, y=0.99, xanchor="right", yanchor="top"))
+    return fig
+
+
+def potential_figure(x, snapshots, truth=None, latest=None) -> go.Figure:
+    """Φ(x) = −log peq at each snapshot epoch, over the ground truth.
+
+    Parameters
+    ----------
+    x : array, shape (N,)
+    snapshots : sequence of (epoch, peq) with peq shape (N,) or (K, N)
+    truth : (x_true (M,), peq_true (M,) or (K, M)) or None
+    latest : (epoch, peq) or None
+        The current parameters (dashed) when not a snapshot epoch.
+    """
+    fig = theme.base_figure("Potential at the snapshot epochs", height=400)
+    x = np.asarray(x)
+    if truth is not None:
+        xt, pt = np.asarray(truth[0]), np.atleast_2d(truth[1])
+        for k, row in enumerate(pt):
+            fig.add_trace(go.Scatter(x=xt, y=-np.log(row), mode="lines",
+                                     name="ground truth" + (f" {k}" if len(pt) > 1 else ""),
+                                     line=dict(color=theme.TRUTH_COLOR, width=4)))
+    order = ["sky", "orange", "green", "vermillion", "purple", "blue", "yellow"]
+    for i, (epoch, peq) in enumerate(snapshots):
+        rows = np.atleast_2d(peq)
+        for k, row in enumerate(rows):
+            fig.add_trace(go.Scatter(
+                x=x, y=-np.log(np.asarray(row)), mode="lines",
+                name=f"epoch {epoch}" + (f" · {k}" if len(rows) > 1 else ""),
+                line=dict(color=theme.OKABE_ITO[order[i % len(order)]], width=2.5)))
+    if latest is not None:
+        for k, row in enumerate(np.atleast_2d(latest[1])):
+            fig.add_trace(go.Scatter(x=x, y=-np.log(np.asarray(row)), mode="lines",
+                                     name=f"now (epoch {latest[0]})",
+                                     line=dict(color="#777", width=2, dash="dot")))
+    fig.update_layout(xaxis_title=theme.X_TITLE, yaxis_title=theme.POTENTIAL_TITLE,
+                      uirevision="potential")
+    return fig
+
+
+def params_figure(epochs, D=None, x=None, p0=None, fr=None) -> go.Figure:
+    """D over the epochs, and the current p0 and rates, for what is fitted.
+
+    Parameters
+    ----------
+    epochs : sequence of int
+    D : sequence of (K_D,) lists, or None when D is not fitted
+    x : array (N,) for p0/fr
+    p0 : (epoch, array (K, N)) or None
+    fr : (epoch, array (K, N, n_neurons)) in Hz, or None
+    """
+    panels = [p for p, v in (("D", D), ("p0", p0), ("fr", fr)) if v is not None]
+    if not panels:
+        return theme.message_figure("D, p0 and the rates are not fitted in this run.", 120)
+    titles = {"D": "Noise magnitude D", "p0": "Initial density p0", "fr": "Firing rates"}
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[titles[p] for p in panels],
+                        horizontal_spacing=0.12)
+    fig.update_layout(template=theme.TEMPLATE, height=340, uirevision="params")
+    for col, p in enumerate(panels, start=1):
+        if p == "D":
+            arr = np.asarray(D, float).reshape(len(epochs), -1)
+            for k in range(arr.shape[1]):
+                fig.add_trace(go.Scatter(x=list(epochs), y=arr[:, k], mode="lines+markers",
+                                         name="D" + (f" {k}" if arr.shape[1] > 1 else ""),
+                                         line=dict(color=theme.color(k), width=3)), row=1, col=col)
+            fig.update_xaxes(title_text=EPOCH_TITLE, row=1, col=col)
+            fig.update_yaxes(title_text="D (1/s)", row=1, col=col)
+        elif p == "p0":
+            for k, row in enumerate(np.atleast_2d(p0[1])):
+                fig.add_trace(go.Scatter(x=x, y=row, mode="lines", name=f"p0 (epoch {p0[0]})",
+                                         line=dict(color=theme.OKABE_ITO["green"], width=3)),
+                              row=1, col=col)
+            fig.update_xaxes(title_text=theme.X_TITLE, row=1, col=col)
+            fig.update_yaxes(title_text=theme.DENSITY_TITLE, row=1, col=col)
+        else:
+            arr = np.asarray(fr[1], float)
+            arr = arr.reshape((-1,) + arr.shape[-2:])
+            for n in range(arr.shape[2]):
+                fig.add_trace(go.Scatter(x=x, y=arr[0, :, n], mode="lines",
+                                         name=f"neuron {n + 1} (epoch {fr[0]})",
+                                         line=dict(color=theme.color(n), width=3)),
+                              row=1, col=col)
+            fig.update_xaxes(title_text=theme.X_TITLE, row=1, col=col)
+            fig.update_yaxes(title_text=theme.RATE_TITLE, row=1, col=col)
+    return fig
+
+
+def overlay_figure(curves) -> go.Figure:
+    """NLL curves of several runs (shifted to 0), for comparison.
+
+    Parameters
+    ----------
+    curves : sequence of (label, epochs, train, val)
+    """
+    fig = theme.base_figure("NLL of the selected runs", height=420)
+    for i, (label, epochs, train, val) in enumerate(curves):
+        c = theme.color(i)
+        base_t = train[0] if train else None
+        base_v = val[0] if val else None
+        fig.add_trace(go.Scatter(x=list(epochs), y=shifted(train, base_t), mode="lines",
+                                 name=f"{label} · training", line=dict(color=c, width=3)))
+        if any(v is not None for v in val):
+            fig.add_trace(go.Scatter(x=list(epochs), y=shifted(val, base_v), mode="lines",
+                                     name=f"{label} · validation",
+                                     line=dict(color=c, width=3, dash="dash")))
+    fig.update_layout(xaxis_title=EPOCH_TITLE, yaxis_title=NLL_Y_TITLE)
+    return fig

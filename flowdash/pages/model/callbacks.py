@@ -1,0 +1,146 @@
+"""Model page callbacks (thin: parse, call form/core/store, build figures)."""
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import ALL, Input, Output, State, callback, ctx, no_update
+
+from flowdash import ids as app_ids
+from flowdash.pages import theme
+from flowdash.pages.model import figures, form, ids
+from flowdash.pages.model.layout import form_outputs
+from flowdash.pages.services import open_store, options
+
+PARAMS_ALL = {"type": ids.PARAM, "target": ALL, "neuron": ALL, "name": ALL, "model": ALL}
+GRID_KEYS = (("Np", ids.NP, ids.FB_NP), ("Ne", ids.NE, ids.FB_NE),
+             ("xbegin", ids.XBEGIN, ids.FB_XBEGIN), ("xend", ids.XEND, ids.FB_XEND))
+
+
+def state_from_fields(structure, grid_values, boundary, D, param_values, param_ids):
+    """Form state from the structure store and the current field values.
+
+    Fields rendered for another model than the structure says are ignored.
+    """
+    state = {"grid": dict(zip(("Np", "Ne", "xbegin", "xend"), grid_values)),
+             "boundary_mode": boundary, "D": D,
+             "peq": {"model": structure["peq"]["model"], "params": {}},
+             "p0": None if structure["p0"] is None else
+             {"model": structure["p0"]["model"], "params": {}},
+             "neurons": [{"model": n["model"], "params": {}} for n in structure["neurons"]]}
+    for value, pid in zip(param_values or [], param_ids or []):
+        t, i = pid["target"], pid["neuron"]
+        entry = (state["neurons"][i] if t == "fr" and i < len(state["neurons"])
+                 else state.get(t) if t in ("peq", "p0") else None)
+        if entry is not None and entry["model"] == pid["model"]:
+            entry["params"][pid["name"]] = value
+    for target, entry in (("peq", state["peq"]), ("p0", state["p0"])):
+        if entry is not None and not entry["params"]:
+            entry["params"] = form.params_state("peq", entry["model"])["params"]
+    return state
+
+
+@callback(
+    Output(ids.NP, "value"), Output(ids.NE, "value"), Output(ids.XBEGIN, "value"),
+    Output(ids.XEND, "value"), Output(ids.BOUNDARY, "value"), Output(ids.D, "value"),
+    Output(ids.PEQ, "value"), Output(ids.P0, "value"), Output(ids.PEQ_PARAMS, "children"),
+    Output(ids.P0_PARAMS, "children"), Output(ids.NEURONS, "children"),
+    Output(ids.FORM, "data"),
+    Input({"type": ids.PRESET, "key": ALL}, "n_clicks"), Input(ids.LOAD, "n_clicks"),
+    Input(ids.ADD_NEURON, "n_clicks"), Input({"type": ids.REMOVE, "neuron": ALL}, "n_clicks"),
+    Input(ids.PEQ, "value"), Input(ids.P0, "value"),
+    Input({"type": ids.RATE, "neuron": ALL}, "value"),
+    State(ids.FORM, "data"), State(ids.NP, "value"), State(ids.NE, "value"),
+    State(ids.XBEGIN, "value"), State(ids.XEND, "value"), State(ids.BOUNDARY, "value"),
+    State(ids.D, "value"), State(PARAMS_ALL, "value"), State(PARAMS_ALL, "id"),
+    State(ids.SAVED, "value"),
+    prevent_initial_call=True,
+)
+def restructure(_presets, _load, _add, _remove, peq, p0, rates, structure, np_, ne, xb, xe,
+                boundary, D, param_values, param_ids, saved):
+    """Presets, loading, model choices and adding/removing neurons re-render the form."""
+    trigger = ctx.triggered_id
+    state = state_from_fields(structure, (np_, ne, xb, xe), boundary, D, param_values, param_ids)
+    if isinstance(trigger, dict) and trigger.get("type") == ids.PRESET:
+        state = form.apply_event(state, "preset", trigger["key"])
+    elif isinstance(trigger, dict) and trigger.get("type") == ids.REMOVE:
+        if not ctx.triggered[0]["value"]:
+            return (no_update,) * 12
+        state = form.apply_event(state, "remove", trigger["neuron"])
+    elif isinstance(trigger, dict) and trigger.get("type") == ids.RATE:
+        state = form.apply_event(state, "rate", (trigger["neuron"], rates[trigger["neuron"]]))
+    elif trigger == ids.LOAD:
+        with open_store() as store:
+            spec = store.get_model(saved)
+        if spec is None:
+            return (no_update,) * 12
+        state = form.apply_event(state, "load", spec)
+    elif trigger == ids.ADD_NEURON:
+        state = form.apply_event(state, "add")
+    elif trigger in (ids.PEQ, ids.P0):
+        state = form.apply_event(state, "peq" if trigger == ids.PEQ else "p0",
+                                 peq if trigger == ids.PEQ else p0)
+    model_choice = trigger in (ids.PEQ, ids.P0) or (
+        isinstance(trigger, dict) and trigger.get("type") == ids.RATE)
+    if model_choice and form.model_names(state) == form.model_names(structure):
+        return (no_update,) * 12
+    return (*form_outputs(state), state)
+
+
+@callback(
+    Output(ids.PREVIEW, "figure"), Output(ids.SPEC, "data"),
+    *[Output(i, "invalid") for _, i, _ in GRID_KEYS], Output(ids.D, "invalid"),
+    *[Output(fb, "children") for _, _, fb in GRID_KEYS], Output(ids.FB_D, "children"),
+    Output(PARAMS_ALL, "invalid"),
+    Output({"type": ids.PARAM_FB, "target": ALL, "neuron": ALL, "name": ALL, "model": ALL},
+           "children"),
+    Output({"type": ids.MODEL_ERROR, "target": ALL, "neuron": ALL}, "children"),
+    Input(ids.FORM, "data"), Input(ids.NP, "value"), Input(ids.NE, "value"),
+    Input(ids.XBEGIN, "value"), Input(ids.XEND, "value"), Input(ids.BOUNDARY, "value"),
+    Input(ids.D, "value"), Input(PARAMS_ALL, "value"), State(PARAMS_ALL, "id"),
+    State({"type": ids.MODEL_ERROR, "target": ALL, "neuron": ALL}, "id"),
+)
+def collect(structure, np_, ne, xb, xe, boundary, D, param_values, param_ids, error_ids):
+    """Validate every field, mark errors inline and redraw the live preview."""
+    state = state_from_fields(structure, (np_, ne, xb, xe), boundary, D, param_values, param_ids)
+    spec, errors, arrays = form.parse_form(state)
+    if spec is None:
+        fig = theme.message_figure("Fix the fields marked in red to see the preview.")
+    else:
+        fig = figures.model_preview(arrays["x"], arrays["peq"], arrays["p0"], arrays["fr"],
+                                    equilibrium=spec["p0_model"] is None)
+    grid_err = [errors.get(("grid", k)) for k, _, _ in GRID_KEYS]
+    param_err = [errors.get((p["target"], p["neuron"], p["name"])) for p in param_ids or []]
+    model_err = [errors.get((e["target"], e["neuron"], None)) for e in error_ids or []]
+    return (fig, spec, *[bool(e) for e in grid_err], ("D",) in errors,
+            *[e or "" for e in grid_err], errors.get(("D",), ""),
+            [bool(e) for e in param_err], [e or "" for e in param_err],
+            [e or "" for e in model_err])
+
+
+@callback(
+    Output(ids.SAVE_MSG, "children"), Output(ids.SAVED, "options"),
+    Output(ids.NAME, "invalid"),
+    Input(ids.SAVE, "n_clicks"), State(ids.NAME, "value"), State(ids.SPEC, "data"),
+    prevent_initial_call=True,
+)
+def save_model(_n, name, spec):
+    """Save the current (valid) model under a name."""
+    if spec is None:
+        return dbc.Alert("The model has errors; fix the fields marked in red.",
+                         color="danger", className="py-1 mb-0"), no_update, False
+    try:
+        with open_store() as store:
+            name = store.save_model(name, spec)
+            names = store.list_models()
+    except ValueError:
+        return dbc.Alert("Enter a model name (at most 80 characters).", color="danger",
+                         className="py-1 mb-0"), no_update, True
+    return (dbc.Alert(f"Saved model “{name}”.", color="success", className="py-1 mb-0"),
+            options(names), False)
+
+
+@callback(Output(ids.SAVED, "options", allow_duplicate=True),
+          Input(app_ids.URL, "pathname"), prevent_initial_call="initial_duplicate")
+def list_saved(_path):
+    """Fill the list of saved models when the page opens."""
+    with open_store() as store:
+        return options(store.list_models())

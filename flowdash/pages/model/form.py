@@ -1,0 +1,296 @@
+"""Model form logic: presets, the form state, parsing and validation (no dash).
+
+The *form state* is what the browser shows, all values as strings::
+
+    {"grid": {"Np": "8", "Ne": "256", "xbegin": "-1", "xend": "1"},
+     "boundary_mode": "reflecting", "D": "10",
+     "peq": {"model": "double_well", "params": {"xmin": "0.6", ...}},
+     "p0": None or {"model": ..., "params": {...}},
+     "neurons": [{"model": "rectified_linear", "params": {...}}, ...]}
+
+:func:`parse_form` turns it into a *model spec* (the reference JSON format plus
+``grid`` and ``boundary_mode``), which the store saves and
+:func:`flowdash.jobs.build_model` turns into a core ``Model``; it returns the
+errors per field so the page can mark them inline.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import numpy as np
+
+from flowdash.core import library
+
+#: Library models that need a Python callable cannot be entered in a browser.
+HIDDEN_MODELS = ("custom",)
+EQUILIBRIUM = "equilibrium"
+MAX_NEURONS = 12
+MAX_N = 20001  # largest grid the preview accepts
+
+
+def peq_model_names() -> list[str]:
+    return [n for n in library.PEQ_MODELS if n not in HIDDEN_MODELS]
+
+
+def rate_model_names() -> list[str]:
+    return [n for n in library.RATE_MODELS if n not in HIDDEN_MODELS]
+
+
+def format_value(value) -> str:
+    """A parameter value as the text shown in its field."""
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ", ".join(format_value(v) for v in value)
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value)) if not float(value).is_integer() else str(int(value))
+    return "" if value is None else str(value)
+
+
+def parse_value(text, default):
+    """Parse a field's text like its default (number, list of numbers, JSON dict).
+
+    Raises ValueError with a message for the field.
+    """
+    text = "" if text is None else str(text).strip()
+    if not text:
+        raise ValueError("required")
+    if isinstance(default, dict):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise ValueError('expected JSON such as {"model": "cos_square", "params": {}}') from None
+        if not isinstance(value, dict):
+            raise ValueError("expected a JSON object")
+        return value
+    if isinstance(default, (list, tuple)):
+        try:
+            values = [float(t) for t in text.replace(";", ",").split(",") if t.strip()]
+        except ValueError:
+            raise ValueError("expected numbers separated by commas") from None
+        if not values or not all(math.isfinite(v) for v in values):
+            raise ValueError("expected finite numbers separated by commas")
+        return values
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("expected a number") from None
+    if not math.isfinite(value):
+        raise ValueError("expected a finite number")
+    return value
+
+
+def params_state(registry: str, name: str, params: dict | None = None) -> dict:
+    """Form state of one library model: its defaults overridden by ``params``."""
+    reg = library.PEQ_MODELS if registry == "peq" else library.RATE_MODELS
+    defaults = dict(reg[name].defaults)
+    defaults.update(params or {})
+    return {"model": name, "params": {k: format_value(v) for k, v in defaults.items()}}
+
+
+def state_from_spec(spec: dict) -> dict:
+    """Form state from a model spec (a preset or a saved model)."""
+    g = spec.get("grid", {})
+    p0 = spec.get("p0_model")
+    return {
+        "grid": {k: format_value(g.get(k, d)) for k, d in
+                 (("Np", 8), ("Ne", 16), ("xbegin", -1.0), ("xend", 1.0))},
+        "boundary_mode": spec.get("boundary_mode", "reflecting"),
+        "D": format_value(spec.get("D", 1.0)),
+        "peq": params_state("peq", spec["peq_model"]["model"], spec["peq_model"].get("params")),
+        "p0": None if p0 is None else params_state("peq", p0["model"], p0.get("params")),
+        "neurons": [params_state("fr", f["model"], f.get("params")) for f in spec["fr_model"]],
+    }
+
+
+def _spec(Np, Ne, bm, peq, D, neurons, p0=None, xbegin=-1.0, xend=1.0):
+    return {"grid": {"Np": Np, "Ne": Ne, "xbegin": xbegin, "xend": xend},
+            "boundary_mode": bm, "peq_model": peq, "p0_model": p0, "D": D,
+            "fr_model": neurons}
+
+
+#: Presets that fill the form: key -> (label, spec).
+PRESETS = {
+    "fig3": ("2020 Fig. 3: double well",
+             _spec(8, 256, "reflecting",
+                   {"model": "double_well", "params": {"xmin": 0.6, "xmax": 0.0, "depth": 2}},
+                   10, [{"model": "rectified_linear", "params": {"slope": 100, "x_thresh": -1}}])),
+    "fig3_init": ("2020 Fig. 3: fit start (cos_square)",
+                  _spec(8, 256, "reflecting", {"model": "cos_square", "params": {}}, 10,
+                        [{"model": "rectified_linear",
+                          "params": {"slope": 100, "x_thresh": -1}}])),
+    "ramp": ("Ramping, absorbing boundary",
+             _spec(8, 16, "absorbing", {"model": "linear_pot", "params": {"slope": -3.0}}, 0.5,
+                   [{"model": "rectified_linear", "params": {"slope": 40, "x_thresh": -1}}],
+                   p0={"model": "single_well", "params": {"xmin": -0.3, "miu": 100.0}})),
+    "multi": ("Three neurons, double well",
+              _spec(8, 32, "reflecting", {"model": "double_well", "params": {}}, 2.0,
+                    [{"model": "rectified_linear", "params": {"slope": 50, "x_thresh": -1}},
+                     {"model": "linear", "params": {"slope": -40, "bias": 50}},
+                     {"model": "peaks", "params": {"center": [0.0], "width": [0.3],
+                                                   "amp": [80.0]}}])),
+}
+#: The fit's starting peq in the Fig. 3 workflow.
+FIG3_FIT_INIT = "cos_square"
+
+
+def preset_state(key: str) -> dict:
+    if key not in PRESETS:
+        raise ValueError(f"unknown preset {key!r}; allowed: {sorted(PRESETS)}")
+    return state_from_spec(PRESETS[key][1])
+
+
+def apply_event(state: dict, event: str, arg=None) -> dict:
+    """A new form state after a structural change.
+
+    Events: ``preset`` (arg = key), ``load`` (arg = spec), ``peq`` / ``p0``
+    (arg = model name, or "equilibrium" for p0), ``rate`` (arg = (neuron,
+    name)), ``add``, ``remove`` (arg = neuron index).
+    """
+    if event == "preset":
+        return preset_state(arg)
+    if event == "load":
+        return state_from_spec(arg)
+    state = copy.deepcopy(state)
+    if event == "peq" and arg != state["peq"]["model"]:
+        state["peq"] = params_state("peq", arg)
+    elif event == "p0":
+        current = None if state["p0"] is None else state["p0"]["model"]
+        if arg in (None, EQUILIBRIUM):
+            state["p0"] = None
+        elif arg != current:
+            state["p0"] = params_state("peq", arg)
+    elif event == "rate":
+        i, name = arg
+        if 0 <= i < len(state["neurons"]) and state["neurons"][i]["model"] != name:
+            state["neurons"][i] = params_state("fr", name)
+    elif event == "add" and len(state["neurons"]) < MAX_NEURONS:
+        state["neurons"].append(params_state("fr", "rectified_linear"))
+    elif event == "remove" and len(state["neurons"]) > 1 and 0 <= arg < len(state["neurons"]):
+        state["neurons"].pop(arg)
+    return state
+
+
+def model_names(state: dict) -> tuple:
+    """The chosen library models of a form state (peq, p0, each neuron)."""
+    return (state["peq"]["model"], None if state["p0"] is None else state["p0"]["model"],
+            tuple(n["model"] for n in state["neurons"]))
+
+
+def _field_name(message: str, names) -> str | None:
+    for n in names:
+        if f"'{n}'" in message or f" {n} " in f" {message} " or message.startswith(n):
+            return n
+    return None
+
+
+def parse_form(state: dict):
+    """Validate a form state.
+
+    Returns
+    -------
+    spec : dict or None
+        The model spec, None when there are errors.
+    errors : dict
+        ``("grid", key)``, ``("D",)``, ``(target, neuron, param)`` or
+        ``(target, neuron, None)`` (the model as a whole) -> message.
+    arrays : dict or None
+        ``x (N,)``, ``peq (N,)``, ``p0 (N,)`` (equilibrium: peq), ``fr (N, n)``
+        in Hz, for the preview.
+    """
+    from flowdash.core.grid import Grid
+
+    errors = {}
+    grid_vals = {}
+    for key, typ in (("Np", int), ("Ne", int), ("xbegin", float), ("xend", float)):
+        text = str(state["grid"].get(key, "")).strip()
+        try:
+            v = float(text)
+            if typ is int and not v.is_integer():
+                raise ValueError
+            grid_vals[key] = typ(v)
+        except ValueError:
+            errors[("grid", key)] = "expected a whole number" if typ is int else "expected a number"
+    grid = None
+    if not errors:
+        if not 2 <= grid_vals["Np"] <= 20:
+            errors[("grid", "Np")] = "Np must be between 2 and 20"
+        if not 1 <= grid_vals["Ne"] <= 2000:
+            errors[("grid", "Ne")] = "Ne must be between 1 and 2000"
+        if grid_vals["xend"] <= grid_vals["xbegin"]:
+            errors[("grid", "xend")] = "xend must be larger than xbegin"
+        if not errors and (grid_vals["Np"] - 1) * grid_vals["Ne"] + 1 > MAX_N:
+            errors[("grid", "Ne")] = f"grid too large: (Np−1)·Ne+1 must be ≤ {MAX_N}"
+    if not errors:
+        try:
+            grid = Grid(grid_vals["Np"], grid_vals["Ne"], grid_vals["xbegin"], grid_vals["xend"])
+        except ValueError as exc:
+            errors[("grid", "Ne")] = str(exc)
+    try:
+        D = float(str(state.get("D", "")).strip())
+        if not math.isfinite(D) or D <= 0:
+            errors[("D",)] = "D must be a positive number"
+    except ValueError:
+        errors[("D",)] = "expected a positive number"
+        D = None
+    if state.get("boundary_mode") not in ("reflecting", "absorbing"):
+        errors[("boundary_mode",)] = "choose reflecting or absorbing"
+
+    def parse_params(target, i, entry, registry):
+        defaults = registry[entry["model"]].defaults
+        params = {}
+        for name, default in defaults.items():
+            try:
+                params[name] = parse_value(entry["params"].get(name), default)
+            except ValueError as exc:
+                errors[(target, i, name)] = str(exc)
+        return params
+
+    def evaluate(target, i, name, params, fn):
+        if grid is None:
+            return None
+        try:
+            with np.errstate(all="ignore"):
+                out = fn(name, params)
+            if not np.all(np.isfinite(out)):
+                raise ValueError("gives non-finite values on this grid")
+            return out
+        except (ValueError, TypeError, OverflowError, KeyError) as exc:
+            msg = str(exc)
+            field = _field_name(msg, params)
+            errors[(target, i, field)] = msg
+            return None
+
+    peq_entry = state["peq"]
+    peq_params = parse_params("peq", 0, peq_entry, library.PEQ_MODELS)
+    peq = None
+    if not any(k[0] == "peq" for k in errors):
+        peq = evaluate("peq", 0, peq_entry["model"], peq_params,
+                       lambda n, p: library.peq_from_library(grid, n, **p))
+    p0_spec, p0 = None, peq
+    if state.get("p0") is not None:
+        p0_params = parse_params("p0", 0, state["p0"], library.PEQ_MODELS)
+        p0_spec = {"model": state["p0"]["model"], "params": p0_params}
+        if not any(k[0] == "p0" for k in errors):
+            p0 = evaluate("p0", 0, state["p0"]["model"], p0_params,
+                          lambda n, p: library.p0_from_library(grid, n, **p))
+    fr_specs, rates = [], []
+    for i, entry in enumerate(state["neurons"]):
+        params = parse_params("fr", i, entry, library.RATE_MODELS)
+        fr_specs.append({"model": entry["model"], "params": params})
+        if not any(k[0] == "fr" and k[1] == i for k in errors):
+            rates.append(evaluate("fr", i, entry["model"], params,
+                                  lambda n, p: library.rate_from_library(grid.x, n, **p)))
+    if errors:
+        return None, errors, None
+    spec = {"grid": grid_vals, "boundary_mode": state["boundary_mode"],
+            "peq_model": {"model": peq_entry["model"], "params": peq_params},
+            "p0_model": p0_spec, "D": D, "fr_model": fr_specs}
+    arrays = {"x": grid.x, "peq": peq, "p0": p0, "fr": np.stack(rates, axis=1)}
+    return spec, errors, arrays

@@ -1,0 +1,148 @@
+"""Runs page callbacks."""
+from __future__ import annotations
+
+import json
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, callback, dcc, html, no_update
+
+from flowdash import ids as app_ids
+from flowdash import jobs
+from flowdash.pages import theme
+from flowdash.pages.components import status_badge
+from flowdash.pages.fit import figures as fit_figures
+from flowdash.pages.fit import view as fit_view
+from flowdash.pages.runs import ids
+from flowdash.pages.runs.table import describe
+from flowdash.pages.services import open_store, store_path
+from flowdash.store import ACTIVE_STATUSES
+
+COLUMNS = (("status", "Status"), ("name", "Name"), ("kind", "Kind"), ("created", "Created"),
+           ("took", "Took"), ("progress", "Progress"), ("used", "Settings and data"),
+           ("error", "Reason"))
+
+
+def table(rows):
+    head = html.Thead(html.Tr([html.Th(label) for _, label in COLUMNS]))
+    body = html.Tbody([html.Tr([html.Td(status_badge(r[k]) if k == "status" else r[k])
+                                for k, _ in COLUMNS], id={"type": "runs-row", "run": r["id"]})
+                       for r in rows])
+    return dbc.Table([head, body], hover=True, size="sm", className="mb-0 runs-table")
+
+
+@callback(Output(ids.TABLE, "children"), Output(ids.OPEN, "options"),
+          Output(ids.OVERLAY_SELECT, "options"),
+          Input(ids.INTERVAL, "n_intervals"), Input(ids.CHANGED, "data"),
+          Input(app_ids.URL, "pathname"))
+def refresh(_n, _changed, _path):
+    """The table of every run with its status (polled)."""
+    with open_store() as store:
+        records = store.list_runs()
+        rows = [describe(r, store.n_epochs(r["id"])) for r in records]
+    if not rows:
+        return (dbc.Alert("No runs yet: generate data or start a fit.", color="light"), [], [])
+    opts = [{"label": f"{r['name']} · {r['kind']} · {r['status']} · {r['id'][:6]}",
+             "value": r["id"]} for r in rows]
+    fits = [{"label": f"{r['name']} ({r['id'][:6]})", "value": r["id"]}
+            for r in rows if r["kind"] == "fit"]
+    return table(rows), opts, fits
+
+
+@callback(Output(ids.DETAILS, "children"), Output(ids.NLL_GRAPH, "figure"),
+          Output(ids.POTENTIAL_GRAPH, "figure"),
+          Input(ids.OPEN, "value"), Input(ids.CHANGED, "data"))
+def open_run(run_id, _changed):
+    """Settings, data and plots of one run."""
+    with open_store() as store:
+        record = store.get_run(run_id)
+        if record is None:
+            return "", theme.message_figure("Open a run.", 300), theme.message_figure("", 300)
+        epochs = store.read_epochs(run_id)
+        side = fit_view.side_figures(store, record, epochs) if record["kind"] == "fit" else None
+    es, tr, va = fit_view.curves(epochs)
+    info = html.Div([
+        html.Div([status_badge(record["status"]), html.Strong(f"  {record['name']}"),
+                  html.Span(f"  ({record['kind']}, id {record['id']})", className="text-muted")]),
+        html.Div(record.get("error") or "", className="text-danger"),
+        html.Pre(json.dumps({"settings": record["settings"], "refs": record["refs"]},
+                            indent=2, default=str), className="run-settings p-2 mt-2"),
+    ])
+    if record["kind"] != "fit":
+        return info, theme.message_figure("A data-generation run has no NLL.", 300), \
+            theme.message_figure("See the Data page for its raster.", 300)
+    return info, fit_figures.nll_figure(es, tr, va, f"NLL · {record['name']}"), side[0]
+
+
+@callback(Output(ids.OVERLAY_GRAPH, "figure"), Input(ids.OVERLAY_SELECT, "value"),
+          Input(ids.CHANGED, "data"))
+def overlay(run_ids, _changed):
+    """NLL curves of the ticked runs in one plot."""
+    with open_store() as store:
+        curves = []
+        for rid in run_ids or []:
+            rec = store.get_run(rid)
+            if rec is not None:
+                curves.append((rec["name"], *fit_view.curves(store.read_epochs(rid))))
+    if not curves:
+        return theme.message_figure("Tick fit runs to overlay.", 260)
+    return fit_figures.overlay_figure(curves)
+
+
+@callback(Output(ids.MESSAGE, "children"), Output(ids.CHANGED, "data"),
+          Input(ids.CANCEL, "n_clicks"), State(ids.OPEN, "value"), prevent_initial_call=True)
+def cancel_run(_n, run_id):
+    """Request a cancel of the open run."""
+    with open_store() as store:
+        record = store.get_run(run_id)
+    if record is None or record["status"] not in ACTIVE_STATUSES:
+        return dbc.Alert("Only a queued or running run can be cancelled.", color="light",
+                         className="py-1 mb-0"), no_update
+    jobs.cancel(store_path(), run_id)
+    return dbc.Alert("Cancel requested.", color="warning", className="py-1 mb-0"), run_id
+
+
+@callback(Output(ids.MESSAGE, "children", allow_duplicate=True),
+          Output(ids.CHANGED, "data", allow_duplicate=True),
+          Output(ids.OPEN, "value"),
+          Input(ids.DELETE, "n_clicks"), State(ids.OPEN, "value"), prevent_initial_call=True)
+def delete_run(_n, run_id):
+    """Delete the open run (an active one is cancelled first)."""
+    with open_store() as store:
+        record = store.get_run(run_id)
+        if record is None:
+            return no_update, no_update, no_update
+        if record["status"] in ACTIVE_STATUSES:
+            store.request_cancel(run_id)
+        store.delete_run(run_id)
+    return (dbc.Alert(f"Deleted run “{record['name']}”.", color="success",
+                      className="py-1 mb-0"), f"deleted {run_id}", None)
+
+
+@callback(Output(ids.DOWNLOAD_NPZ, "data"), Input(ids.EXPORT_NPZ, "n_clicks"),
+          State(ids.OPEN, "value"), prevent_initial_call=True)
+def export_npz(_n, run_id):
+    """Every recorded array of the open run as .npz."""
+    with open_store() as store:
+        if store.get_run(run_id) is None:
+            return no_update
+        blob = jobs.export_npz(store, run_id)
+    return dcc.send_bytes(blob, f"flowdash-run-{run_id}.npz")
+
+
+@callback(Output(ids.DOWNLOAD_JSON, "data"), Input(ids.EXPORT_JSON, "n_clicks"),
+          State(ids.OPEN, "value"), prevent_initial_call=True)
+def export_json(_n, run_id):
+    """The open run's settings and record as JSON."""
+    with open_store() as store:
+        if store.get_run(run_id) is None:
+            return no_update
+        text = jobs.export_settings_json(store, run_id)
+    return dict(content=text, filename=f"flowdash-run-{run_id}.json")
+
+
+@callback(Output(ids.NLL_GRAPH, "config"), Output(ids.POTENTIAL_GRAPH, "config"),
+          Output(ids.OVERLAY_GRAPH, "config"), Input(ids.FORMAT, "value"))
+def figure_format(fmt):
+    """The camera button of each plot downloads PNG or SVG."""
+    return (theme.graph_config(fmt, "nll"), theme.graph_config(fmt, "potential"),
+            theme.graph_config(fmt, "overlay"))

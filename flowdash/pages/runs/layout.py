@@ -1,0 +1,54 @@
+"""Runs page layout: every run, its settings and plots, overlays, export."""
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from flowdash.pages import theme
+from flowdash.pages.components import card
+from flowdash.pages.runs import ids
+
+
+def layout(**_query):
+    table = card("All runs", html.Div(id=ids.TABLE, className="table-responsive"),
+                 dcc.Interval(id=ids.INTERVAL, interval=1500), dcc.Store(id=ids.CHANGED))
+    detail = card(
+        "Run",
+        dbc.Row([
+            dbc.Col(dbc.Select(id=ids.OPEN, options=[], placeholder="open a run"), md=5),
+            dbc.Col([
+                dbc.Button("Cancel", id=ids.CANCEL, color="warning", outline=True,
+                           className="me-2"),
+                dbc.Button("Delete", id=ids.DELETE, color="danger", outline=True,
+                           className="me-2"),
+                dbc.Button("Export .npz", id=ids.EXPORT_NPZ, color="secondary",
+                           className="me-2"),
+                dbc.Button("Export settings .json", id=ids.EXPORT_JSON, color="secondary"),
+            ], md=7),
+        ], className="g-2 mb-2"),
+        dbc.Row([
+            dbc.Col(dbc.Label("Figure download format (camera icon on each plot):"),
+                    width="auto"),
+            dbc.Col(dbc.RadioItems(id=ids.FORMAT, value="png", inline=True,
+                                   options=[{"label": "PNG", "value": "png"},
+                                            {"label": "SVG", "value": "svg"}]), width="auto"),
+        ], className="g-2 mb-2"),
+        html.Div(id=ids.MESSAGE),
+        html.Div(id=ids.DETAILS),
+        dbc.Row([
+            dbc.Col(dcc.Graph(id=ids.NLL_GRAPH, figure=theme.message_figure("Open a run.", 300),
+                              config=theme.graph_config("png", "nll")), xl=6),
+            dbc.Col(dcc.Graph(id=ids.POTENTIAL_GRAPH, figure=theme.message_figure("", 300),
+                              config=theme.graph_config("png", "potential")), xl=6),
+        ], className="g-2"),
+        dcc.Download(id=ids.DOWNLOAD_NPZ), dcc.Download(id=ids.DOWNLOAD_JSON),
+    )
+    overlay = card(
+        "Compare runs",
+        dbc.Checklist(id=ids.OVERLAY_SELECT, options=[], value=[], inline=True),
+        dcc.Graph(id=ids.OVERLAY_GRAPH, figure=theme.message_figure("Tick fit runs to overlay.",
+                                                                     260),
+                  config=theme.graph_config("png", "overlay")),
+    )
+    return dbc.Container([html.H2("Runs", className="mb-3"), table, detail, overlay],
+                         fluid=True)
