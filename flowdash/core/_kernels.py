@@ -1,10 +1,13 @@
 """numba kernels for the sequential parts of the likelihood (MATH.md §5–6).
 
-Trials of a batch arrive concatenated: interval ``k`` of trial ``t`` is row
-``offsets[t] + k`` of ``isi``/``ids``. The forward vectors of trial ``t``
-(``α_0 … α_S``) are rows ``offsets[t] + t … offsets[t + 1] + t`` of
-``alphas``. Everything else (the sums over spikes that make the gradient)
-is done with BLAS outside these loops.
+Trials of a batch arrive concatenated: interval ``i`` of trial ``t`` is row
+``offsets[t] + i`` of ``E`` (its propagator ``exp(-lQd·dt)``, computed by
+numpy beforehand) and ``ids``. Rows of the stored vectors follow the
+intervals: row ``i`` holds the forward vector *entering* interval ``i``
+(``α_{i-1}`` of MATH.md) and the backward vectors of the same interval, so
+the sums over spikes that make the gradient are plain matrix products done
+with BLAS outside these loops. The kernels release the GIL, so the
+validation pass can run beside the training gradient.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, nogil=True)
 def _spike_matvec(S, n, a, out):
     # S[n] is symmetric; walking its rows keeps the access contiguous.
     Nv = a.shape[0]
@@ -25,36 +28,48 @@ def _spike_matvec(S, n, a, out):
             out[k] += S[n, j, k] * aj
 
 
-@njit(cache=True)
-def _norm(a):
+@njit(cache=True, nogil=True)
+def _sym_matvec(M, a, out):
+    Nv = a.shape[0]
+    for k in range(Nv):
+        out[k] = 0.0
+    for j in range(Nv):
+        aj = a[j]
+        for k in range(Nv):
+            out[k] += M[j, k] * aj
+
+
+@njit(cache=True, nogil=True)
+def _normalise(a):
     s = 0.0
     for k in range(a.shape[0]):
         s += a[k] * a[k]
-    return np.sqrt(s)
+    c = np.sqrt(s)
+    for k in range(a.shape[0]):
+        a[k] /= c
+    return c
 
 
-@njit(cache=True)
-def forward(alpha0, beta, lQd, S, Aabs, absorbing, isi, ids, offsets, store):
+@njit(cache=True, nogil=True)
+def forward(alpha0, beta, S, Aabs, absorbing, E, ids, offsets, store):
     """Forward pass over all trials.
 
     Returns
     -------
     nll : (n_trials,) NLL of each trial
-    alphas : (n_intervals + n_trials, Nv) normalised forward vectors (if store)
-    cs : (n_intervals,) normalisers c_1..c_S of each trial (if store)
+    A_in : (n_intervals, Nv) normalised forward vector entering each interval (if store)
+    AE : (n_intervals, Nv) ``A_in ⊙ E`` (if store)
+    cs : (n_intervals,) normaliser of each interval (if store)
     c0, cabs, clast : (n_trials,) first, absorbing and last normalisers
-    a_end, a_S : (n_trials, Nv) final forward vector, and α_S
+    a_end, a_S : (n_trials, Nv) final forward vector, and α_S (before the absorbing step)
     """
-    Nv = lQd.shape[0]
+    Nv = alpha0.shape[0]
     n_trials = offsets.shape[0] - 1
-    n_int = isi.shape[0]
+    n_int = ids.shape[0] if store else 0
     nll = np.zeros(n_trials)
-    if store:
-        alphas = np.empty((n_int + n_trials, Nv))
-        cs = np.empty(n_int)
-    else:
-        alphas = np.empty((0, Nv))
-        cs = np.empty(0)
+    A_in = np.empty((n_int, Nv))
+    AE = np.empty((n_int, Nv))
+    cs = np.empty(n_int)
     c0 = np.empty(n_trials)
     cabs = np.ones(n_trials)
     clast = np.empty(n_trials)
@@ -63,42 +78,32 @@ def forward(alpha0, beta, lQd, S, Aabs, absorbing, isi, ids, offsets, store):
     a = np.empty(Nv)
     tmp = np.empty(Nv)
     for t in range(n_trials):
-        c = _norm(alpha0)
+        a[:] = alpha0
+        c = _normalise(a)
         c0[t] = c
         ll = np.log(c)
-        for k in range(Nv):
-            a[k] = alpha0[k] / c
-        row = offsets[t] + t
-        if store:
-            alphas[row] = a
         for i in range(offsets[t], offsets[t + 1]):
-            dt = isi[i]
+            if store:
+                A_in[i] = a
             for k in range(Nv):
-                a[k] *= np.exp(-lQd[k] * dt)
+                a[k] *= E[i, k]
+            if store:
+                AE[i] = a
             n = ids[i]
             if n >= 0:
                 _spike_matvec(S, n, a, tmp)
                 a[:] = tmp
-            c = _norm(a)
+            c = _normalise(a)
             ll += np.log(c)
-            for k in range(Nv):
-                a[k] /= c
             if store:
                 cs[i] = c
-                row += 1
-                alphas[row] = a
         a_S[t] = a
         if absorbing:
-            for k in range(Nv):
-                s = 0.0
-                for j in range(Nv):
-                    s += Aabs[j, k] * a[j]
-                tmp[k] = s
-            c = _norm(tmp)
+            _sym_matvec(Aabs, a, tmp)
+            a[:] = tmp
+            c = _normalise(a)
             cabs[t] = c
             ll += np.log(c)
-            for k in range(Nv):
-                a[k] = tmp[k] / c
         s = 0.0
         for k in range(Nv):
             s += beta[k] * a[k]
@@ -106,56 +111,82 @@ def forward(alpha0, beta, lQd, S, Aabs, absorbing, isi, ids, offsets, store):
         ll += np.log(s)
         a_end[t] = a
         nll[t] = -ll
-    return nll, alphas, cs, c0, cabs, clast, a_end, a_S
+    return nll, A_in, AE, cs, c0, cabs, clast, a_end, a_S
 
 
-@njit(cache=True)
-def backward(beta, lQd, S, Aabs, absorbing, isi, ids, offsets, cs, cabs, clast):
-    """Adjoint pass: the backward vectors of every interval.
+@njit(cache=True, nogil=True)
+def backward(beta, S, Aabs, absorbing, E, ids, offsets, need_pre):
+    """Adjoint pass with its own normalisation, independent of the forward pass.
+
+    The true backward vectors of MATH.md §6 divide by the forward
+    normalisers ``c_i``; these divide by their own norms ``ĉ_i`` instead, so
+    the pass can run beside the forward pass. :func:`backward_scale` turns
+    the two sets of normalisers into the per-row factor that converts one
+    into the other (everything here is linear in b).
 
     Returns
     -------
-    E : (n_intervals, Nv) propagators exp(-lQd dt)
-    Bpre : (n_intervals, Nv) backward vector before the spike operator
-    Bpost : (n_intervals, Nv) backward vector after it (= Bpre at trial end)
+    Bpre : (n_intervals, Nv) backward vector before the spike operator (if need_pre)
+    Bpost : (n_intervals, Nv) backward vector after it (= Bpre at a trial end)
+    BE : (n_intervals, Nv) ``Bpost ⊙ E``
+    log_chat : (n_intervals,) log of the own normaliser of each interval
     b0 : (n_trials, Nv) final backward vector of each trial
-    babs : (n_trials, Nv) backward vector that multiplies α_S in Gabs
     """
-    Nv = lQd.shape[0]
+    Nv = beta.shape[0]
     n_trials = offsets.shape[0] - 1
-    n_int = isi.shape[0]
-    E = np.empty((n_int, Nv))
-    Bpre = np.empty((n_int, Nv))
+    n_int = ids.shape[0]
+    Bpre = np.empty((n_int if need_pre else 0, Nv))
     Bpost = np.empty((n_int, Nv))
+    BE = np.empty((n_int, Nv))
+    log_chat = np.empty(n_int)
     b0 = np.empty((n_trials, Nv))
-    babs = np.zeros((n_trials, Nv))
     b = np.empty(Nv)
     tmp = np.empty(Nv)
     for t in range(n_trials):
-        for k in range(Nv):
-            b[k] = beta[k] / clast[t]
         if absorbing:
-            for k in range(Nv):
-                b[k] /= cabs[t]
-            babs[t] = b
-            for k in range(Nv):
-                s = 0.0
-                for j in range(Nv):
-                    s += Aabs[k, j] * b[j]
-                tmp[k] = s
-            b[:] = tmp
-        for i in range(offsets[t + 1] - 1, offsets[t] - 1, -1):
-            c = cs[i]
-            for k in range(Nv):
-                b[k] /= c
-                E[i, k] = np.exp(-lQd[k] * isi[i])
-            Bpre[i] = b
+            _sym_matvec(Aabs, beta, b)
+        else:
+            b[:] = beta
+        for r in range(offsets[t + 1] - offsets[t]):
+            i = offsets[t + 1] - 1 - r
+            log_chat[i] = np.log(_normalise(b))
+            if need_pre:
+                for k in range(Nv):
+                    Bpre[i, k] = b[k]
             n = ids[i]
             if n >= 0:
                 _spike_matvec(S, n, b, tmp)
-                b[:] = tmp
-            Bpost[i] = b
+            else:
+                tmp[:] = b
             for k in range(Nv):
-                b[k] *= E[i, k]
+                Bpost[i, k] = tmp[k]
+                b[k] = tmp[k] * E[i, k]
+                BE[i, k] = b[k]
         b0[t] = b
-    return E, Bpre, Bpost, b0, babs
+    return Bpre, Bpost, BE, log_chat, b0
+
+
+@njit(cache=True, nogil=True)
+def backward_scale(log_c, log_chat, offsets, log_end, A_in, AE, b0):
+    """Fold the true backward normalisation into the forward rows, in place.
+
+    Row i's true backward vectors are the own ones times
+    ``r_i = exp(-log_end_t + Σ_{j >= i in trial t} (log ĉ_j - log c_j))``,
+    with ``log_end_t = log(c_last·c_abs)``. ``A_in`` and ``AE`` rows are
+    multiplied by ``r_i`` (every gradient sum pairs one of them with one
+    backward row), and ``b0`` of each trial by its ``r`` at the trial start.
+    """
+    n_trials = offsets.shape[0] - 1
+    Nv = A_in.shape[1]
+    for t in range(n_trials):
+        acc = -log_end[t]
+        for r in range(offsets[t + 1] - offsets[t]):
+            i = offsets[t + 1] - 1 - r
+            acc += log_chat[i] - log_c[i]
+            f = np.exp(acc)
+            for k in range(Nv):
+                A_in[i, k] *= f
+                AE[i, k] *= f
+        f = np.exp(acc)
+        for k in range(Nv):
+            b0[t, k] *= f

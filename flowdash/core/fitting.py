@@ -16,6 +16,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 from scipy.optimize import minimize
 
+from ._parallel import pool
 from .likelihood import Operators, batch_nll, batch_nll_and_grad
 from .model import PEQ_FLOOR, Model, peq_from_force
 from .spectra import Spectrum, solve_spectrum, validate_Nv
@@ -389,14 +390,16 @@ def fit(model: Model, train, val=None, options: FitOptions | None = None,
         nll_tr, nll_va = np.empty(K), np.full(K, np.nan)
         for k in range(K):
             ops = state.ops(k)
+            # The validation pass shares the spectral solve and runs beside the training pass.
+            val_job = pool().submit(batch_nll, ops, val[k]) if val else None
             if reuse_grad and epoch_done < options.max_epochs:
                 value, grad = batch_nll_and_grad(ops, train[k], grads_needed)
                 grad_cache[k] = ((k,) + state.key(k), value, grad)
                 nll_tr[k] = value
             else:
                 nll_tr[k] = batch_nll(ops, train[k])
-            if val:
-                nll_va[k] = batch_nll(ops, val[k])
+            if val_job is not None:
+                nll_va[k] = val_job.result()
         return nll_tr, nll_va
 
     snapshot_set = None if options.snapshot_epochs is None else set(int(e) for e in options.snapshot_epochs)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from . import _kernels
+from ._parallel import blas_threads, pool
 from .grid import Grid
 from .model import Model
 from .spectra import Spectrum, solve_spectrum
@@ -28,9 +28,6 @@ __all__ = ["Operators", "GRADIENT_NAMES", "nll", "nll_and_grad", "batch_nll", "b
 
 GRADIENT_NAMES = ("F", "F0", "D", "Fr", "C")
 
-# One BLAS thread is faster for these sizes on two cores (PERF_NOTES.md):
-# the Nv×Nv products and the Lanczos iterations lose time to thread start-up.
-BLAS_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -86,7 +83,7 @@ class Operators:
         """
         grid = model.grid
         peq, p0, D, fr = model.peq_of(datasample), model.p0_of(datasample), model.D_of(datasample), model.fr_of(datasample)
-        with threadpool_limits(BLAS_THREADS):
+        with blas_threads(1):
             if spectrum is None:
                 spectrum = solve_spectrum(grid, peq, D, model.boundary_mode, Nv)
             Qx, lQ = spectrum.Qx, spectrum.lQ
@@ -122,24 +119,37 @@ def _flatten(data: "SpikeData | Sequence[SpikeData]", n_neurons: int):
     return isi, ids, offsets
 
 
+def _propagators(ops: Operators, isi: np.ndarray) -> np.ndarray:
+    """``E = exp(-dt ⊗ lQd)``, shape (n_intervals, Nv), flushed to 0 below e^-460.
+
+    A flushed entry is < 1e-200 against a normalised vector, so it changes
+    nothing in double precision, but it keeps denormal numbers, which are
+    two orders of magnitude slower on x86, out of the passes.
+    """
+    arg = np.multiply.outer(isi, ops.lQd)
+    keep = arg < 460.0
+    return np.exp(-arg, out=np.zeros_like(arg), where=keep)
+
+
 def batch_nll(ops: Operators, data: "SpikeData | Sequence[SpikeData]") -> float:
     """NLL summed over the trials of ``data`` with prepared operators."""
     isi, ids, offsets = _flatten(data, ops.fr.shape[1])
-    out = _kernels.forward(ops.alpha0, ops.beta, ops.lQd, ops.S, ops.Aabs, ops.absorbing,
-                           isi, ids, offsets, False)
+    out = _kernels.forward(ops.alpha0, ops.beta, ops.S, ops.Aabs, ops.absorbing,
+                           _propagators(ops, isi), ids, offsets, False)
     return float(out[0].sum())
 
 
-def _g_matrix(A_prev, Bpost, E, dt, lQd):
-    """``G_jk = Σ_i α_i[j] b_i[k] (E_ij − E_ik)/(λ_k − λ_j)`` with the limit on near-ties."""
-    AE = A_prev * E
-    G = AE.T @ Bpost - A_prev.T @ (Bpost * E)
+def _g_matrix(A_in, AE, Bpost, BE, dt, lQd):
+    """``G_jk = Σ_i α_i[j] b_i[k] (E_ij − E_ik)/(λ_k − λ_j)``; ``Σ α b dt E`` on (near-)ties."""
+    G = AE.T @ Bpost
+    G -= A_in.T @ BE
     diff = lQd[None, :] - lQd[:, None]
     tie = np.abs(diff) <= 1e-10 * max(1.0, np.abs(lQd).max())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        G = np.where(tie, 0.0, G / np.where(tie, 1.0, diff))
-    limit = (AE * dt[:, None]).T @ Bpost
-    return np.where(tie, limit, G)
+    G /= np.where(tie, 1.0, diff)
+    # The limit form is needed on the diagonal and, rarely, on near-equal pairs.
+    j, k = np.nonzero(tie)
+    G[j, k] = np.einsum("ij,ij->j", AE[:, j] * dt[:, None], Bpost[:, k])
+    return G
 
 
 def batch_nll_and_grad(ops: Operators, data: "SpikeData | Sequence[SpikeData]",
@@ -159,23 +169,27 @@ def batch_nll_and_grad(ops: Operators, data: "SpikeData | Sequence[SpikeData]",
     grid = ops.grid
     isi, ids, offsets = _flatten(data, ops.fr.shape[1])
     n_trials = len(offsets) - 1
-    nll_t, alphas, cs, c0, cabs, clast, a_end, a_S = _kernels.forward(
-        ops.alpha0, ops.beta, ops.lQd, ops.S, ops.Aabs, ops.absorbing, isi, ids, offsets, True)
-    E, Bpre, Bpost, b0, babs = _kernels.backward(
-        ops.beta, ops.lQd, ops.S, ops.Aabs, ops.absorbing, isi, ids, offsets, cs, cabs, clast)
-    # α_i paired with interval i+1: every stored forward vector but the last of each trial.
-    last_rows = offsets[1:] + np.arange(n_trials)
-    keep = np.ones(len(alphas), bool)
-    keep[last_rows] = False
-    A_prev = alphas[keep]
+    rates = bool({"Fr", "C"} & set(grads))
+    E = _propagators(ops, isi)
+    # The adjoint pass normalises itself, so it runs on the second core
+    # while this thread does the forward pass.
+    back = pool().submit(_kernels.backward, ops.beta, ops.S, ops.Aabs, ops.absorbing, E, ids, offsets, rates)
+    nll_t, A_in, AE, cs, c0, cabs, clast, a_end, a_S = _kernels.forward(
+        ops.alpha0, ops.beta, ops.S, ops.Aabs, ops.absorbing, E, ids, offsets, True)
+    Bpre, Bpost, BE, log_chat, b0 = back.result()
+    log_end = np.log(clast * cabs)
+    _kernels.backward_scale(np.log(cs), log_chat, offsets, log_end, A_in, AE, b0)
+    babs = ops.beta[None, :] / np.exp(log_end)[:, None]
+    del E
     out: dict = {}
     Qd = ops.Qd
-    with threadpool_limits(BLAS_THREADS):
-        G = _g_matrix(A_prev, Bpost, E, isi, ops.lQd)
+    with blas_threads(2):
+        G = _g_matrix(A_in, AE, Bpost, BE, isi, ops.lQd)
         GI20 = Qd @ G @ Qd.T
         if ops.absorbing:
             G = G - a_S.T @ babs
         G0 = Qd @ G @ Qd.T
+    with blas_threads(1):
         Y = ops.spectrum.QxOrig
         peq, D = ops.peq, ops.D
         if {"F", "D"} & set(grads):
@@ -199,7 +213,6 @@ def batch_nll_and_grad(ops: Operators, data: "SpikeData | Sequence[SpikeData]",
         if {"Fr", "C"} & set(grads):
             n_neurons = ops.fr.shape[1]
             Phi = np.einsum("xj,xj->x", Y, Y @ GI20)
-            AE = A_prev * E
             PhiY = np.empty((grid.N, n_neurons))
             for n in range(n_neurons):
                 sel = ids == n
