@@ -1,0 +1,176 @@
+"""Job-layer tests: real worker processes, real core on a tiny grid."""
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from flowdash import jobs
+from flowdash.store import CANCELLED, DONE, FAILED, INTERRUPTED, RunStore
+
+SPEC = {"grid": {"Np": 6, "Ne": 8, "xbegin": -1.0, "xend": 1.0},
+        "boundary_mode": "reflecting",
+        "peq_model": {"model": "double_well", "params": {"xmin": 0.6, "xmax": 0.0, "depth": 2}},
+        "p0_model": None, "D": 10.0,
+        "fr_model": [{"model": "rectified_linear", "params": {"slope": 100, "x_thresh": -1}}]}
+GEN = dict(model="gt", n_trials=2, duration=2.0, dt=1e-4, seed=3, with_trial_end=True,
+           val_fraction=0.5, dataset_name="d")
+
+
+def fit_settings(**kw):
+    s = dict(dataset="d", init_model="gt", peq_override="cos_square", optimizer="GD",
+             learning_rate={"F": 0.005}, params_to_opt=["F"], max_epochs=4,
+             mini_batch_number=1, Nv=None, snapshot_epochs=[1, 2])
+    s.update(kw)
+    return s
+
+
+# module-level fakes: picklable for the spawned worker ------------------------
+def slow_fit(model, train, val, options, on_epoch):
+    from flowdash.core.fitting import fit
+
+    def hook(rec):
+        time.sleep(0.25)
+        return on_epoch(rec)
+    return fit(model, train, val, options, on_epoch=hook)
+
+
+def failing_fit(model, train, val, options, on_epoch):
+    raise RuntimeError("boom: the optimizer diverged")
+
+
+def wait_final(store, run_id, timeout=60):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        rec = store.get_run(run_id)
+        if rec["status"] not in ("queued", "running"):
+            return rec
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} still {rec['status']} after {timeout} s")
+
+
+def wait_epochs(store, run_id, n, timeout=60):
+    t0 = time.time()
+    while store.n_epochs(run_id) < n:
+        assert time.time() - t0 < timeout, "no progress"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def path(tmp_path):
+    p = str(tmp_path / "store")
+    store = RunStore(p)
+    store.save_model("gt", SPEC)
+    rid = jobs.create_generation(p, GEN)
+    assert jobs.run_generation(p, rid) == DONE
+    store.close()
+    return p
+
+
+def test_generation_records_progress_and_dataset(tmp_path):
+    p = str(tmp_path / "s")
+    store = RunStore(p)
+    store.save_model("gt", SPEC)
+    seen = []
+    rid = jobs.create_generation(p, dict(GEN, n_trials=3))
+    assert jobs.run_generation(p, rid, on_progress=lambda d, n: seen.append((d, n))) == DONE
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    rec = store.get_run(rid)
+    assert rec["status"] == DONE and rec["progress"] == 1.0 and rec["pid"] == os.getpid()
+    samples, meta = jobs.load_dataset(store, "d")
+    assert samples[0].n_trials == 3 and meta["model"] == "gt"
+    assert sorted(meta["splits"][0]["train"] + meta["splits"][0]["val"]) == [0, 1, 2]
+    assert len(store.get_latent("d")["x"]) == 3
+
+
+def test_generation_failure_is_recorded(tmp_path):
+    p = str(tmp_path / "s")
+    rid = jobs.create_generation(p, dict(GEN, model="missing"))
+    assert jobs.run_generation(p, rid) == FAILED
+    rec = RunStore(p).get_run(rid)
+    assert rec["status"] == FAILED and "missing" in rec["error"]
+
+
+def test_generation_cancel_between_trials(tmp_path):
+    p = str(tmp_path / "s")
+    store = RunStore(p)
+    store.save_model("gt", SPEC)
+    rid = jobs.create_generation(p, dict(GEN, n_trials=5))
+    store.update_run(rid, status="running")  # so the cancel request does not finish it
+    jobs.cancel(p, rid)
+    assert jobs.run_generation(p, rid) == CANCELLED
+    assert store.get_dataset("d") is None
+
+
+def test_fit_records_every_epoch(path):
+    store = RunStore(path)
+    rid = jobs.start_fit(path, fit_settings())
+    rec = wait_final(store, rid)
+    assert rec["status"] == DONE, rec["error"]
+    epochs = store.read_epochs(rid)
+    assert [e["epoch"] for e in epochs] == [0, 1, 2, 3, 4]
+    assert all(len(e["nll_train"]) == 1 and len(e["nll_val"]) == 1 for e in epochs)
+    assert [e["epoch"] for e in epochs if "snapshot" in e] == [0, 1, 2, 4]
+    assert epochs[-1]["nll_train"][0] < epochs[0]["nll_train"][0]
+    result = store.get_result(rid)
+    assert len(result["x"]) == 5 * 8 + 1 and "final" in result
+    z = np.load(__import__("io").BytesIO(jobs.export_npz(store, rid)))
+    assert z["nll_train"].shape == (1, 5) and "snapshot_1_peq" in z.files
+
+
+def test_two_fits_run_at_once(path):
+    store = RunStore(path)
+    a = jobs.start_fit(path, fit_settings(), fit_fn=slow_fit)
+    b = jobs.start_fit(path, fit_settings(max_epochs=2))
+    assert wait_final(store, b)["status"] == DONE
+    assert wait_final(store, a)["status"] == DONE
+    assert store.n_epochs(a) == 5
+
+
+def test_cancel_keeps_partial_log(path):
+    store = RunStore(path)
+    rid = jobs.start_fit(path, fit_settings(max_epochs=200), fit_fn=slow_fit)
+    wait_epochs(store, rid, 3)
+    jobs.cancel(path, rid)
+    rec = wait_final(store, rid)
+    assert rec["status"] == CANCELLED
+    n = store.n_epochs(rid)
+    assert 3 <= n < 200
+    assert "final" in store.get_result(rid)
+
+
+def test_failure_recorded_with_reason(path):
+    store = RunStore(path)
+    rid = jobs.start_fit(path, fit_settings(), fit_fn=failing_fit)
+    rec = wait_final(store, rid)
+    assert rec["status"] == FAILED
+    assert "boom: the optimizer diverged" in rec["error"]
+    assert "Traceback" not in rec["error"]
+
+
+def test_invalid_settings_rejected_before_start(path):
+    with pytest.raises(ValueError, match="learning rate"):
+        jobs.start_fit(path, fit_settings(learning_rate={}))
+    assert RunStore(path).list_runs("fit") == []
+
+
+def test_restart_marks_dead_worker_interrupted(path):
+    store = RunStore(path)
+    rid = jobs.start_fit(path, fit_settings(max_epochs=500), fit_fn=slow_fit)
+    wait_epochs(store, rid, 2)
+    pid = store.get_run(rid)["pid"]
+    os.kill(pid, signal.SIGKILL)            # the worker dies without a word
+    time.sleep(0.5)
+    assert store.get_run(rid)["status"] == "running"
+    assert jobs.recover(path) == [rid]      # what create_app does at start
+    rec = store.get_run(rid)
+    assert rec["status"] == INTERRUPTED and rec["error"]
+
+
+def test_sigterm_marks_interrupted(path):
+    store = RunStore(path)
+    rid = jobs.start_fit(path, fit_settings(max_epochs=500), fit_fn=slow_fit)
+    wait_epochs(store, rid, 2)
+    os.kill(store.get_run(rid)["pid"], signal.SIGTERM)   # server shutdown
+    assert wait_final(store, rid, 20)["status"] == INTERRUPTED
