@@ -312,6 +312,8 @@ def run_fit(store_path, run_id: str, fit_fn=None, parent_pid: int | None = None)
         params = tuple(s["params_to_opt"])
         snaps = set(s["snapshot_epochs"]) | {0}
         state = {"stop": None}
+        # Slow motion for demonstrations and browser tests: pause after each epoch.
+        delay = float(os.environ.get("FLOWDASH_EPOCH_DELAY") or 0)
 
         def on_epoch(rec):
             epoch = int(rec.epoch)
@@ -325,6 +327,8 @@ def run_fit(store_path, run_id: str, fit_fn=None, parent_pid: int | None = None)
             store.set_latest(run_id, dict(_snapshot(rec.model, params), epoch=epoch))
             store.update_run(run_id, progress=epoch / s["max_epochs"],
                              message=f"epoch {epoch} of {s['max_epochs']}")
+            if delay > 0:
+                time.sleep(delay)
             if store.cancel_requested(run_id):
                 state["stop"] = CANCELLED
             elif parent_pid is not None and os.getppid() != parent_pid:

@@ -1,0 +1,102 @@
+"""The lecture workflow in a real browser: Fig. 3 preset -> data -> fits -> runs."""
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "fit-page.png"
+POINTS = ("() => { const g = document.querySelector('#fit-nll-graph .js-plotly-plot');"
+          " return g && g.data && g.data.length ? g.data[0].x.length : 0; }")
+
+
+def wait_for(fn, timeout=30.0, every=0.1, what="condition"):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        value = fn()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_fig3_workflow(live_app, browser):
+    t_start = time.time()
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    # Model: the Fig. 3 preset on a small grid, saved as ground truth
+    page.goto(live_app + "/")
+    page.get_by_role("button", name="2020 Fig. 3: double well").click()
+    page.wait_for_function("document.querySelector('#model-ne').value === '256'")
+    page.fill("#model-ne", "16")
+    page.fill("#model-name", "fig3-small")
+    page.wait_for_timeout(400)
+    page.click("#model-save")
+    page.get_by_text("Saved model “fig3-small”").wait_for()
+
+    # Data: 2 × 10 s from the saved model (background job with progress)
+    page.get_by_role("link", name="Data").click()
+    page.wait_for_selector("#data-model option[value='fig3-small']", state="attached")
+    page.select_option("#data-model", "fig3-small")
+    page.fill("#data-trials", "2")
+    page.fill("#data-duration", "10")
+    page.fill("#data-name", "fig3-data")
+    page.click("#data-generate")
+    page.get_by_text("Saved dataset “fig3-data”").wait_for(timeout=60000)
+    assert "2/2" in page.inner_text("#data-progress")
+    page.wait_for_selector("#data-raster .js-plotly-plot")
+
+    # Fit 1: 5 epochs; the curve grows while the run is running
+    page.get_by_role("link", name="Fit").click()
+    page.wait_for_selector("#fit-dataset option[value='fig3-data']", state="attached")
+    page.select_option("#fit-dataset", "fig3-data")
+    page.click("#fit-preset")
+    page.wait_for_function("document.querySelector('#fit-init-model').value === 'fig3-small'")
+    page.fill("#fit-epochs", "5")
+    page.fill("#fit-name", "short")
+    page.click("#fit-start")
+    seen_running = []
+
+    def five_points():
+        n = page.evaluate(POINTS)
+        if "RUNNING" in page.inner_text("#fit-status").upper():
+            seen_running.append(n)
+        return n >= 5
+    wait_for(five_points, 60, what="5 NLL points")
+    assert any(n >= 2 for n in seen_running), seen_running   # it grew live
+    page.get_by_text("epoch 5 of 5").wait_for(timeout=30000)
+    wait_for(lambda: "DONE" in page.inner_text("#fit-status").upper(), 30, what="done")
+    assert page.evaluate(POINTS) == 6                          # epochs 0..5
+
+    # Fit 2: long; screenshot mid-run, then cancel and keep the partial curve
+    page.fill("#fit-epochs", "2000")
+    page.fill("#fit-name", "long")
+    page.click("#fit-start")
+    page.wait_for_function("document.querySelector('#fit-run-select').selectedOptions[0]"
+                           ".textContent.startsWith('long')")
+    wait_for(lambda: page.evaluate(POINTS) >= 14 and "RUNNING" in
+             page.inner_text("#fit-status").upper(), 60, what="long fit running")
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.click("#fit-cancel")
+    wait_for(lambda: "CANCELLED" in page.inner_text("#fit-status").upper(), 30,
+             what="cancelled")
+    partial = page.evaluate(POINTS)
+    assert 2 < partial < 2001
+    assert "cancelled" in page.inner_text("#fit-progress-text")
+
+    # Runs: both fits with their statuses, the generation run too
+    page.get_by_role("link", name="Runs").click()
+    table = page.locator("#runs-table")
+    table.get_by_text("long").wait_for()
+    rows = {r.split("\t")[1] if "\t" in r else r: r for r in
+            table.locator("tbody tr").all_inner_texts()}
+    text = "\n".join(rows.values()).lower()
+    assert "short" in text and "long" in text and "generate fig3-data" in text
+    long_row = next(r for r in rows.values() if "long" in r).lower()
+    short_row = next(r for r in rows.values() if "short" in r).lower()
+    assert "cancelled" in long_row and "done" in short_row
+    assert not errors, errors
+    assert time.time() - t_start < 180
