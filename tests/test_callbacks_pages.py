@@ -1,0 +1,338 @@
+"""Every page callback, called directly (no browser), on a temporary store."""
+import base64
+import io
+import time
+from contextvars import copy_context
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from dash import Patch, no_update
+from dash._callback_context import context_value
+from dash._utils import AttributeDict
+
+import app as app_module
+from flowdash import ids as app_ids
+from flowdash import jobs
+from flowdash.store import CANCELLED, DONE, RunStore
+
+SPEC = {"grid": {"Np": 6, "Ne": 8, "xbegin": -1.0, "xend": 1.0},
+        "boundary_mode": "reflecting",
+        "peq_model": {"model": "double_well", "params": {"xmin": 0.6, "xmax": 0.0, "depth": 2}},
+        "p0_model": None, "D": 10.0,
+        "fr_model": [{"model": "rectified_linear", "params": {"slope": 100, "x_thresh": -1}}]}
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    return app_module.create_app(tmp_path_factory.mktemp("cbstore"))
+
+
+@pytest.fixture
+def store(app, tmp_path):
+    path = str(tmp_path / "store")
+    app.server.config["FLOWDASH_STORE"] = path
+    s = RunStore(path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def dataset(store):
+    store.save_model("gt", SPEC)
+    rid = jobs.create_generation(store.path, dict(model="gt", n_trials=2, duration=2.0,
+                                                  dt=1e-4, seed=1, with_trial_end=True,
+                                                  val_fraction=0.5, dataset_name="d"))
+    assert jobs.run_generation(store.path, rid) == DONE
+    return "d"
+
+
+def call(fn, *args, triggered=None, value=1, outputs_list=None, inputs_list=None):
+    """Run a callback with a callback context (triggered id, outputs/inputs lists)."""
+    def run():
+        prop = "." if triggered is None else (
+            (triggered if isinstance(triggered, str) else __import__("json").dumps(
+                triggered, sort_keys=True, separators=(",", ":"))) + ".n_clicks")
+        context_value.set(AttributeDict(
+            triggered_inputs=[{"prop_id": prop, "value": value}],
+            outputs_list=outputs_list or [], inputs_list=inputs_list or []))
+        return fn(*args)
+    return copy_context().run(run)
+
+
+def wait_done(store, run_id, timeout=60):
+    t0 = time.time()
+    while store.get_run(run_id)["status"] in ("queued", "running"):
+        assert time.time() - t0 < timeout
+        time.sleep(0.05)
+    return store.get_run(run_id)
+
+
+# --- Model page ---------------------------------------------------------------
+from flowdash.pages.model import callbacks as model_cb  # noqa: E402
+from flowdash.pages.model import form as model_form  # noqa: E402
+from flowdash.pages.model import ids as model_ids  # noqa: E402
+
+
+def fields_of(state):
+    g = state["grid"]
+    return (g["Np"], g["Ne"], g["xbegin"], g["xend"], state["boundary_mode"], state["D"])
+
+
+def param_lists(state):
+    values, pids = [], []
+    for target, entries in (("peq", [state["peq"]]), ("p0", [state["p0"]] if state["p0"] else []),
+                            ("fr", state["neurons"])):
+        for i, e in enumerate(entries):
+            for name, v in e["params"].items():
+                values.append(v)
+                pids.append({"target": target, "neuron": i, "name": name, "model": e["model"]})
+    return values, pids
+
+
+def restructure(state, trigger, peq=None, p0=None, rates=None, saved=None, value=1):
+    np_, ne, xb, xe, bm, D = fields_of(state)
+    values, pids = param_lists(state)
+    return call(model_cb.restructure, None, None, None, None,
+                peq or state["peq"]["model"], p0 or model_form.EQUILIBRIUM,
+                rates or [n["model"] for n in state["neurons"]], state, np_, ne, xb, xe, bm, D,
+                values, pids, saved, triggered=trigger, value=value)
+
+
+def test_model_preset_fills_the_form(store):
+    state = model_form.preset_state("ramp")
+    out = restructure(state, {"type": model_ids.PRESET, "key": "fig3"})
+    assert out[:8] == ("8", "256", "-1", "1", "reflecting", "10", "double_well",
+                       model_form.EQUILIBRIUM)
+    assert out[-1]["neurons"][0]["params"] == {"slope": "100", "x_thresh": "-1"}
+
+
+def test_model_add_remove_neuron_and_change_rate(store):
+    state = model_form.preset_state("fig3")
+    out = restructure(state, model_ids.ADD_NEURON)
+    assert len(out[-1]["neurons"]) == 2 and len(out[10]) == 2
+    state2 = out[-1]
+    out = restructure(state2, {"type": model_ids.REMOVE, "neuron": 0})
+    assert len(out[-1]["neurons"]) == 1
+    out = restructure(state, {"type": model_ids.RATE, "neuron": 0}, rates=["sinus"])
+    assert out[-1]["neurons"][0]["model"] == "sinus"
+    assert set(out[-1]["neurons"][0]["params"]) == {"bias", "amp", "freq"}
+    # the same model again changes nothing
+    assert restructure(state, model_ids.PEQ, peq="double_well") == (no_update,) * 12
+
+
+def test_model_load_saved(store):
+    store.save_model("gt", SPEC)
+    out = restructure(model_form.preset_state("fig3"), model_ids.LOAD, saved="gt")
+    assert out[1] == "8" and out[-1]["grid"]["Np"] == "6"
+
+
+def test_model_collect_valid_and_invalid(store):
+    state = model_form.preset_state("fig3")
+    values, pids = param_lists(state)
+    errs = [{"target": "peq", "neuron": 0}, {"target": "p0", "neuron": 0},
+            {"target": "fr", "neuron": 0}]
+    out = model_cb.collect(state, *fields_of(state), values, pids, errs)
+    assert isinstance(out[0], go.Figure) and len(out[0].data) == 3
+    assert out[1]["peq_model"]["params"]["xmin"] == 0.6
+    assert out[2:7] == (False,) * 5
+    values[pids.index({"target": "peq", "neuron": 0, "name": "depth",
+                       "model": "double_well"})] = "deep"
+    out = model_cb.collect(state, "8", "x", "-1", "1", "reflecting", "-3", values, pids, errs)
+    assert out[1] is None
+    assert out[3] is True and out[8] == "expected a whole number"      # Ne
+    assert out[6] is True and "positive" in out[11]                    # D
+    i = [p["name"] for p in pids].index("depth")
+    assert out[12][i] is True and out[13][i] == "expected a number"
+
+
+def test_model_save_and_list(store):
+    msg, opts, invalid = model_cb.save_model(1, "truth", SPEC)
+    assert "Saved" in str(msg) and opts == [{"label": "truth", "value": "truth"}]
+    assert invalid is False and store.get_model("truth")["D"] == 10.0
+    assert model_cb.save_model(1, "", SPEC)[2] is True
+    assert model_cb.save_model(1, "x", None)[1] is no_update
+    assert model_cb.list_saved("/") == [{"label": "truth", "value": "truth"}]
+
+
+# --- Data page ----------------------------------------------------------------
+from flowdash.pages.data import callbacks as data_cb  # noqa: E402
+
+
+def test_data_lists(store, dataset):
+    models, datasets, value = data_cb.fill_lists("/data", None)
+    assert models == [{"label": "gt", "value": "gt"}] and value == "d"
+
+
+def test_data_start_generation_validates_inline(store):
+    out = data_cb.start_generation(1, None, "0", "abc", "0.0001", "x", "0.5", "", True)
+    assert out[0] is no_update
+    invalid, messages = out[2:9], out[9:16]
+    assert invalid == (True, True, True, False, True, False, True)
+    assert messages[1] == "must be between 1 and 10000"
+    store.save_model("gt", SPEC)
+    out = data_cb.start_generation(1, "gt", "2", "1", "0.0001", "4", "0.5", "new", True)
+    run_id = out[0]["run_id"]
+    assert store.get_run(run_id)["status"] == "queued"
+    assert not any(out[2:9])
+
+
+def test_data_generate_background_function(store):
+    store.save_model("gt", SPEC)
+    run_id = jobs.create_generation(store.path, dict(model="gt", n_trials=3, duration=1.0,
+                                                     dt=1e-4, seed=2, with_trial_end=True,
+                                                     val_fraction=0.3, dataset_name="g"))
+    progress = []
+    status, opts, value, active = data_cb.generate(progress.append, {"run_id": run_id})
+    assert progress[0] == (0, "starting") and progress[-1] == (100, "3/3 trials")
+    assert value == "g" and active == "g" and "Saved dataset" in str(status)
+
+
+def test_data_buttons_and_cancel(store):
+    assert data_cb.buttons(True) == (True, False)
+    assert data_cb.buttons(False) == (False, True)
+    store.save_model("gt", SPEC)
+    rid = jobs.create_generation(store.path, dict(model="gt", n_trials=1, duration=1.0,
+                                                  dt=1e-4, seed=0, with_trial_end=True,
+                                                  val_fraction=0, dataset_name="c"))
+    store.update_run(rid, status="running")
+    msg, label = data_cb.cancel_generation(1, {"run_id": rid})
+    assert store.get_run(rid)["status"] == CANCELLED and label == "cancelled"
+    assert data_cb.cancel_generation(1, None) == (no_update, no_update)
+
+
+def test_data_upload_npz_and_rejects_garbage(store, dataset):
+    samples, _ = jobs.load_dataset(store, dataset)
+    blob = jobs.spikedata_to_bytes(samples[0])
+    url = "data:application/octet-stream;base64," + base64.b64encode(blob).decode()
+    msg, opts, value = data_cb.upload([url], ["mine.npz"], "up", "0.5")
+    assert value == "up" and store.get_dataset("up")["meta"]["source"] == "upload"
+    bad = "data:text/plain;base64," + base64.b64encode(b"not an npz").decode()
+    msg, opts, value = data_cb.upload([bad], ["x.npz"], "bad", "0.5")
+    assert "rejected" in str(msg) and value is no_update and store.get_dataset("bad") is None
+
+
+def test_data_upload_csv(store, dataset):
+    samples, _ = jobs.load_dataset(store, dataset)
+    s_buf, t_buf = io.StringIO(), io.StringIO()
+    samples[0].save_csv(s_buf, t_buf)
+    enc = [("data:text/csv;base64," + base64.b64encode(b.getvalue().encode()).decode())
+           for b in (s_buf, t_buf)]
+    msg, opts, value = data_cb.upload(enc, ["spikes.csv", "trials.csv"], "csvset", "0")
+    assert value == "csvset", msg
+
+
+def test_data_load_pmd(store):
+    from flowdash.pages.data import logic
+    if not logic.pmd_path().exists():
+        pytest.skip("PMd recording not available")
+    msg, opts, value = data_cb.load_pmd(1, ["Left/easy", "Right/hard"], "pmd")
+    assert value == "pmd"
+    assert store.get_dataset("pmd")["meta"]["n_datasamples"] == 2
+    assert "at least one" in str(data_cb.load_pmd(1, [], "pmd2")[0])
+
+
+def test_data_show_dataset(store, dataset):
+    summary, raster, latent, rates, invalid, fb = data_cb.show_dataset(dataset, "0, 1")
+    assert len(raster.data) == 1 and len(latent.data) == 2 and not invalid
+    out = data_cb.show_dataset(dataset, "0, 9")
+    assert out[4] is True and "does not exist" in out[5]
+    assert data_cb.show_dataset(None, "")[4] is False
+
+
+# --- Fit page -----------------------------------------------------------------
+from flowdash.pages.fit import callbacks as fit_cb  # noqa: E402
+from flowdash.pages.fit import view as fit_view  # noqa: E402
+
+FB_IDS = [{"id": {"type": "fit-fb", "field": f}} for f in fit_cb.FIELDS]
+
+
+def start_fit(epochs="3", lrs=("0.005",) * 5, params=("F",), name="t", dataset="d"):
+    return call(fit_cb.start, 1, dataset, "gt", "cos_square", "GD", list(lrs), "0.05",
+                list(params), epochs, "1", "", "1, 2", "0", name,
+                triggered="fit-start", outputs_list=[{}, {}, {}, {}, FB_IDS])
+
+
+def test_fit_lists_preset_optimizer(store, dataset):
+    ds, models, runs, run_value, ds_value = fit_cb.fill_lists("/fit", "nope", "d")
+    assert ds == [{"label": "d", "value": "d"}] and run_value is None and ds_value == "d"
+    assert fit_cb.optimizer_fields("ADAM") == ({"display": "none"}, None)
+    assert fit_cb.optimizer_fields("GD") == (None, {"display": "none"})
+    out = fit_cb.preset(1, "d", None)
+    assert out[0] == "gt" and out[1] == "cos_square" and out[5] == "50" and out[7] == "64"
+    assert out[8] == "1, 6, 13, 50"
+
+
+def test_fit_start_validates_inline(store, dataset):
+    out = start_fit(epochs="0", lrs=("-1",) * 5)
+    assert out[0] is no_update
+    fb = dict(zip(fit_cb.FIELDS, out[4]))
+    assert fb["epochs"] and fb["lr-F"] and not fb["dataset"]
+    marks = call(fit_cb.mark_invalid, out[4], inputs_list=[FB_IDS])
+    assert marks[list(fit_cb.INPUT_OF).index("epochs")] is True and marks[8][0] is True
+
+
+def test_fit_start_poll_patch_and_cancel(store, dataset):
+    out = start_fit(epochs="3")
+    run_id = out[0]
+    assert out[3] == run_id and all(m == "" for m in out[4])
+    rec = wait_done(store, run_id)
+    assert rec["status"] == DONE
+    first = call(fit_cb.poll, 1, run_id, None, triggered=app_ids.ACTIVE_FIT)
+    nll, pot, par, value, label, text, badge, cursor, stop, cancel_off = first
+    assert isinstance(nll, go.Figure) and len(nll.data[0].x) == 4
+    assert value == 100.0 and label == "3/3" and "done" in text
+    assert cursor["n"] == 4 and stop is True and cancel_off is True
+    # a new epoch appears: the poll returns a Patch, not a new figure
+    store.append_epoch(run_id, {"epoch": 4, "nll_train": [1.0], "nll_val": [-1e9],
+                                "elapsed": 1.0, "time": time.time(), "D": [10.0]})
+    nll2 = call(fit_cb.poll, 2, run_id, cursor, triggered=fit_cb.ids.INTERVAL)[0]
+    assert isinstance(nll2, Patch)
+    assert fit_cb.poll.__name__ == "poll"
+    assert call(fit_cb.poll, 1, None, None)[-2:] == (True, True)
+    assert fit_cb.follow("abc") == "abc" and fit_cb.follow(None) is no_update
+    assert fit_cb.cancel(1, None) is no_update
+    assert "Cancel requested" in str(fit_cb.cancel(1, run_id))
+    assert store.cancel_requested(run_id)
+
+
+def test_fit_view_helpers():
+    s, e = fit_view.settings_from_fields(dict(dataset="d", init_model="m", optimizer="ADAM",
+                                              alpha="0.1", params=["D", "F"], epochs="5",
+                                              batches="2", nv="", snapshots="6,1",
+                                              seed="0"))
+    assert e == {} and s["params_to_opt"] == ["F", "D"] and s["Nv"] is None
+    assert s["snapshot_epochs"] == [1, 6] and s["learning_rate"] == {"alpha": 0.1}
+    assert fit_view.fmt_seconds(75) == "1 min 15 s"
+
+
+# --- Runs page ----------------------------------------------------------------
+from flowdash.pages.runs import callbacks as runs_cb  # noqa: E402
+
+
+def test_runs_table_open_overlay_export_delete(store, dataset):
+    run_id = start_fit(epochs="2", name="r1")[0]
+    wait_done(store, run_id)
+    table, opts, fits = runs_cb.refresh(1, None, "/runs")
+    assert {o["value"] for o in opts} >= {run_id} and [f["value"] for f in fits] == [run_id]
+    info, nll, pot = runs_cb.open_run(run_id, None)
+    assert len(nll.data[0].x) == 3 and "ground truth" in [t.name for t in pot.data]
+    gen = next(o["value"] for o in opts if o["value"] != run_id)
+    assert "no NLL" in runs_cb.open_run(gen, None)[1].layout.annotations[0].text
+    over = runs_cb.overlay([run_id], None)
+    assert over.data[0].name == "r1 · training"
+    npz = runs_cb.export_npz(1, run_id)
+    assert npz["filename"].endswith(".npz") and npz["base64"]
+    js = runs_cb.export_json(1, run_id)
+    assert '"max_epochs": 2' in js["content"]
+    assert runs_cb.figure_format("svg")[0]["toImageButtonOptions"]["format"] == "svg"
+    msg, changed = runs_cb.cancel_run(1, run_id)
+    assert changed is no_update                       # a done run cannot be cancelled
+    msg, changed, opened = runs_cb.delete_run(1, run_id)
+    assert store.get_run(run_id) is None and opened is None
+    assert runs_cb.export_npz(1, run_id) is no_update
+
+
+def test_runs_empty_store(store):
+    table, opts, fits = runs_cb.refresh(1, None, "/runs")
+    assert opts == [] and "No runs" in str(table)

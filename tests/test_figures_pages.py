@@ -1,0 +1,109 @@
+"""Every figure builder: traces, axis titles and units."""
+import numpy as np
+import plotly.graph_objects as go
+
+from flowdash.pages import theme
+from flowdash.pages.data import figures as data_figures
+from flowdash.pages.fit import figures as fit_figures
+from flowdash.pages.model import figures as model_figures
+
+X = np.linspace(-1, 1, 41)
+PEQ = np.exp(-X ** 2 * 4)
+PEQ = PEQ / np.trapezoid(PEQ, X)
+
+
+def titles(fig, axis):
+    return [getattr(fig.layout, k).title.text for k in fig.layout
+            if k.startswith(axis) and getattr(fig.layout, k).title.text]
+
+
+def test_model_preview_three_panels_with_units():
+    fr = np.stack([100 * (X + 1), 50 + 0 * X], axis=1)
+    fig = model_figures.model_preview(X, PEQ, PEQ, fr)
+    assert isinstance(fig, go.Figure)
+    assert len(fig.data) == 4                 # Φ, p0, two neurons
+    np.testing.assert_allclose(fig.data[0].y, -np.log(PEQ))
+    assert [t.name for t in fig.data[2:]] == ["neuron 1", "neuron 2"]
+    assert titles(fig, "xaxis") == [theme.X_TITLE] * 3
+    assert [fig.layout.yaxis.title.text, fig.layout.yaxis2.title.text,
+            fig.layout.yaxis3.title.text] == [theme.POTENTIAL_TITLE, theme.DENSITY_TITLE,
+                                              theme.RATE_TITLE]
+    assert "(Hz)" in theme.RATE_TITLE and "(a.u.)" in theme.X_TITLE
+    assert fig.data[2].line.color != fig.data[3].line.color
+
+
+def test_raster_rows_and_colours():
+    trials = [(np.array([0.1, 0.2, 0.3, 0.4]), np.array([0, 1, 0, -1])),
+              (np.array([0.5, 0.5]), np.array([1, -1]))]
+    fig = data_figures.raster(trials, [3, 7], n_neurons=2)
+    assert len(fig.data) == 2
+    np.testing.assert_allclose(fig.data[0].x, [0.1, 0.6])   # neuron 0: trial 3
+    np.testing.assert_allclose(fig.data[1].x, [0.3, 0.5])   # neuron 1: trial 3, trial 7
+    np.testing.assert_allclose(fig.data[1].y, [1, 3])
+    assert fig.layout.xaxis.title.text == "time (s)"
+    assert list(fig.layout.yaxis.ticktext) == ["3", "7"]
+
+
+def test_latent_paths():
+    fig = data_figures.latent_paths([[0, 1, 2]], [[0.1, -0.2, 0.3]], [4])
+    assert len(fig.data) == 1 and fig.data[0].name == "trial 4"
+    assert fig.layout.xaxis.title.text == "time (s)"
+    assert fig.layout.yaxis.title.text == theme.X_TITLE
+
+
+def test_rates_and_counts():
+    fig = data_figures.rates_and_counts([12.5, 3.0], [250, 60])
+    assert [t.type for t in fig.data] == ["bar", "bar"]
+    assert list(fig.data[1].y) == [250, 60]
+    assert "Hz" in fig.layout.yaxis.title.text and "count" in fig.layout.yaxis2.title.text
+
+
+def test_nll_figure_shifted_with_minimum_marked():
+    fig = fit_figures.nll_figure([0, 1, 2, 3], [10, 8, 7, 6.5], [20, 18, 17.5, 19])
+    assert [t.name for t in fig.data] == ["training", "validation", "min validation"]
+    assert list(fig.data[0].y) == [0, -2, -3, -3.5]
+    assert list(fig.data[1].y) == [0, -2, -2.5, -1]
+    assert list(fig.data[2].x) == [2] and list(fig.data[2].y) == [-2.5]
+    assert fig.layout.shapes[0].x0 == 2
+    assert fig.layout.xaxis.title.text == fit_figures.EPOCH_TITLE
+    assert "(nats)" in fig.layout.yaxis.title.text
+
+
+def test_nll_figure_without_validation():
+    fig = fit_figures.nll_figure([0, 1], [5, 4], [None, None])
+    assert list(fig.data[1].y) == [None, None]
+    assert len(fig.data[2].x) == 0 and not fig.layout.shapes
+
+
+def test_potential_figure_truth_snapshots_latest():
+    fig = fit_figures.potential_figure(X, [(1, PEQ), (6, [PEQ])], truth=(X, PEQ),
+                                       latest=(9, PEQ))
+    assert [t.name for t in fig.data] == ["ground truth", "epoch 1", "epoch 6", "now (epoch 9)"]
+    assert fig.data[0].line.color == theme.TRUTH_COLOR
+    assert fig.layout.yaxis.title.text == theme.POTENTIAL_TITLE
+    assert fig.layout.xaxis.title.text == theme.X_TITLE
+
+
+def test_params_figure_panels_follow_fitted_parameters():
+    fig = fit_figures.params_figure([0, 1, 2], D=[[1.0], [1.2], [1.3]], x=X,
+                                    p0=(2, [PEQ]), fr=(2, np.ones((1, 41, 2))))
+    assert len(fig.data) == 1 + 1 + 2
+    assert fig.layout.yaxis.title.text == "D (1/s)"
+    assert fig.layout.yaxis2.title.text == theme.DENSITY_TITLE
+    assert fig.layout.yaxis3.title.text == theme.RATE_TITLE
+    empty = fit_figures.params_figure([0, 1])
+    assert len(empty.data) == 0 and "not fitted" in empty.layout.annotations[0].text
+
+
+def test_overlay_figure():
+    fig = fit_figures.overlay_figure([("a", [0, 1], [3, 2], [4, 3]),
+                                      ("b", [0, 1, 2], [5, 4, 1], [None, None, None])])
+    assert [t.name for t in fig.data] == ["a · training", "a · validation", "b · training"]
+    assert list(fig.data[2].y) == [0, -1, -4]
+    assert "(nats)" in fig.layout.yaxis.title.text
+
+
+def test_theme_is_colour_blind_safe_and_exports():
+    assert theme.COLORWAY[0] == "#0072B2" and len(set(theme.COLORWAY)) == 8
+    assert theme.graph_config("svg")["toImageButtonOptions"]["format"] == "svg"
+    assert theme.graph_config("bmp")["toImageButtonOptions"]["format"] == "png"
