@@ -174,3 +174,13 @@ def test_sigterm_marks_interrupted(path):
     wait_epochs(store, rid, 2)
     os.kill(store.get_run(rid)["pid"], signal.SIGTERM)   # server shutdown
     assert wait_final(store, rid, 20)["status"] == INTERRUPTED
+
+
+def test_job_layer_and_app_import_without_side_effects():
+    import subprocess
+    import sys
+    code = ("import sys, flowdash.jobs, flowdash.store; "
+            "assert 'dash' not in sys.modules, 'jobs imports dash'; "
+            "import app; assert 'flowdash.pages.model.callbacks' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True,
+                   cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

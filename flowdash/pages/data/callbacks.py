@@ -64,6 +64,7 @@ def start_generation(_n, model, n_trials, duration, dt, seed, val_fraction, name
     progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS, "label")],
     running=[(Output(app_ids.GEN_RUNNING, "data"), True, False)],
     cancel=[Input(ids.CANCEL, "n_clicks")],
+    interval=250,
     prevent_initial_call=True,
 )
 def generate(set_progress, job):
