@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 from scipy.optimize import minimize
 
-from ._parallel import pool
+from ._parallel import blas_threads, pool
 from .likelihood import Operators, batch_nll, batch_nll_and_grad
 from .model import PEQ_FLOOR, Model, peq_from_force
 from .spectra import Spectrum, solve_spectrum, validate_Nv
@@ -360,6 +360,13 @@ def fit(model: Model, train, val=None, options: FitOptions | None = None,
     options = options or FitOptions()
     train, val = _as_list(train, "train"), _as_list(val, "val")
     _validate_fit(model, train, val, options)
+    # Parallelism comes from running passes side by side; BLAS threads would
+    # only compete with them (and spin between calls).
+    with blas_threads(1):
+        return _fit(model, train, val, options, on_epoch)
+
+
+def _fit(model: Model, train: list, val: list, options: FitOptions, on_epoch) -> FitResult:
     t0 = time.perf_counter()
     K = len(train)
     state = _State(model, K, options.Nv)
@@ -458,7 +465,8 @@ def _apply_updates(state: _State, k: int, grad: dict, options: FitOptions, adam:
             state.peq[r] = peq_from_force(grid, F)
             state.touch("peq", r)
         elif p == "F0":
-            F0 = grid.derivative(np.log(state.p0[r])) - u
+            # A library p0 may be 0 at a wall; the floor every fitted p0 gets keeps log finite.
+            F0 = grid.derivative(np.log(np.maximum(state.p0[r], PEQ_FLOOR))) - u
             state.p0[r] = _normalised(grid, grid.antiderivative(F0))
             state.touch("p0", r)
         elif p == "D":

@@ -91,7 +91,7 @@ class Operators:
             lQd, Qd = np.linalg.eigh(Kd)
             Qxd = Qx @ Qd
             wf = grid.w[:, None] * fr
-            S = np.ascontiguousarray(np.einsum("xi,xn,xj->nij", Qxd, wf, Qxd, optimize=True))
+            S = np.stack([(Qxd * wf[:, n, None]).T @ Qxd for n in range(fr.shape[1])])
             sqrt_peq = np.sqrt(peq)
             alpha0 = Qxd.T @ (grid.w * p0 / sqrt_peq)
             beta = Qxd.T @ (grid.w * sqrt_peq)
@@ -134,21 +134,26 @@ def _propagators(ops: Operators, isi: np.ndarray) -> np.ndarray:
 def batch_nll(ops: Operators, data: "SpikeData | Sequence[SpikeData]") -> float:
     """NLL summed over the trials of ``data`` with prepared operators."""
     isi, ids, offsets = _flatten(data, ops.fr.shape[1])
-    out = _kernels.forward(ops.alpha0, ops.beta, ops.S, ops.Aabs, ops.absorbing,
-                           _propagators(ops, isi), ids, offsets, False)
+    with blas_threads(1):
+        E = _propagators(ops, isi)
+    out = _kernels.forward(ops.alpha0, ops.beta, ops.S, ops.Aabs, ops.absorbing, E, ids, offsets, False)
     return float(out[0].sum())
 
 
 def _g_matrix(A_in, AE, Bpost, BE, dt, lQd):
     """``G_jk = Σ_i α_i[j] b_i[k] (E_ij − E_ik)/(λ_k − λ_j)``; ``Σ α b dt E`` on (near-)ties."""
+    # The two large products are independent: one runs on the second core.
+    second = pool().submit(np.matmul, A_in.T, BE)
     G = AE.T @ Bpost
-    G -= A_in.T @ BE
+    G -= second.result()
     diff = lQd[None, :] - lQd[:, None]
     tie = np.abs(diff) <= 1e-10 * max(1.0, np.abs(lQd).max())
     G /= np.where(tie, 1.0, diff)
     # The limit form is needed on the diagonal and, rarely, on near-equal pairs.
-    j, k = np.nonzero(tie)
-    G[j, k] = np.einsum("ij,ij->j", AE[:, j] * dt[:, None], Bpost[:, k])
+    np.fill_diagonal(G, np.einsum("ij,ij,i->j", AE, Bpost, dt))
+    np.fill_diagonal(tie, False)
+    for j, k in zip(*np.nonzero(tie)):
+        G[j, k] = np.sum(AE[:, j] * Bpost[:, k] * dt)
     return G
 
 
@@ -166,6 +171,11 @@ def batch_nll_and_grad(ops: Operators, data: "SpikeData | Sequence[SpikeData]",
         rate scales.
     """
     grads = _validate_grads(grads, ops.equilibrium)
+    with blas_threads(1):
+        return _nll_and_grad(ops, data, grads)
+
+
+def _nll_and_grad(ops: Operators, data, grads: tuple[str, ...]) -> tuple[float, dict]:
     grid = ops.grid
     isi, ids, offsets = _flatten(data, ops.fr.shape[1])
     n_trials = len(offsets) - 1
@@ -183,46 +193,44 @@ def batch_nll_and_grad(ops: Operators, data: "SpikeData | Sequence[SpikeData]",
     del E
     out: dict = {}
     Qd = ops.Qd
-    with blas_threads(2):
-        G = _g_matrix(A_in, AE, Bpost, BE, isi, ops.lQd)
-        GI20 = Qd @ G @ Qd.T
-        if ops.absorbing:
-            G = G - a_S.T @ babs
-        G0 = Qd @ G @ Qd.T
-    with blas_threads(1):
-        Y = ops.spectrum.QxOrig
-        peq, D = ops.peq, ops.D
-        if {"F", "D"} & set(grads):
-            Yp = grid.derivative(Y)
-            YpG0 = Yp @ G0
-        if "D" in grads:
-            out["D"] = float(np.sum(grid.w * peq * np.einsum("xj,xj->x", Yp, YpG0)))
-        sqrt_peq = np.sqrt(peq)
-        rho0 = ops.p0 / sqrt_peq
-        b0_sum = ops.Qxd @ (b0 / c0[:, None]).sum(axis=0)
-        aend_sum = ops.Qxd @ (a_end / clast[:, None]).sum(axis=0)
-        if "F" in grads:
-            inner = np.einsum("xj,xj->x", Y, YpG0) + np.einsum("xj,xj->x", Yp, Y @ G0)
-            if ops.equilibrium:
-                BT = grid.antiderivative(n_trials * peq - 0.5 * (aend_sum + b0_sum) * sqrt_peq)
-            else:
-                BT = 0.5 * grid.antiderivative(b0_sum * rho0 - aend_sum * sqrt_peq)
-            out["F"] = -0.5 * D * peq * inner - BT
-        if "F0" in grads:
-            out["F0"] = -grid.antiderivative(n_trials * rho0 * sqrt_peq - rho0 * b0_sum)
-        if {"Fr", "C"} & set(grads):
-            n_neurons = ops.fr.shape[1]
-            Phi = np.einsum("xj,xj->x", Y, Y @ GI20)
-            PhiY = np.empty((grid.N, n_neurons))
-            for n in range(n_neurons):
-                sel = ids == n
-                GI10 = Qd @ (AE[sel].T @ Bpre[sel]) @ Qd.T
-                PhiY[:, n] = peq * (Phi - np.einsum("xj,xj->x", Y, Y @ GI10))
-            C2 = grid.antiderivative(ops.fr * PhiY)
-            if "Fr" in grads:
-                out["Fr"] = C2[-1][None, :] - C2
-            if "C" in grads:
-                out["C"] = C2[-1] / ops.fr[0]
+    G = _g_matrix(A_in, AE, Bpost, BE, isi, ops.lQd)
+    GI20 = Qd @ G @ Qd.T
+    if ops.absorbing:
+        G = G - a_S.T @ babs
+    G0 = Qd @ G @ Qd.T
+    Y = ops.spectrum.QxOrig
+    peq, D = ops.peq, ops.D
+    if {"F", "D"} & set(grads):
+        Yp = grid.derivative(Y)
+        YpG0 = Yp @ G0
+    if "D" in grads:
+        out["D"] = float(np.sum(grid.w * peq * np.einsum("xj,xj->x", Yp, YpG0)))
+    sqrt_peq = np.sqrt(peq)
+    rho0 = ops.p0 / sqrt_peq
+    b0_sum = ops.Qxd @ (b0 / c0[:, None]).sum(axis=0)
+    aend_sum = ops.Qxd @ (a_end / clast[:, None]).sum(axis=0)
+    if "F" in grads:
+        inner = np.einsum("xj,xj->x", Y, YpG0) + np.einsum("xj,xj->x", Yp, Y @ G0)
+        if ops.equilibrium:
+            BT = grid.antiderivative(n_trials * peq - 0.5 * (aend_sum + b0_sum) * sqrt_peq)
+        else:
+            BT = 0.5 * grid.antiderivative(b0_sum * rho0 - aend_sum * sqrt_peq)
+        out["F"] = -0.5 * D * peq * inner - BT
+    if "F0" in grads:
+        out["F0"] = -grid.antiderivative(n_trials * rho0 * sqrt_peq - rho0 * b0_sum)
+    if {"Fr", "C"} & set(grads):
+        n_neurons = ops.fr.shape[1]
+        Phi = np.einsum("xj,xj->x", Y, Y @ GI20)
+        PhiY = np.empty((grid.N, n_neurons))
+        for n in range(n_neurons):
+            sel = ids == n
+            GI10 = Qd @ (AE[sel].T @ Bpre[sel]) @ Qd.T
+            PhiY[:, n] = peq * (Phi - np.einsum("xj,xj->x", Y, Y @ GI10))
+        C2 = grid.antiderivative(ops.fr * PhiY)
+        if "Fr" in grads:
+            out["Fr"] = C2[-1][None, :] - C2
+        if "C" in grads:
+            out["C"] = C2[-1] / ops.fr[0]
     return float(nll_t.sum()), out
 
 

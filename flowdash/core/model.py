@@ -90,7 +90,8 @@ class Model:
     peq : ndarray, shape (N,) or (K_peq, N)
         Equilibrium density, positive, ``w·peq ≈ 1``.
     p0 : ndarray, shape (N,) or (K_p0, N), or None
-        Initial density; ``None`` makes an equilibrium model (``p0 = peq``).
+        Initial density (non-negative); ``None`` makes an equilibrium model
+        (``p0 = peq``).
     D : float or ndarray, shape (K_D,)
         Noise magnitude, > 0 (units x²/s).
     fr : ndarray, shape (N, n_neurons) or (K_fr, N, n_neurons)
@@ -117,8 +118,9 @@ class Model:
         p0 = None
         if self.p0 is not None:
             p0 = _as_rows("p0", self.p0, N)
-            if not np.all(np.isfinite(p0)) or np.any(p0 <= 0):
-                raise ValueError("p0 must be finite and positive at every node")
+            # Library p0 models are normalised but not clipped, so p0 may touch 0 (e.g. at a wall).
+            if not np.all(np.isfinite(p0)) or np.any(p0 < 0) or np.any(p0 @ self.grid.w <= 0):
+                raise ValueError("p0 must be finite, non-negative and have a positive integral")
         D = np.atleast_1d(np.array(self.D, dtype=float))
         if D.ndim != 1 or not np.all(np.isfinite(D)) or np.any(D <= 0):
             raise ValueError(f"D must be a finite number > 0 (or one per datasample), got {self.D!r}")

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from scipy.linalg.lapack import dpbtrf, dpbtrs
 from scipy.sparse.linalg import LinearOperator, eigsh
 
+from ._parallel import blas_threads
 from .grid import Grid
 
 __all__ = ["Spectrum", "solve_spectrum", "validate_Nv"]
@@ -159,6 +160,11 @@ def solve_spectrum(grid: Grid, peq: np.ndarray, D: float, boundary_mode: str, Nv
     Nv = validate_Nv(grid, Nv)
     if boundary_mode not in ("absorbing", "reflecting"):
         raise ValueError(f"boundary_mode must be 'absorbing' or 'reflecting', got {boundary_mode!r}")
+    with blas_threads(1):
+        return _solve(grid, peq, D, boundary_mode, Nv)
+
+
+def _solve(grid: Grid, peq: np.ndarray, D: float, boundary_mode: str, Nv: int) -> Spectrum:
     K = _stiffness(grid, peq, D)
     m = grid.w * peq
     n = grid.N - 2
@@ -172,7 +178,10 @@ def solve_spectrum(grid: Grid, peq: np.ndarray, D: float, boundary_mode: str, Nv
     bw = grid.Np - 1
     if Nv > n // 4 or n <= 300:
         A_dense = A.toarray()
-        lQ, z = sla.eigh(A_dense, subset_by_index=[0, Nv - 1], driver="evr", check_finite=False)
+        if Nv == n:
+            lQ, z = sla.eigh(A_dense, driver="evd", check_finite=False)
+        else:
+            lQ, z = sla.eigh(A_dense, subset_by_index=[0, Nv - 1], driver="evr", check_finite=False)
     else:
         band = np.zeros((bw + 1, n))  # lower banded storage: band[d, j] = A[j + d, j]
         for d in range(bw + 1):
