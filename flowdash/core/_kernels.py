@@ -2,11 +2,12 @@
 
 Trials of a batch arrive concatenated: interval ``i`` of trial ``t`` is row
 ``offsets[t] + i`` of ``E`` (its propagator ``exp(-lQd·dt)``, computed by
-numpy beforehand) and ``ids``. Rows of the stored vectors follow the
-intervals: row ``i`` holds the forward vector *entering* interval ``i``
-(``α_{i-1}`` of MATH.md) and the backward vectors of the same interval, so
-the sums over spikes that make the gradient are plain matrix products done
-with BLAS outside these loops. The kernels release the GIL, so the
+numpy beforehand) and ``ids``. The vectors stored for interval ``i`` (the
+forward vector *entering* it, ``α_{i-1}`` of MATH.md, and its backward
+vectors) go to row ``rows[i]``; the caller orders rows by neuron, so each
+neuron's spikes are one contiguous block. The sums over spikes that make the
+gradient are then plain matrix products on slices, done with BLAS outside
+these loops. The kernels release the GIL, so the
 validation pass can run beside the training gradient.
 """
 
@@ -51,7 +52,7 @@ def _normalise(a):
 
 
 @njit(cache=True, nogil=True)
-def forward(alpha0, beta, S, Aabs, absorbing, E, ids, offsets, store):
+def forward(alpha0, beta, S, Aabs, absorbing, E, ids, offsets, rows, store):
     """Forward pass over all trials.
 
     Returns
@@ -84,11 +85,11 @@ def forward(alpha0, beta, S, Aabs, absorbing, E, ids, offsets, store):
         ll = np.log(c)
         for i in range(offsets[t], offsets[t + 1]):
             if store:
-                A_in[i] = a
+                A_in[rows[i]] = a
             for k in range(Nv):
                 a[k] *= E[i, k]
             if store:
-                AE[i] = a
+                AE[rows[i]] = a
             n = ids[i]
             if n >= 0:
                 _spike_matvec(S, n, a, tmp)
@@ -115,7 +116,7 @@ def forward(alpha0, beta, S, Aabs, absorbing, E, ids, offsets, store):
 
 
 @njit(cache=True, nogil=True)
-def backward(beta, S, Aabs, absorbing, E, ids, offsets, need_pre):
+def backward(beta, S, Aabs, absorbing, E, ids, offsets, rows, need_pre):
     """Adjoint pass with its own normalisation, independent of the forward pass.
 
     The true backward vectors of MATH.md §6 divide by the forward
@@ -150,24 +151,25 @@ def backward(beta, S, Aabs, absorbing, E, ids, offsets, need_pre):
         for r in range(offsets[t + 1] - offsets[t]):
             i = offsets[t + 1] - 1 - r
             log_chat[i] = np.log(_normalise(b))
+            row = rows[i]
             if need_pre:
                 for k in range(Nv):
-                    Bpre[i, k] = b[k]
+                    Bpre[row, k] = b[k]
             n = ids[i]
             if n >= 0:
                 _spike_matvec(S, n, b, tmp)
             else:
                 tmp[:] = b
             for k in range(Nv):
-                Bpost[i, k] = tmp[k]
+                Bpost[row, k] = tmp[k]
                 b[k] = tmp[k] * E[i, k]
-                BE[i, k] = b[k]
+                BE[row, k] = b[k]
         b0[t] = b
     return Bpre, Bpost, BE, log_chat, b0
 
 
 @njit(cache=True, nogil=True)
-def backward_scale(log_c, log_chat, offsets, log_end, A_in, AE, b0):
+def backward_scale(log_c, log_chat, offsets, rows, log_end, A_in, AE, b0):
     """Fold the true backward normalisation into the forward rows, in place.
 
     Row i's true backward vectors are the own ones times
@@ -184,9 +186,10 @@ def backward_scale(log_c, log_chat, offsets, log_end, A_in, AE, b0):
             i = offsets[t + 1] - 1 - r
             acc += log_chat[i] - log_c[i]
             f = np.exp(acc)
+            row = rows[i]
             for k in range(Nv):
-                A_in[i, k] *= f
-                AE[i, k] *= f
+                A_in[row, k] *= f
+                AE[row, k] *= f
         f = np.exp(acc)
         for k in range(Nv):
             b0[t, k] *= f

@@ -1,18 +1,26 @@
 """Thread settings for the two-core hot paths (PERF_NOTES.md).
 
 One BLAS thread is faster for the small Nv×Nv products and the Lanczos
-iterations; the large gradient sums use two. The numba kernels release the
-GIL, so independent passes run on a small thread pool instead.
+iterations, and idle BLAS threads spin and steal the second core. So BLAS
+stays single-threaded and the parallelism comes from running independent
+pieces (numba kernels with the GIL released, or BLAS calls) on a small
+thread pool instead.
 """
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from typing import Callable, Iterable, TypeVar
 
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["blas_threads", "pool"]
+__all__ = ["blas_threads", "parallel_map", "WORKERS"]
+
+T = TypeVar("T")
+WORKERS = 2
+_local = threading.local()
 
 
 @lru_cache(maxsize=1)
@@ -27,6 +35,33 @@ def blas_threads(n: int):
 
 
 @lru_cache(maxsize=1)
-def pool() -> ThreadPoolExecutor:
-    """Process-wide pool for passes that run beside the main thread."""
-    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="flowdash")
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="flowdash",
+                              initializer=lambda: setattr(_local, "in_pool", True))
+
+
+def parallel_map(func: Callable[..., T], items: Iterable) -> list[T]:
+    """``[func(item) for item in items]``, spread over the pool.
+
+    Called from inside a pool thread it runs sequentially, so nested use can
+    never deadlock the pool.
+    """
+    items = list(items)
+    if len(items) <= 1 or getattr(_local, "in_pool", False):
+        return [func(item) for item in items]
+    return list(_pool().map(func, items))
+
+
+def submit(func: Callable[..., T], *args):
+    """Run ``func(*args)`` on the pool; returns an object with ``result()``."""
+    if getattr(_local, "in_pool", False):
+        return _Done(func(*args))
+    return _pool().submit(func, *args)
+
+
+class _Done:
+    def __init__(self, value):
+        self._value = value
+
+    def result(self):
+        return self._value

@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 from scipy.optimize import minimize
 
-from ._parallel import blas_threads, pool
+from ._parallel import blas_threads, submit
 from .likelihood import Operators, batch_nll, batch_nll_and_grad
 from .model import PEQ_FLOOR, Model, peq_from_force
 from .spectra import Spectrum, solve_spectrum, validate_Nv
@@ -398,7 +398,7 @@ def _fit(model: Model, train: list, val: list, options: FitOptions, on_epoch) ->
         for k in range(K):
             ops = state.ops(k)
             # The validation pass shares the spectral solve and runs beside the training pass.
-            val_job = pool().submit(batch_nll, ops, val[k]) if val else None
+            val_job = submit(batch_nll, ops, val[k]) if val else None
             if reuse_grad and epoch_done < options.max_epochs:
                 value, grad = batch_nll_and_grad(ops, train[k], grads_needed)
                 grad_cache[k] = ((k,) + state.key(k), value, grad)

@@ -10,13 +10,14 @@ The work splits into three layers so that each is done once per model:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
 from . import _kernels
-from ._parallel import blas_threads, pool
+from ._parallel import blas_threads, parallel_map, submit
 from .grid import Grid
 from .model import Model
 from .spectra import Spectrum, solve_spectrum
@@ -119,42 +120,118 @@ def _flatten(data: "SpikeData | Sequence[SpikeData]", n_neurons: int):
     return isi, ids, offsets
 
 
-def _propagators(ops: Operators, isi: np.ndarray) -> np.ndarray:
-    """``E = exp(-dt ⊗ lQd)``, shape (n_intervals, Nv), flushed to 0 below e^-460.
+def _propagators(lQd: np.ndarray, isi: np.ndarray) -> np.ndarray:
+    """``E = exp(-dt ⊗ lQd)``, shape (n_intervals, Nv), floored at e^-300.
 
-    A flushed entry is < 1e-200 against a normalised vector, so it changes
-    nothing in double precision, but it keeps denormal numbers, which are
-    two orders of magnitude slower on x86, out of the passes.
+    A floored entry is < 1e-130 against a normalised vector, so it changes
+    nothing in double precision; the floor keeps exp off its slow underflow
+    path and keeps denormal numbers (two orders of magnitude slower on x86)
+    out of the passes, where at most two such factors meet.
     """
-    arg = np.multiply.outer(isi, ops.lQd)
-    keep = arg < 460.0
-    return np.exp(-arg, out=np.zeros_like(arg), where=keep)
+    E = np.multiply.outer(isi, lQd)
+    np.minimum(E, 300.0, out=E)
+    np.negative(E, out=E)
+    return np.exp(E, out=E)
+
+
+# Rows per chunk of trials: five stored (rows × Nv) arrays of a chunk stay in
+# the caches while their products are formed, and the chunks of a batch keep
+# both cores busy.
+_CHUNK_ROWS = 4096
+
+
+def _chunks(offsets: np.ndarray) -> list[tuple[int, int]]:
+    """Split trials into contiguous groups ``[t0, t1)`` of about equal work."""
+    n_trials, total = len(offsets) - 1, int(offsets[-1])
+    if n_trials == 1:
+        return [(0, 1)]
+    n = min(n_trials, max(2, -(-total // _CHUNK_ROWS)))
+    cuts = np.searchsorted(offsets, np.linspace(0, total, n + 1)[1:-1])
+    bounds = np.unique(np.concatenate(([0], np.clip(cuts, 1, n_trials - 1), [n_trials])))
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+@dataclass
+class _Sums:
+    """Sums over trials that the gradient needs; every field adds over trials."""
+
+    nll: float
+    n_trials: int
+    GA: np.ndarray | None = None  # Σ AE⊗Bpost − A⊗BE, before the eigenvalue differences
+    Gdiag: np.ndarray | None = None  # Σ AE·Bpost·dt (the equal-eigenvalue limit)
+    Gties: np.ndarray | None = None  # the same limit on near-equal off-diagonal pairs
+    GI1: np.ndarray | None = None  # per neuron Σ over its spikes of AE⊗Bpre
+    Gabs: np.ndarray | None = None  # Σ α_S⊗b_abs (absorbing)
+    b0: np.ndarray | None = None  # Σ b_0 / c_0
+    aend: np.ndarray | None = None  # Σ a_end / c_last
+
+    def __add__(self, other: "_Sums") -> "_Sums":
+        merged = {}
+        for f in dataclasses.fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            merged[f.name] = None if a is None else a + b
+        return _Sums(**merged)
+
+
+def _trial_slice(isi, ids, offsets, t0, t1):
+    lo, hi = offsets[t0], offsets[t1]
+    return isi[lo:hi], ids[lo:hi], offsets[t0:t1 + 1] - lo
+
+
+def _forward_sums(ops: Operators, isi, ids, offsets) -> _Sums:
+    E = _propagators(ops.lQd, isi)
+    nll_t = _kernels.forward(ops.alpha0, ops.beta, ops.S, ops.Aabs, ops.absorbing, E, ids, offsets, offsets,
+                             False)[0]
+    return _Sums(float(nll_t.sum()), len(offsets) - 1)
+
+
+def _gradient_sums(ops: Operators, isi, ids, offsets, need_pre: bool, ties, side_by_side: bool) -> _Sums:
+    """Forward and adjoint passes over some trials, reduced to :class:`_Sums`.
+
+    With ``side_by_side`` the adjoint pass runs on the other core beside the
+    forward pass (for a single long trial); otherwise they run in turn here
+    and the caller runs several groups of trials at once.
+    """
+    n_neurons = ops.fr.shape[1]
+    # Stored rows grouped by neuron (trial ends last): each neuron's spike
+    # sums are products of contiguous slices.
+    group = np.where(ids < 0, n_neurons, ids)
+    order = np.argsort(group, kind="stable")
+    starts = np.searchsorted(group[order], np.arange(n_neurons + 1))
+    rows = np.empty_like(order)
+    rows[order] = np.arange(len(order))
+    E = _propagators(ops.lQd, isi)
+    back_args = (ops.beta, ops.S, ops.Aabs, ops.absorbing, E, ids, offsets, rows, need_pre)
+    back = submit(_kernels.backward, *back_args) if side_by_side else None
+    nll_t, A_in, AE, cs, c0, cabs, clast, a_end, a_S = _kernels.forward(
+        ops.alpha0, ops.beta, ops.S, ops.Aabs, ops.absorbing, E, ids, offsets, rows, True)
+    Bpre, Bpost, BE, log_chat, b0 = back.result() if back is not None else _kernels.backward(*back_args)
+    del E
+    log_end = np.log(clast * cabs)
+    _kernels.backward_scale(np.log(cs), log_chat, offsets, rows, log_end, A_in, AE, b0)
+    dt = isi[order]
+    second = submit(np.matmul, A_in.T, BE) if side_by_side else None
+    GA = AE.T @ Bpost
+    GA -= second.result() if second is not None else A_in.T @ BE
+    sums = _Sums(
+        nll=float(nll_t.sum()), n_trials=len(offsets) - 1, GA=GA,
+        Gdiag=np.einsum("ij,ij,i->j", AE, Bpost, dt),
+        Gties=np.array([np.sum(AE[:, j] * Bpost[:, k] * dt) for j, k in ties]),
+        GI1=np.stack([AE[starts[n]:starts[n + 1]].T @ Bpre[starts[n]:starts[n + 1]] for n in range(n_neurons)])
+        if need_pre else None,
+        Gabs=a_S.T @ (ops.beta[None, :] / np.exp(log_end)[:, None]) if ops.absorbing else None,
+        b0=(b0 / c0[:, None]).sum(axis=0),
+        aend=(a_end / clast[:, None]).sum(axis=0),
+    )
+    return sums
 
 
 def batch_nll(ops: Operators, data: "SpikeData | Sequence[SpikeData]") -> float:
     """NLL summed over the trials of ``data`` with prepared operators."""
     isi, ids, offsets = _flatten(data, ops.fr.shape[1])
     with blas_threads(1):
-        E = _propagators(ops, isi)
-    out = _kernels.forward(ops.alpha0, ops.beta, ops.S, ops.Aabs, ops.absorbing, E, ids, offsets, False)
-    return float(out[0].sum())
-
-
-def _g_matrix(A_in, AE, Bpost, BE, dt, lQd):
-    """``G_jk = Σ_i α_i[j] b_i[k] (E_ij − E_ik)/(λ_k − λ_j)``; ``Σ α b dt E`` on (near-)ties."""
-    # The two large products are independent: one runs on the second core.
-    second = pool().submit(np.matmul, A_in.T, BE)
-    G = AE.T @ Bpost
-    G -= second.result()
-    diff = lQd[None, :] - lQd[:, None]
-    tie = np.abs(diff) <= 1e-10 * max(1.0, np.abs(lQd).max())
-    G /= np.where(tie, 1.0, diff)
-    # The limit form is needed on the diagonal and, rarely, on near-equal pairs.
-    np.fill_diagonal(G, np.einsum("ij,ij,i->j", AE, Bpost, dt))
-    np.fill_diagonal(tie, False)
-    for j, k in zip(*np.nonzero(tie)):
-        G[j, k] = np.sum(AE[:, j] * Bpost[:, k] * dt)
-    return G
+        parts = parallel_map(lambda c: _forward_sums(ops, *_trial_slice(isi, ids, offsets, *c)), _chunks(offsets))
+    return float(sum(p.nll for p in parts))
 
 
 def batch_nll_and_grad(ops: Operators, data: "SpikeData | Sequence[SpikeData]",
@@ -171,35 +248,41 @@ def batch_nll_and_grad(ops: Operators, data: "SpikeData | Sequence[SpikeData]",
         rate scales.
     """
     grads = _validate_grads(grads, ops.equilibrium)
-    with blas_threads(1):
-        return _nll_and_grad(ops, data, grads)
-
-
-def _nll_and_grad(ops: Operators, data, grads: tuple[str, ...]) -> tuple[float, dict]:
-    grid = ops.grid
     isi, ids, offsets = _flatten(data, ops.fr.shape[1])
-    n_trials = len(offsets) - 1
-    rates = bool({"Fr", "C"} & set(grads))
-    E = _propagators(ops, isi)
-    # The adjoint pass normalises itself, so it runs on the second core
-    # while this thread does the forward pass.
-    back = pool().submit(_kernels.backward, ops.beta, ops.S, ops.Aabs, ops.absorbing, E, ids, offsets, rates)
-    nll_t, A_in, AE, cs, c0, cabs, clast, a_end, a_S = _kernels.forward(
-        ops.alpha0, ops.beta, ops.S, ops.Aabs, ops.absorbing, E, ids, offsets, True)
-    Bpre, Bpost, BE, log_chat, b0 = back.result()
-    log_end = np.log(clast * cabs)
-    _kernels.backward_scale(np.log(cs), log_chat, offsets, log_end, A_in, AE, b0)
-    babs = ops.beta[None, :] / np.exp(log_end)[:, None]
-    del E
-    out: dict = {}
-    Qd = ops.Qd
-    G = _g_matrix(A_in, AE, Bpost, BE, isi, ops.lQd)
+    need_pre = bool({"Fr", "C"} & set(grads))
+    lQd = ops.lQd
+    diff = lQd[None, :] - lQd[:, None]
+    tie = np.abs(diff) <= 1e-10 * max(1.0, np.abs(lQd).max())
+    np.fill_diagonal(tie, False)
+    ties = list(zip(*np.nonzero(tie)))
+    chunks = _chunks(offsets)
+    with blas_threads(1):
+        parts = parallel_map(
+            lambda c: _gradient_sums(ops, *_trial_slice(isi, ids, offsets, *c), need_pre, ties, len(chunks) == 1),
+            chunks)
+        total = parts[0]
+        for p in parts[1:]:
+            total = total + p
+        return total.nll, _assemble(ops, total, grads, diff, ties)
+
+
+def _assemble(ops: Operators, sums: _Sums, grads: tuple[str, ...], diff: np.ndarray, ties: list) -> dict:
+    """Gradients from the trial sums (MATH.md §6)."""
+    grid, Qd = ops.grid, ops.Qd
+    np.fill_diagonal(diff, 1.0)
+    for j, k in ties:
+        diff[j, k] = 1.0
+    G = sums.GA / diff
+    np.fill_diagonal(G, sums.Gdiag)
+    for (j, k), value in zip(ties, sums.Gties):
+        G[j, k] = value
     GI20 = Qd @ G @ Qd.T
     if ops.absorbing:
-        G = G - a_S.T @ babs
+        G = G - sums.Gabs
     G0 = Qd @ G @ Qd.T
     Y = ops.spectrum.QxOrig
-    peq, D = ops.peq, ops.D
+    peq, D, n_trials = ops.peq, ops.D, sums.n_trials
+    out: dict = {}
     if {"F", "D"} & set(grads):
         Yp = grid.derivative(Y)
         YpG0 = Yp @ G0
@@ -207,8 +290,8 @@ def _nll_and_grad(ops: Operators, data, grads: tuple[str, ...]) -> tuple[float, 
         out["D"] = float(np.sum(grid.w * peq * np.einsum("xj,xj->x", Yp, YpG0)))
     sqrt_peq = np.sqrt(peq)
     rho0 = ops.p0 / sqrt_peq
-    b0_sum = ops.Qxd @ (b0 / c0[:, None]).sum(axis=0)
-    aend_sum = ops.Qxd @ (a_end / clast[:, None]).sum(axis=0)
+    b0_sum = ops.Qxd @ sums.b0
+    aend_sum = ops.Qxd @ sums.aend
     if "F" in grads:
         inner = np.einsum("xj,xj->x", Y, YpG0) + np.einsum("xj,xj->x", Yp, Y @ G0)
         if ops.equilibrium:
@@ -219,19 +302,17 @@ def _nll_and_grad(ops: Operators, data, grads: tuple[str, ...]) -> tuple[float, 
     if "F0" in grads:
         out["F0"] = -grid.antiderivative(n_trials * rho0 * sqrt_peq - rho0 * b0_sum)
     if {"Fr", "C"} & set(grads):
-        n_neurons = ops.fr.shape[1]
         Phi = np.einsum("xj,xj->x", Y, Y @ GI20)
-        PhiY = np.empty((grid.N, n_neurons))
-        for n in range(n_neurons):
-            sel = ids == n
-            GI10 = Qd @ (AE[sel].T @ Bpre[sel]) @ Qd.T
+        PhiY = np.empty_like(ops.fr)
+        for n in range(ops.fr.shape[1]):
+            GI10 = Qd @ sums.GI1[n] @ Qd.T
             PhiY[:, n] = peq * (Phi - np.einsum("xj,xj->x", Y, Y @ GI10))
         C2 = grid.antiderivative(ops.fr * PhiY)
         if "Fr" in grads:
             out["Fr"] = C2[-1][None, :] - C2
         if "C" in grads:
             out["C"] = C2[-1] / ops.fr[0]
-    return float(nll_t.sum()), out
+    return out
 
 
 def _validate_grads(grads: Iterable[str], equilibrium: bool) -> tuple[str, ...]:
