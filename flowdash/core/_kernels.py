@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+_CUTOFF = 40.0  # lQd·dt beyond which exp(-lQd·dt) < 4e-18 is negligible
+
 
 @njit(cache=True, nogil=True)
 def _spike_matvec(S, n, a, out):
@@ -24,6 +26,18 @@ def _spike_matvec(S, n, a, out):
     for k in range(Nv):
         out[k] = 0.0
     for j in range(Nv):
+        aj = a[j]
+        for k in range(Nv):
+            out[k] += S[n, j, k] * aj
+
+
+@njit(cache=True, nogil=True)
+def _spike_matvec_head(S, n, a, m, out):
+    # Only the first m entries of a are non-negligible (see forward).
+    Nv = a.shape[0]
+    for k in range(Nv):
+        out[k] = 0.0
+    for j in range(m):
         aj = a[j]
         for k in range(Nv):
             out[k] += S[n, j, k] * aj
@@ -52,25 +66,29 @@ def _normalise(a):
 
 
 @njit(cache=True, nogil=True)
-def forward(alpha0, beta, S, Aabs, absorbing, E, ids, offsets, rows, store):
+def forward(alpha0, beta, lQd, isi, S, Aabs, absorbing, E, ids, offsets, rows, A_in, AE, cs):
     """Forward pass over all trials.
+
+    ``lQd`` is increasing, so after ``α ← α ⊙ exp(-lQd·dt)`` every entry
+    past the first ``m`` with ``lQd·dt < 40`` is below e^-40 ≈ 4e-18 of its
+    old size: the spike operator only needs those ``m`` columns, which is
+    exact to round-off and makes short intervals much cheaper.
+
+    ``A_in``, ``AE`` (n_intervals, Nv) and ``cs`` (n_intervals,) are filled
+    with the normalised forward vector entering each interval, the same
+    times E, and each interval's normaliser; pass 0-row arrays to skip
+    storing (likelihood only).
 
     Returns
     -------
     nll : (n_trials,) NLL of each trial
-    A_in : (n_intervals, Nv) normalised forward vector entering each interval (if store)
-    AE : (n_intervals, Nv) ``A_in ⊙ E`` (if store)
-    cs : (n_intervals,) normaliser of each interval (if store)
     c0, cabs, clast : (n_trials,) first, absorbing and last normalisers
     a_end, a_S : (n_trials, Nv) final forward vector, and α_S (before the absorbing step)
     """
     Nv = alpha0.shape[0]
     n_trials = offsets.shape[0] - 1
-    n_int = ids.shape[0] if store else 0
+    store = cs.shape[0] > 0
     nll = np.zeros(n_trials)
-    A_in = np.empty((n_int, Nv))
-    AE = np.empty((n_int, Nv))
-    cs = np.empty(n_int)
     c0 = np.empty(n_trials)
     cabs = np.ones(n_trials)
     clast = np.empty(n_trials)
@@ -92,7 +110,8 @@ def forward(alpha0, beta, S, Aabs, absorbing, E, ids, offsets, rows, store):
                 AE[rows[i]] = a
             n = ids[i]
             if n >= 0:
-                _spike_matvec(S, n, a, tmp)
+                m = np.searchsorted(lQd, _CUTOFF / isi[i]) if isi[i] > 0 else Nv
+                _spike_matvec_head(S, n, a, max(m, 1), tmp)
                 a[:] = tmp
             c = _normalise(a)
             ll += np.log(c)
@@ -112,12 +131,16 @@ def forward(alpha0, beta, S, Aabs, absorbing, E, ids, offsets, rows, store):
         ll += np.log(s)
         a_end[t] = a
         nll[t] = -ll
-    return nll, A_in, AE, cs, c0, cabs, clast, a_end, a_S
+    return nll, c0, cabs, clast, a_end, a_S
 
 
 @njit(cache=True, nogil=True)
-def backward(beta, S, Aabs, absorbing, E, ids, offsets, rows, need_pre):
+def backward(beta, lQd, isi, S, Aabs, absorbing, E, ids, offsets, rows, Bpre, Bpost, BE, log_chat):
     """Adjoint pass with its own normalisation, independent of the forward pass.
+
+    As in :func:`forward`, a vector that has just been through a propagator
+    only has ``m`` entries that matter, so the next spike operator uses ``m``
+    columns.
 
     The true backward vectors of MATH.md §6 divide by the forward
     normalisers ``c_i``; these divide by their own norms ``ĉ_i`` instead, so
@@ -125,21 +148,18 @@ def backward(beta, S, Aabs, absorbing, E, ids, offsets, rows, need_pre):
     the two sets of normalisers into the per-row factor that converts one
     into the other (everything here is linear in b).
 
+    Fills ``Bpre`` (the backward vector before the spike operator; pass a
+    0-row array to skip it), ``Bpost`` (after it; = Bpre at a trial end),
+    ``BE`` (``Bpost ⊙ E``), all (n_intervals, Nv), and ``log_chat``
+    (n_intervals,), the log of each interval's own normaliser.
+
     Returns
     -------
-    Bpre : (n_intervals, Nv) backward vector before the spike operator (if need_pre)
-    Bpost : (n_intervals, Nv) backward vector after it (= Bpre at a trial end)
-    BE : (n_intervals, Nv) ``Bpost ⊙ E``
-    log_chat : (n_intervals,) log of the own normaliser of each interval
     b0 : (n_trials, Nv) final backward vector of each trial
     """
     Nv = beta.shape[0]
     n_trials = offsets.shape[0] - 1
-    n_int = ids.shape[0]
-    Bpre = np.empty((n_int if need_pre else 0, Nv))
-    Bpost = np.empty((n_int, Nv))
-    BE = np.empty((n_int, Nv))
-    log_chat = np.empty(n_int)
+    need_pre = Bpre.shape[0] > 0
     b0 = np.empty((n_trials, Nv))
     b = np.empty(Nv)
     tmp = np.empty(Nv)
@@ -148,6 +168,7 @@ def backward(beta, S, Aabs, absorbing, E, ids, offsets, rows, need_pre):
             _sym_matvec(Aabs, beta, b)
         else:
             b[:] = beta
+        m = Nv  # entries of b that matter; shrinks once b has been through a propagator
         for r in range(offsets[t + 1] - offsets[t]):
             i = offsets[t + 1] - 1 - r
             log_chat[i] = np.log(_normalise(b))
@@ -157,15 +178,16 @@ def backward(beta, S, Aabs, absorbing, E, ids, offsets, rows, need_pre):
                     Bpre[row, k] = b[k]
             n = ids[i]
             if n >= 0:
-                _spike_matvec(S, n, b, tmp)
+                _spike_matvec_head(S, n, b, m, tmp)
             else:
                 tmp[:] = b
             for k in range(Nv):
                 Bpost[row, k] = tmp[k]
                 b[k] = tmp[k] * E[i, k]
                 BE[row, k] = b[k]
+            m = max(np.searchsorted(lQd, _CUTOFF / isi[i]), 1) if isi[i] > 0 else Nv
         b0[t] = b
-    return Bpre, Bpost, BE, log_chat, b0
+    return b0
 
 
 @njit(cache=True, nogil=True)

@@ -11,6 +11,7 @@ The work splits into three layers so that each is done once per model:
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
@@ -120,6 +121,25 @@ def _flatten(data: "SpikeData | Sequence[SpikeData]", n_neurons: int):
     return isi, ids, offsets
 
 
+_scratch = threading.local()
+
+
+def _workspace(name: str, shape: tuple) -> np.ndarray:
+    """A reusable array of this thread.
+
+    The passes fill several (intervals × Nv) arrays per call; fresh ones
+    cost page faults that took a third of the time, so each thread keeps
+    its own and grows them when needed. A thread runs one pass at a time,
+    and the pass reduces the arrays to sums before it returns.
+    """
+    buffers = _scratch.__dict__.setdefault("buffers", {})
+    size = int(np.prod(shape))
+    buf = buffers.get(name)
+    if buf is None or buf.size < size:
+        buf = buffers[name] = np.empty(size)
+    return buf[:size].reshape(shape)
+
+
 def _propagators(lQd: np.ndarray, isi: np.ndarray) -> np.ndarray:
     """``E = exp(-dt ⊗ lQd)``, shape (n_intervals, Nv), floored at e^-300.
 
@@ -128,7 +148,7 @@ def _propagators(lQd: np.ndarray, isi: np.ndarray) -> np.ndarray:
     path and keeps denormal numbers (two orders of magnitude slower on x86)
     out of the passes, where at most two such factors meet.
     """
-    E = np.multiply.outer(isi, lQd)
+    E = np.multiply.outer(isi, lQd, out=_workspace("E", (len(isi), len(lQd))))
     np.minimum(E, 300.0, out=E)
     np.negative(E, out=E)
     return np.exp(E, out=E)
@@ -180,8 +200,9 @@ def _trial_slice(isi, ids, offsets, t0, t1):
 
 def _forward_sums(ops: Operators, isi, ids, offsets) -> _Sums:
     E = _propagators(ops.lQd, isi)
-    nll_t = _kernels.forward(ops.alpha0, ops.beta, ops.S, ops.Aabs, ops.absorbing, E, ids, offsets, offsets,
-                             False)[0]
+    none = np.empty((0, len(ops.lQd)))
+    nll_t = _kernels.forward(ops.alpha0, ops.beta, ops.lQd, isi, ops.S, ops.Aabs, ops.absorbing, E, ids, offsets,
+                             offsets, none, none, np.empty(0))[0]
     return _Sums(float(nll_t.sum()), len(offsets) - 1)
 
 
@@ -201,12 +222,17 @@ def _gradient_sums(ops: Operators, isi, ids, offsets, need_pre: bool, ties, side
     rows = np.empty_like(order)
     rows[order] = np.arange(len(order))
     E = _propagators(ops.lQd, isi)
-    back_args = (ops.beta, ops.S, ops.Aabs, ops.absorbing, E, ids, offsets, rows, need_pre)
+    shape = (len(isi), len(ops.lQd))
+    A_in, AE, Bpost, BE = (_workspace(name, shape) for name in ("A_in", "AE", "Bpost", "BE"))
+    Bpre = _workspace("Bpre", shape if need_pre else (0, shape[1]))
+    cs, log_chat = _workspace("cs", shape[:1]), _workspace("log_chat", shape[:1])
+    back_args = (ops.beta, ops.lQd, isi, ops.S, ops.Aabs, ops.absorbing, E, ids, offsets, rows,
+                 Bpre, Bpost, BE, log_chat)
+    # The buffers belong to this thread even when the adjoint pass runs on another.
     back = submit(_kernels.backward, *back_args) if side_by_side else None
-    nll_t, A_in, AE, cs, c0, cabs, clast, a_end, a_S = _kernels.forward(
-        ops.alpha0, ops.beta, ops.S, ops.Aabs, ops.absorbing, E, ids, offsets, rows, True)
-    Bpre, Bpost, BE, log_chat, b0 = back.result() if back is not None else _kernels.backward(*back_args)
-    del E
+    nll_t, c0, cabs, clast, a_end, a_S = _kernels.forward(
+        ops.alpha0, ops.beta, ops.lQd, isi, ops.S, ops.Aabs, ops.absorbing, E, ids, offsets, rows, A_in, AE, cs)
+    b0 = back.result() if back is not None else _kernels.backward(*back_args)
     log_end = np.log(clast * cabs)
     _kernels.backward_scale(np.log(cs), log_chat, offsets, rows, log_end, A_in, AE, b0)
     dt = isi[order]
