@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_CUTOFF = 40.0  # lQd·dt beyond which exp(-lQd·dt) < 4e-18 is negligible
+CUTOFF = 40.0  # lQd·dt beyond which exp(-lQd·dt) < 4e-18 is negligible
 
 
 @njit(cache=True, nogil=True)
@@ -110,7 +110,7 @@ def forward(alpha0, beta, lQd, isi, S, Aabs, absorbing, E, ids, offsets, rows, A
                 AE[rows[i]] = a
             n = ids[i]
             if n >= 0:
-                m = np.searchsorted(lQd, _CUTOFF / isi[i]) if isi[i] > 0 else Nv
+                m = np.searchsorted(lQd, CUTOFF / isi[i]) if isi[i] > 0 else Nv
                 _spike_matvec_head(S, n, a, max(m, 1), tmp)
                 a[:] = tmp
             c = _normalise(a)
@@ -185,7 +185,7 @@ def backward(beta, lQd, isi, S, Aabs, absorbing, E, ids, offsets, rows, Bpre, Bp
                 Bpost[row, k] = tmp[k]
                 b[k] = tmp[k] * E[i, k]
                 BE[row, k] = b[k]
-            m = max(np.searchsorted(lQd, _CUTOFF / isi[i]), 1) if isi[i] > 0 else Nv
+            m = max(np.searchsorted(lQd, CUTOFF / isi[i]), 1) if isi[i] > 0 else Nv
         b0[t] = b
     return b0
 

@@ -158,6 +158,7 @@ def _propagators(lQd: np.ndarray, isi: np.ndarray) -> np.ndarray:
 # the caches while their products are formed, and the chunks of a batch keep
 # both cores busy.
 _CHUNK_ROWS = 4096
+_BLOCK = 256  # rows per block of the products
 
 
 def _chunks(offsets: np.ndarray) -> list[tuple[int, int]]:
@@ -213,18 +214,24 @@ def _gradient_sums(ops: Operators, isi, ids, offsets, need_pre: bool, ties, side
     forward pass (for a single long trial); otherwise they run in turn here
     and the caller runs several groups of trials at once.
     """
-    n_neurons = ops.fr.shape[1]
-    # Stored rows grouped by neuron (trial ends last): each neuron's spike
-    # sums are products of contiguous slices.
+    n_neurons, Nv = ops.fr.shape[1], len(ops.lQd)
+    # Entries past the first m of a vector that has just been through a
+    # propagator are negligible (see _kernels.forward), so each interval
+    # only feeds an m-wide corner of the products. Stored rows are grouped by
+    # neuron (trial ends last) and sorted by m within a group, so the
+    # products run over blocks of rows with a shared corner.
+    with np.errstate(divide="ignore"):
+        m = np.maximum(np.searchsorted(ops.lQd, _kernels.CUTOFF / isi), 1)
     group = np.where(ids < 0, n_neurons, ids)
-    order = np.argsort(group, kind="stable")
-    starts = np.searchsorted(group[order], np.arange(n_neurons + 1))
+    order = np.lexsort((-m, group))
+    starts = np.searchsorted(group[order], np.arange(n_neurons + 2))
+    m_rows = m[order]
     rows = np.empty_like(order)
     rows[order] = np.arange(len(order))
     E = _propagators(ops.lQd, isi)
-    shape = (len(isi), len(ops.lQd))
+    shape = (len(isi), Nv)
     A_in, AE, Bpost, BE = (_workspace(name, shape) for name in ("A_in", "AE", "Bpost", "BE"))
-    Bpre = _workspace("Bpre", shape if need_pre else (0, shape[1]))
+    Bpre = _workspace("Bpre", shape if need_pre else (0, Nv))
     cs, log_chat = _workspace("cs", shape[:1]), _workspace("log_chat", shape[:1])
     back_args = (ops.beta, ops.lQd, isi, ops.S, ops.Aabs, ops.absorbing, E, ids, offsets, rows,
                  Bpre, Bpost, BE, log_chat)
@@ -235,21 +242,33 @@ def _gradient_sums(ops: Operators, isi, ids, offsets, need_pre: bool, ties, side
     b0 = back.result() if back is not None else _kernels.backward(*back_args)
     log_end = np.log(clast * cabs)
     _kernels.backward_scale(np.log(cs), log_chat, offsets, rows, log_end, A_in, AE, b0)
+    blocks = [(g, r0, min(r0 + _BLOCK, starts[g + 1]), m_rows[r0])
+              for g in range(n_neurons + 1) for r0 in range(starts[g], starts[g + 1], _BLOCK)]
+
+    def backward_part():  # Σ A⊗BE, BE only m wide
+        out = np.zeros((Nv, Nv))
+        for _, r0, r1, mb in blocks:
+            out[:, :mb] += A_in[r0:r1].T @ BE[r0:r1, :mb]
+        return out
+
+    second = submit(backward_part) if side_by_side else None
+    GA = np.zeros((Nv, Nv))
+    GI1 = np.zeros((n_neurons, Nv, Nv)) if need_pre else None
+    for g, r0, r1, mb in blocks:  # Σ AE⊗Bpost and, per neuron, Σ AE⊗Bpre; AE only m wide
+        GA[:mb] += AE[r0:r1, :mb].T @ Bpost[r0:r1]
+        if need_pre and g < n_neurons:
+            GI1[g, :mb] += AE[r0:r1, :mb].T @ Bpre[r0:r1]
+    GA -= second.result() if second is not None else backward_part()
     dt = isi[order]
-    second = submit(np.matmul, A_in.T, BE) if side_by_side else None
-    GA = AE.T @ Bpost
-    GA -= second.result() if second is not None else A_in.T @ BE
-    sums = _Sums(
+    return _Sums(
         nll=float(nll_t.sum()), n_trials=len(offsets) - 1, GA=GA,
         Gdiag=np.einsum("ij,ij,i->j", AE, Bpost, dt),
         Gties=np.array([np.sum(AE[:, j] * Bpost[:, k] * dt) for j, k in ties]),
-        GI1=np.stack([AE[starts[n]:starts[n + 1]].T @ Bpre[starts[n]:starts[n + 1]] for n in range(n_neurons)])
-        if need_pre else None,
+        GI1=GI1,
         Gabs=a_S.T @ (ops.beta[None, :] / np.exp(log_end)[:, None]) if ops.absorbing else None,
         b0=(b0 / c0[:, None]).sum(axis=0),
         aend=(a_end / clast[:, None]).sum(axis=0),
     )
-    return sums
 
 
 def batch_nll(ops: Operators, data: "SpikeData | Sequence[SpikeData]") -> float:
