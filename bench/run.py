@@ -187,9 +187,11 @@ def scaling(quick: bool) -> dict:
     epochs = 2 if quick else 5
     rows = []
     for Ne in SCALING_NE[:3] if quick else SCALING_NE:
-        rows.append({"Ne": Ne, "N": 7 * Ne + 1, "Nv": 64, "seconds": float(np.median(_w2_epochs(Ne, 64, epochs)))})
+        rows.append({"series": "N", "Ne": Ne, "N": 7 * Ne + 1, "Nv": 64,
+                     "seconds": float(np.median(_w2_epochs(Ne, 64, epochs)))})
     for Nv in SCALING_NV[:2] if quick else SCALING_NV:
-        rows.append({"Ne": 256, "N": 1793, "Nv": Nv, "seconds": float(np.median(_w2_epochs(256, Nv, epochs)))})
+        rows.append({"series": "Nv", "Ne": 256, "N": 1793, "Nv": Nv,
+                     "seconds": float(np.median(_w2_epochs(256, Nv, epochs)))})
     return {"seconds": float(sum(r["seconds"] for r in rows)), "rows": rows}
 
 
@@ -229,26 +231,34 @@ def _plot(rows: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
-    by_n = [r for r in rows if r["Nv"] == 64]
-    by_v = [r for r in rows if r["Ne"] == 256]
+    by_n = [r for r in rows if r["series"] == "N"]
+    by_v = [r for r in rows if r["series"] == "Nv"]
     ax = axes[0]
     N = np.array([r["N"] for r in by_n], float)
     t = np.array([r["seconds"] for r in by_n]) * 1e3
     ax.loglog(N, t, "o-", color="#0072B2", label="flowdash")
-    ax.loglog(N, t[0] * N / N[0], "--", color="#999999", label="linear in N")
+    ax.loglog(N, t[0] * N / N[0], "--", color="#999999", label="linear in N from the first point")
+    ax.set_xticks(N)
     ax.set_xlabel("grid nodes N")
     ax.set_ylabel("epoch time (ms)")
     ax.set_title("W2 epoch vs N (Nv = 64)")
     ax.legend()
     ax = axes[1]
-    ax.loglog([r["Nv"] for r in by_v], [r["seconds"] * 1e3 for r in by_v], "s-", color="#D55E00")
+    Nv = [r["Nv"] for r in by_v]
+    ax.loglog(Nv, [r["seconds"] * 1e3 for r in by_v], "s-", color="#D55E00")
+    ax.set_xticks(Nv)
     ax.set_xlabel("eigenpairs Nv")
     ax.set_ylabel("epoch time (ms)")
     ax.set_title("W2 epoch vs Nv (N = 1793)")
     for a in axes:
         a.grid(True, which="both", alpha=0.3)
+        a.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        for axis in (a.xaxis, a.yaxis):
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_formatter(NullFormatter())
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
 
