@@ -39,7 +39,7 @@ def _bin_probabilities(edges):
 def test_seed_reproducibility(grid):
     m = _model(grid, rates=(("linear", {"slope": 20, "bias": 30}), ("sinus", {})))
     a = simulate(m, 3, 0.5, seed=11)
-    b = simulate(m, 3, 0.5, seed=11, workers=1)  # thread count does not matter
+    b = simulate(m, 3, 0.5, seed=11)
     c = simulate(m, 3, 0.5, seed=12)
     assert a.data == b.data
     for xa, xb, ta, tb in zip(a.x, b.x, a.time, b.time):
@@ -162,7 +162,6 @@ def test_strong_force_is_clipped_and_stays_finite(grid):
         ({"with_trial_end": "yes"}, TypeError, "with_trial_end"),
         ({"datasample": 1}, ValueError, "datasample"),
         ({"duration": 1e5, "dt": 1e-6}, ValueError, "steps per trial"),
-        ({"workers": 0}, ValueError, "workers"),
     ],
 )
 def test_bad_inputs(grid, kwargs, exc, match):

@@ -19,8 +19,6 @@ The Euler loop is a numba kernel (``cache=True``, ``nogil=True``); call
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +26,7 @@ import numpy as np
 from numba import njit
 from scipy.interpolate import CubicSpline
 
+from ._parallel import parallel_map
 from .spikedata import TRIAL_END, SpikeData
 
 __all__ = ["Simulation", "simulate", "warm_up", "sample_p0", "MAX_STEPS_PER_TRIAL"]
@@ -302,7 +301,6 @@ def simulate(
     seed: int | None = None,
     with_trial_end: bool = True,
     datasample: int = 0,
-    workers: int | None = None,
 ) -> Simulation:
     """Simulate latent paths and spikes of a model (MATH.md §8).
 
@@ -326,10 +324,6 @@ def simulate(
         its last spike; a trial without any spike then raises ValueError.
     datasample : int
         Which datasample's parameters to use.
-    workers : int, optional
-        Threads running trials concurrently (default: min(n_trials, CPUs)).
-        Results do not depend on it.
-
     Returns
     -------
     Simulation
@@ -383,17 +377,10 @@ def simulate(
     reflecting = model.boundary_mode == "reflecting"
     dF = np.diff(F) / np.diff(x)
     args = (n_steps, dt, D, grid, x, F, dF, p0, coef, reflecting, bool(with_trial_end))
-    if workers is None:
-        workers = min(n_trials, os.cpu_count() or 1)
-    workers = _validate_int("workers", workers, 1)
-    if workers == 1 or n_trials == 1:
-        results = [_trial(c, *args) for c in children]
-    else:
-        # The kernel releases the GIL and so do numpy's bulk draws, so
-        # trials run in parallel; each has its own stream, so the result is
-        # the same for any number of workers.
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(lambda c: _trial(c, *args), children))
+    # The kernel releases the GIL and so do numpy's bulk draws, so trials
+    # run on both cores; each has its own stream, so the result does not
+    # depend on how they are spread.
+    results = parallel_map(lambda c: _trial(c, *args), children)
 
     if not with_trial_end:
         for i, ((isi, _), _, _) in enumerate(results):
