@@ -336,3 +336,30 @@ def test_runs_table_open_overlay_export_delete(store, dataset):
 def test_runs_empty_store(store):
     table, opts, fits = runs_cb.refresh(1, None, "/runs")
     assert opts == [] and "No runs" in str(table)
+
+
+def test_buttons_do_nothing_without_a_click(store, dataset):
+    """Pages insert components; a callback fired by insertion must not act."""
+    from dash.exceptions import PreventUpdate
+    run_id = start_fit(epochs="1")[0]
+    for fn, args in ((fit_cb.cancel, (None, run_id)), (fit_cb.preset, (None, "d", None)),
+                     (runs_cb.delete_run, (None, run_id)), (runs_cb.cancel_run, (None, run_id)),
+                     (model_cb.save_model, (None, "x", SPEC)),
+                     (data_cb.cancel_generation, (None, {"run_id": run_id})),
+                     (data_cb.load_pmd, (None, ["Left/easy"], "p")),
+                     (data_cb.upload, (None, None, "u", "0.5"))):
+        with pytest.raises(PreventUpdate):
+            fn(*args)
+    assert not store.cancel_requested(run_id) and store.get_run(run_id) is not None
+    out = restructure(model_form.preset_state("ramp"), {"type": model_ids.PRESET, "key": "fig3"},
+                      value=None)
+    assert out == (no_update,) * 12
+    wait_done(store, run_id)
+
+
+def test_fit_poll_marks_dead_worker_interrupted(store, dataset):
+    rid = store.create_run("fit", "ghost", {"max_epochs": 3, "snapshot_epochs": [1]},
+                           refs={"dataset": "d"})
+    store.update_run(rid, status="running", pid=999999, pid_started=0.0)
+    out = call(fit_cb.poll, 1, rid, None, triggered=app_ids.ACTIVE_FIT)
+    assert store.get_run(rid)["status"] == "interrupted" and out[-2] is True

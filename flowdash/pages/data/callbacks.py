@@ -44,6 +44,8 @@ def fill_lists(_path, active):
 )
 def start_generation(_n, model, n_trials, duration, dt, seed, val_fraction, name, trial_end):
     """Validate the fields; record a queued generation run for the background job."""
+    if not _n:  # pages insert components: never act without a real click
+        raise PreventUpdate
     settings, errors = logic.validate_generation_fields(
         model, n_trials, duration, dt, seed, trial_end, val_fraction, name)
     keyed = {f: errors.get(GEN_FIELDS[f]) for f in FIELD_IDS}
@@ -98,6 +100,8 @@ def buttons(running):
           Input(ids.CANCEL, "n_clicks"), State(ids.JOB, "data"), prevent_initial_call=True)
 def cancel_generation(_n, job):
     """Dash kills the job process; record the run as cancelled."""
+    if not _n:  # pages insert components: never act without a real click
+        raise PreventUpdate
     if not job:
         return no_update, no_update
     with open_store() as store:
@@ -115,6 +119,8 @@ def cancel_generation(_n, job):
           prevent_initial_call=True)
 def upload(contents, filenames, name, val_fraction):
     """Save an uploaded .npz / .csv dataset (never unpickled)."""
+    if not contents:  # pages insert components: never act without a real click
+        raise PreventUpdate
     try:
         samples, meta = logic.import_upload(contents, filenames, val_fraction)
         with open_store() as store:
@@ -131,6 +137,8 @@ def upload(contents, filenames, name, val_fraction):
           State(ids.PMD_NAME, "value"), prevent_initial_call=True)
 def load_pmd(_n, conditions, name):
     """Load the real PMd recordings through the core's loader."""
+    if not _n:  # pages insert components: never act without a real click
+        raise PreventUpdate
     try:
         samples, meta = logic.import_pmd(conditions)
         with open_store() as store:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
+from dash.exceptions import PreventUpdate
 from dash import ALL, Input, Output, State, callback, ctx, no_update
 
 from flowdash import ids as app_ids
@@ -52,6 +53,8 @@ def optimizer_fields(optimizer):
           State(ids.INIT_MODEL, "value"), prevent_initial_call=True)
 def preset(_n, dataset, init_model):
     """The 2020 Fig. 3 fit: from the dataset's ground truth with a cos_square peq."""
+    if not _n:  # pages insert components: never act without a real click
+        raise PreventUpdate
     with open_store() as store:
         ds = store.get_dataset(dataset)
     truth = (ds or {}).get("meta", {}).get("model") or init_model
@@ -77,6 +80,8 @@ def preset(_n, dataset, init_model):
 def start(_n, dataset, init_model, peq_override, optimizer, lrs, alpha, params, epochs,
           batches, nv, snapshots, seed, name):
     """Validate, then start the fit in its own worker process (never kills another)."""
+    if not _n:  # pages insert components: never act without a real click
+        raise PreventUpdate
     fields = dict(dataset=dataset, init_model=init_model, peq_override=peq_override,
                   optimizer=optimizer, lr=dict(zip(view.PARAMS, lrs)), alpha=alpha,
                   params=params, epochs=epochs, batches=batches, nv=nv, snapshots=snapshots,
@@ -120,6 +125,8 @@ def follow(run_id):
           prevent_initial_call=True)
 def cancel(_n, run_id):
     """Ask the worker to stop after the current epoch; what it has is kept."""
+    if not _n:  # pages insert components: never act without a real click
+        raise PreventUpdate
     if not run_id:
         return no_update
     jobs.cancel(store_path(), run_id)

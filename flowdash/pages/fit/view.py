@@ -9,7 +9,7 @@ from dash import Patch
 from flowdash import jobs
 from flowdash.pages import theme
 from flowdash.pages.fit import figures
-from flowdash.store import ACTIVE_STATUSES, FINAL_STATUSES
+from flowdash.store import ACTIVE_STATUSES, FINAL_STATUSES, process_alive
 
 PARAMS = ("F", "F0", "D", "Fr", "C")
 DEFAULT_LR = {"F": "0.005", "F0": "0.005", "D": "0.1", "Fr": "0.0005", "C": "1"}
@@ -194,6 +194,9 @@ def poll(store, run_id, cursor):
     record = store.get_run(run_id) if run_id else None
     if record is None or record["kind"] != "fit":
         return None
+    if record["status"] in ACTIVE_STATUSES and not process_alive(record):
+        record = store.finish_run(run_id, "interrupted", message="interrupted",
+                                  error="the worker process is gone")
     fresh = not cursor or cursor.get("run_id") != run_id
     start = 0 if fresh else cursor["n"]
     new = store.read_epochs(run_id, start)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
+from dash.exceptions import PreventUpdate
 from dash import ALL, Input, Output, State, callback, ctx, no_update
 
 from flowdash import ids as app_ids
@@ -58,12 +59,14 @@ def restructure(_presets, _load, _add, _remove, peq, p0, rates, structure, np_, 
                 boundary, D, param_values, param_ids, saved):
     """Presets, loading, model choices and adding/removing neurons re-render the form."""
     trigger = ctx.triggered_id
+    clicked = isinstance(trigger, dict) and trigger.get("type") in (ids.PRESET, ids.REMOVE) \
+        or trigger in (ids.LOAD, ids.ADD_NEURON)
+    if clicked and not ctx.triggered[0]["value"]:  # inserted by the page, not clicked
+        return (no_update,) * 12
     state = state_from_fields(structure, (np_, ne, xb, xe), boundary, D, param_values, param_ids)
     if isinstance(trigger, dict) and trigger.get("type") == ids.PRESET:
         state = form.apply_event(state, "preset", trigger["key"])
     elif isinstance(trigger, dict) and trigger.get("type") == ids.REMOVE:
-        if not ctx.triggered[0]["value"]:
-            return (no_update,) * 12
         state = form.apply_event(state, "remove", trigger["neuron"])
     elif isinstance(trigger, dict) and trigger.get("type") == ids.RATE:
         state = form.apply_event(state, "rate", (trigger["neuron"], rates[trigger["neuron"]]))
@@ -124,6 +127,8 @@ def collect(structure, np_, ne, xb, xe, boundary, D, param_values, param_ids, er
 )
 def save_model(_n, name, spec):
     """Save the current (valid) model under a name."""
+    if not _n:  # pages insert components: never act without a real click
+        raise PreventUpdate
     if spec is None:
         return dbc.Alert("The model has errors; fix the fields marked in red.",
                          color="danger", className="py-1 mb-0"), no_update, False

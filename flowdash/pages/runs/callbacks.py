@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import dash_bootstrap_components as dbc
+from dash.exceptions import PreventUpdate
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from flowdash import ids as app_ids
@@ -37,6 +38,7 @@ def table(rows):
 def refresh(_n, _changed, _path):
     """The table of every run with its status (polled)."""
     with open_store() as store:
+        store.mark_interrupted()          # a worker that died shows up at once
         records = store.list_runs()
         rows = [describe(r, store.n_epochs(r["id"])) for r in records]
     if not rows:
@@ -92,6 +94,8 @@ def overlay(run_ids, _changed):
           Input(ids.CANCEL, "n_clicks"), State(ids.OPEN, "value"), prevent_initial_call=True)
 def cancel_run(_n, run_id):
     """Request a cancel of the open run."""
+    if not _n:  # pages insert components: never act without a real click
+        raise PreventUpdate
     with open_store() as store:
         record = store.get_run(run_id)
     if record is None or record["status"] not in ACTIVE_STATUSES:
@@ -107,6 +111,8 @@ def cancel_run(_n, run_id):
           Input(ids.DELETE, "n_clicks"), State(ids.OPEN, "value"), prevent_initial_call=True)
 def delete_run(_n, run_id):
     """Delete the open run (an active one is cancelled first)."""
+    if not _n:  # pages insert components: never act without a real click
+        raise PreventUpdate
     with open_store() as store:
         record = store.get_run(run_id)
         if record is None:
@@ -122,6 +128,8 @@ def delete_run(_n, run_id):
           State(ids.OPEN, "value"), prevent_initial_call=True)
 def export_npz(_n, run_id):
     """Every recorded array of the open run as .npz."""
+    if not _n:  # pages insert components: never act without a real click
+        raise PreventUpdate
     with open_store() as store:
         if store.get_run(run_id) is None:
             return no_update
@@ -133,6 +141,8 @@ def export_npz(_n, run_id):
           State(ids.OPEN, "value"), prevent_initial_call=True)
 def export_json(_n, run_id):
     """The open run's settings and record as JSON."""
+    if not _n:  # pages insert components: never act without a real click
+        raise PreventUpdate
     with open_store() as store:
         if store.get_run(run_id) is None:
             return no_update
