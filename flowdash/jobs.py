@@ -43,6 +43,8 @@ LATENT_POINTS = 4000
 #: Latent trajectories are kept for at most this many trials.
 LATENT_TRIALS = 50
 FIT_PARAMS = ("F", "F0", "D", "Fr", "C")
+#: Longest pause after each epoch that a run may ask for (teaching demos), s.
+MAX_PACE = 10.0
 
 
 class Interrupted(Exception):
@@ -264,6 +266,9 @@ def validate_fit(settings: dict) -> dict:
         raise ValueError(f"snapshot epochs must be ≥ 0, got {snaps}")
     s["snapshot_epochs"] = snaps
     s["seed"] = int(s.get("seed") or 0)
+    s["pace"] = float(s.get("pace") or 0.0)
+    if not 0.0 <= s["pace"] <= MAX_PACE:
+        raise ValueError(f"pace must be between 0 and {MAX_PACE:g} seconds per epoch, got {s['pace']}")
     return s
 
 
@@ -312,8 +317,6 @@ def run_fit(store_path, run_id: str, fit_fn=None, parent_pid: int | None = None)
         params = tuple(s["params_to_opt"])
         snaps = set(s["snapshot_epochs"]) | {0}
         state = {"stop": None}
-        # Slow motion for demonstrations and browser tests: pause after each epoch.
-        delay = float(os.environ.get("FLOWDASH_EPOCH_DELAY") or 0)
 
         def on_epoch(rec):
             epoch = int(rec.epoch)
@@ -327,8 +330,8 @@ def run_fit(store_path, run_id: str, fit_fn=None, parent_pid: int | None = None)
             store.set_latest(run_id, dict(_snapshot(rec.model, params), epoch=epoch))
             store.update_run(run_id, progress=epoch / s["max_epochs"],
                              message=f"epoch {epoch} of {s['max_epochs']}")
-            if delay > 0:
-                time.sleep(delay)
+            if s["pace"] > 0:  # a lecture's slow motion: let the class watch each epoch land
+                time.sleep(s["pace"])
             if store.cancel_requested(run_id):
                 state["stop"] = CANCELLED
             elif parent_pid is not None and os.getppid() != parent_pid:

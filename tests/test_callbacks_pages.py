@@ -247,9 +247,9 @@ from flowdash.pages.fit import view as fit_view  # noqa: E402
 FB_IDS = [{"id": {"type": "fit-fb", "field": f}} for f in fit_cb.FIELDS]
 
 
-def start_fit(epochs="3", lrs=("0.005",) * 5, params=("F",), name="t", dataset="d"):
+def start_fit(epochs="3", lrs=("0.005",) * 5, params=("F",), name="t", dataset="d", pace="0"):
     return call(fit_cb.start, 1, dataset, "gt", "cos_square", "GD", list(lrs), "0.05",
-                list(params), epochs, "1", "", "1, 2", "0", name,
+                list(params), epochs, "1", "", "1, 2", "0", pace, name,
                 triggered="fit-start", outputs_list=[{}, {}, {}, {}, FB_IDS])
 
 
@@ -264,12 +264,13 @@ def test_fit_lists_preset_optimizer(store, dataset):
 
 
 def test_fit_start_validates_inline(store, dataset):
-    out = start_fit(epochs="0", lrs=("-1",) * 5)
+    out = start_fit(epochs="0", lrs=("-1",) * 5, pace="11")
     assert out[0] is no_update
     fb = dict(zip(fit_cb.FIELDS, out[4]))
     assert fb["epochs"] and fb["lr-F"] and not fb["dataset"]
+    assert fb["pace"] == "must be ≥ 0 and ≤ 10"
     marks = call(fit_cb.mark_invalid, out[4], inputs_list=[FB_IDS])
-    assert marks[list(fit_cb.INPUT_OF).index("epochs")] is True and marks[8][0] is True
+    assert marks[list(fit_cb.INPUT_OF).index("epochs")] is True and marks[len(fit_cb.INPUT_OF)][0] is True
 
 
 def test_fit_start_poll_patch_and_cancel(store, dataset):
@@ -303,6 +304,7 @@ def test_fit_view_helpers():
                                               seed="0"))
     assert e == {} and s["params_to_opt"] == ["F", "D"] and s["Nv"] is None
     assert s["snapshot_epochs"] == [1, 6] and s["learning_rate"] == {"alpha": 0.1}
+    assert s["pace"] == 0.0
     assert fit_view.fmt_seconds(75) == "1 min 15 s"
 
 

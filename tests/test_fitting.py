@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import REFERENCE_DIR
+from _shared import REFERENCE_DIR
 from flowdash.core.fitting import FitOptions, fit
 from flowdash.core.grid import Grid
 from flowdash.core.library import peq_from_library, p0_from_library, rate_from_library

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import REFERENCE_DIR
+from _shared import REFERENCE_DIR
 from flowdash.core.grid import Grid
 
 

@@ -27,15 +27,6 @@ def fit_settings(**kw):
 
 
 # module-level fakes: picklable for the spawned worker ------------------------
-def slow_fit(model, train, val, options, on_epoch):
-    from flowdash.core.fitting import fit
-
-    def hook(rec):
-        time.sleep(0.25)
-        return on_epoch(rec)
-    return fit(model, train, val, options, on_epoch=hook)
-
-
 def failing_fit(model, train, val, options, on_epoch):
     raise RuntimeError("boom: the optimizer diverged")
 
@@ -121,7 +112,7 @@ def test_fit_records_every_epoch(path):
 
 def test_two_fits_run_at_once(path):
     store = RunStore(path)
-    a = jobs.start_fit(path, fit_settings(), fit_fn=slow_fit)
+    a = jobs.start_fit(path, fit_settings(pace=0.25))
     b = jobs.start_fit(path, fit_settings(max_epochs=2))
     assert wait_final(store, b)["status"] == DONE
     assert wait_final(store, a)["status"] == DONE
@@ -130,7 +121,7 @@ def test_two_fits_run_at_once(path):
 
 def test_cancel_keeps_partial_log(path):
     store = RunStore(path)
-    rid = jobs.start_fit(path, fit_settings(max_epochs=200), fit_fn=slow_fit)
+    rid = jobs.start_fit(path, fit_settings(max_epochs=200, pace=0.25))
     wait_epochs(store, rid, 3)
     jobs.cancel(path, rid)
     rec = wait_final(store, rid)
@@ -152,12 +143,14 @@ def test_failure_recorded_with_reason(path):
 def test_invalid_settings_rejected_before_start(path):
     with pytest.raises(ValueError, match="learning rate"):
         jobs.start_fit(path, fit_settings(learning_rate={}))
+    with pytest.raises(ValueError, match="pace must be between 0 and 10 seconds per epoch, got 11.0"):
+        jobs.start_fit(path, fit_settings(pace=11))
     assert RunStore(path).list_runs("fit") == []
 
 
 def test_restart_marks_dead_worker_interrupted(path):
     store = RunStore(path)
-    rid = jobs.start_fit(path, fit_settings(max_epochs=500), fit_fn=slow_fit)
+    rid = jobs.start_fit(path, fit_settings(max_epochs=500, pace=0.25))
     wait_epochs(store, rid, 2)
     pid = store.get_run(rid)["pid"]
     os.kill(pid, signal.SIGKILL)            # the worker dies without a word
@@ -170,7 +163,7 @@ def test_restart_marks_dead_worker_interrupted(path):
 
 def test_sigterm_marks_interrupted(path):
     store = RunStore(path)
-    rid = jobs.start_fit(path, fit_settings(max_epochs=500), fit_fn=slow_fit)
+    rid = jobs.start_fit(path, fit_settings(max_epochs=500, pace=0.25))
     wait_epochs(store, rid, 2)
     os.kill(store.get_run(rid)["pid"], signal.SIGTERM)   # server shutdown
     assert wait_final(store, rid, 20)["status"] == INTERRUPTED

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import REFERENCE_DIR
+from _shared import REFERENCE_DIR
 from flowdash.core.grid import Grid
 from flowdash.core.library import (
     PEQ_MODELS,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REFERENCE_DIR
+from _shared import REFERENCE_DIR
 
 CASES = sorted(REFERENCE_DIR.glob("*.json"))
 REPO = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import DATA_DIR, REFERENCE_DIR
+from _shared import DATA_DIR, REFERENCE_DIR
 from flowdash.core.spikedata import (
     SpikeData,
     concatenate,

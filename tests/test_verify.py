@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from conftest import REFERENCE_DIR
+from _shared import REFERENCE_DIR
 from flowdash.verify import main, run_case
 
 

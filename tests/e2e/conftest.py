@@ -30,7 +30,7 @@ def live_app(tmp_path_factory):
     """``python app.py`` on a free port with a temporary store; yields its URL."""
     store = tmp_path_factory.mktemp("store")
     port = free_port()
-    env = dict(os.environ, FLOWDASH_EPOCH_DELAY="0.25", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     log = open(store / "server.log", "w")
     proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--port", str(port),
                              "--store", str(store)], cwd=REPO, env=env, stdout=log,

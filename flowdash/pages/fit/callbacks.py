@@ -12,10 +12,10 @@ from flowdash.pages.fit import ids, view
 from flowdash.pages.services import open_store, options, store_path
 
 FIELDS = ("dataset", "init_model", "params", "alpha", "epochs", "batches", "nv",
-          "snapshots", "seed") + tuple(f"lr-{p}" for p in view.PARAMS)
+          "snapshots", "seed", "pace") + tuple(f"lr-{p}" for p in view.PARAMS)
 INPUT_OF = {"dataset": ids.DATASET, "init_model": ids.INIT_MODEL, "alpha": ids.ALPHA,
             "epochs": ids.EPOCHS, "batches": ids.BATCHES, "nv": ids.NV,
-            "snapshots": ids.SNAPSHOTS, "seed": ids.SEED}
+            "snapshots": ids.SNAPSHOTS, "seed": ids.SEED, "pace": ids.PACE}
 
 
 def run_options(store):
@@ -75,17 +75,17 @@ def preset(_n, dataset, init_model):
     State({"type": ids.LR, "param": ALL}, "value"), State(ids.ALPHA, "value"),
     State(ids.PARAMS, "value"), State(ids.EPOCHS, "value"), State(ids.BATCHES, "value"),
     State(ids.NV, "value"), State(ids.SNAPSHOTS, "value"), State(ids.SEED, "value"),
-    State(ids.NAME, "value"), prevent_initial_call=True,
+    State(ids.PACE, "value"), State(ids.NAME, "value"), prevent_initial_call=True,
 )
 def start(_n, dataset, init_model, peq_override, optimizer, lrs, alpha, params, epochs,
-          batches, nv, snapshots, seed, name):
+          batches, nv, snapshots, seed, pace, name):
     """Validate, then start the fit in its own worker process (never kills another)."""
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
     fields = dict(dataset=dataset, init_model=init_model, peq_override=peq_override,
                   optimizer=optimizer, lr=dict(zip(view.PARAMS, lrs)), alpha=alpha,
                   params=params, epochs=epochs, batches=batches, nv=nv, snapshots=snapshots,
-                  seed=seed, name=name)
+                  seed=seed, pace=pace, name=name)
     settings, errors = view.settings_from_fields(fields)
     feedback = [errors.get(o["id"]["field"], "") for o in ctx.outputs_list[-1]]
     if settings is None:

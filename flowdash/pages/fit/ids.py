@@ -12,6 +12,7 @@ NV = "fit-nv"
 SNAPSHOTS = "fit-snapshots"
 NAME = "fit-name"
 SEED = "fit-seed"
+PACE = "fit-pace"
 FB = "fit-fb"                          # pattern: {"type": FB, "field": field id or LR key}
 PRESET = "fit-preset"
 START = "fit-start"

@@ -59,6 +59,8 @@ def layout(**_query):
             field("Snapshot epochs", _input(ids.SNAPSHOTS, "1, 6, 13, 50"), fb("snapshots"),
                   width=8),
             field("Seed", _input(ids.SEED, "0"), fb("seed"), width=4),
+            field("Pace (s per epoch)", _input(ids.PACE, "0"), fb("pace"),
+                  help_text="> 0 slows a fit down for a class to watch", width=12),
             field("Run name", _input(ids.NAME, "", placeholder="optional"), width=12),
         ], className="g-2"),
         html.Div([

@@ -53,7 +53,7 @@ def settings_from_fields(f: dict):
     """Fit settings and per-field errors from the form values.
 
     ``f`` keys: dataset, init_model, peq_override, optimizer, lr (dict param->text),
-    alpha, params (list), epochs, batches, nv, snapshots, seed, name.
+    alpha, params (list), epochs, batches, nv, snapshots, seed, pace, name.
     """
     errors, s = {}, {}
     for key, msg in (("dataset", "choose a dataset"), ("init_model", "choose a saved model")):
@@ -96,6 +96,10 @@ def settings_from_fields(f: dict):
         s["snapshot_epochs"] = parse_snapshots(f.get("snapshots"))
     except ValueError as exc:
         errors["snapshots"] = str(exc)
+    try:
+        s["pace"] = _num(f.get("pace") or 0, float, 0, jobs.MAX_PACE)
+    except ValueError as exc:
+        errors["pace"] = str(exc)
     s["name"] = (f.get("name") or "").strip() or None
     return (None if errors else s), errors
 

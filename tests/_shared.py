@@ -1,4 +1,4 @@
-"""Shared test helpers: where the read-only shared inputs live."""
+"""Where the read-only shared inputs live (imported by the tests as `_shared`)."""
 
 from pathlib import Path
 
