@@ -157,7 +157,7 @@ def _propagators(lQd: np.ndarray, isi: np.ndarray) -> np.ndarray:
 # Rows per chunk of trials: five stored (rows × Nv) arrays of a chunk stay in
 # the caches while their products are formed, and the chunks of a batch keep
 # both cores busy.
-_CHUNK_ROWS = 4096
+_CHUNK_ROWS = 2048
 _BLOCK = 256  # rows per block of the products
 
 
