@@ -7,7 +7,7 @@ from scipy.interpolate import CubicSpline
 from flowdash.core.grid import Grid
 from flowdash.core.library import p0_from_library, peq_from_library, rate_from_library
 from flowdash.core.model import Model
-from flowdash.core.simulation import sample_p0, simulate, warm_up
+from flowdash.core.simulation import SimulationStopped, sample_p0, simulate, warm_up
 
 DW = {"xmin": 0.6, "xmax": 0.0, "depth": 2.0}
 
@@ -174,3 +174,20 @@ def test_bad_inputs(grid, kwargs, exc, match):
 def test_bad_model():
     with pytest.raises(TypeError, match="model"):
         simulate(object(), 1, 1.0)
+
+
+def test_progress_hook_reports_every_trial_and_can_stop(grid):
+    m = _model(grid)
+    seen = []
+    full = simulate(m, 4, 0.3, seed=5, on_trial=lambda done, total: seen.append((done, total)))
+    assert sorted(seen) == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert full.data == simulate(m, 4, 0.3, seed=5).data  # reporting changes nothing
+    with pytest.raises(SimulationStopped, match="stopped after [12] of 4 trials"):  # two run at once
+        simulate(m, 4, 0.3, seed=5, on_trial=lambda done, total: True)
+
+
+def test_fresh_seed_is_recorded_and_reproduces(grid):
+    m = _model(grid)
+    first = simulate(m, 2, 0.3)
+    again = simulate(m, 2, 0.3, seed=first.seed)
+    assert again.data == first.data and again.seed == first.seed

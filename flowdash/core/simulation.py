@@ -19,8 +19,9 @@ The Euler loop is a numba kernel (``cache=True``, ``nogil=True``); call
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from numba import njit
@@ -54,11 +55,20 @@ class Simulation:
     x : list of ndarray, each shape (T_i,)
         Latent path of trial i at those times (absorbing trials end on the
         wall they crossed).
+    seed : int
+        Entropy of the seed sequence used (the ``seed`` argument, or the
+        fresh entropy drawn when it was None): passing it again reproduces
+        the simulation exactly.
     """
 
     data: SpikeData
     time: list
     x: list
+    seed: int
+
+
+class SimulationStopped(Exception):
+    """``on_trial`` asked :func:`simulate` to stop before all trials were done."""
 
 
 # ---------------------------------------------------------------------------
@@ -301,6 +311,7 @@ def simulate(
     seed: int | None = None,
     with_trial_end: bool = True,
     datasample: int = 0,
+    on_trial: Callable[[int, int], bool | None] | None = None,
 ) -> Simulation:
     """Simulate latent paths and spikes of a model (MATH.md §8).
 
@@ -324,6 +335,12 @@ def simulate(
         its last spike; a trial without any spike then raises ValueError.
     datasample : int
         Which datasample's parameters to use.
+    on_trial : callable, optional
+        Called as ``on_trial(done, n_trials)`` after each finished trial
+        (from a worker thread); if it returns True the simulation stops and
+        raises :class:`SimulationStopped`. Trial i always uses child i of
+        ``SeedSequence(seed)``, so progress reporting changes nothing.
+
     Returns
     -------
     Simulation
@@ -377,10 +394,25 @@ def simulate(
     reflecting = model.boundary_mode == "reflecting"
     dF = np.diff(F) / np.diff(x)
     args = (n_steps, dt, D, grid, x, F, dF, p0, coef, reflecting, bool(with_trial_end))
+    stop, lock, done = threading.Event(), threading.Lock(), [0]
+
+    def run(child):
+        if stop.is_set():
+            return None
+        result = _trial(child, *args)
+        if on_trial is not None:
+            with lock:
+                done[0] += 1
+                if on_trial(done[0], n_trials):
+                    stop.set()
+        return result
+
     # The kernel releases the GIL and so do numpy's bulk draws, so trials
     # run on both cores; each has its own stream, so the result does not
     # depend on how they are spread.
-    results = parallel_map(lambda c: _trial(c, *args), children)
+    results = parallel_map(run, children)
+    if stop.is_set():
+        raise SimulationStopped(f"stopped after {done[0]} of {n_trials} trials")
 
     if not with_trial_end:
         for i, ((isi, _), _, _) in enumerate(results):
@@ -390,4 +422,4 @@ def simulate(
                     f"Use with_trial_end=True, a longer duration or higher rates"
                 )
     data = SpikeData([r[0] for r in results], n_neurons=fr.shape[1], with_trial_end=bool(with_trial_end))
-    return Simulation(data=data, time=[r[1] for r in results], x=[r[2] for r in results])
+    return Simulation(data=data, time=[r[1] for r in results], x=[r[2] for r in results], seed=int(seq.entropy))
