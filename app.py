@@ -35,10 +35,11 @@ def make_manager(store_path: str):
         backend = os.environ.get("FLOWDASH_CELERY_BACKEND", broker)
         celery_app = Celery("flowdash", broker=broker, backend=backend)
         return CeleryManager(celery_app)
-    import diskcache
     from dash import DiskcacheManager
 
-    cache = diskcache.Cache(str(Path(store_path) / "callbacks"))
+    from flowdash.store import open_cache
+
+    cache = open_cache(Path(store_path) / "callbacks")
     return DiskcacheManager(cache, expire=3600)
 
 

@@ -37,6 +37,12 @@ FINAL_STATUSES = (DONE, CANCELLED, FAILED, INTERRUPTED)
 RUN_KINDS = ("generation", "fit")
 
 
+def open_cache(path) -> diskcache.Cache:
+    """A diskcache folder that never evicts: runs, models and datasets are data,
+    not a cache (diskcache's default culls the oldest items past 1 GiB)."""
+    return diskcache.Cache(str(path), eviction_policy="none")
+
+
 def _validate_name(name: str, what: str) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"{what} name must be a non-empty string, got {name!r}")
@@ -58,7 +64,7 @@ class RunStore:
     def __init__(self, path):
         self.path = str(Path(path))
         Path(self.path).mkdir(parents=True, exist_ok=True)
-        self.cache = diskcache.Cache(str(Path(self.path) / "runs"))
+        self.cache = open_cache(Path(self.path) / "runs")
 
     # -- runs -------------------------------------------------------------
     def create_run(self, kind: str, name: str, settings: dict, refs: dict | None = None) -> str:
