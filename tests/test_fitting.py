@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from _shared import REFERENCE_DIR
-from flowdash.core.fitting import FitOptions, fit
+from flowdash.core.fitting import FitDiverged, FitOptions, fit
 from flowdash.core.grid import Grid
 from flowdash.core.library import peq_from_library, p0_from_library, rate_from_library
 from flowdash.core.model import Model
@@ -139,3 +139,17 @@ def test_impossible_fits(kwargs, message):
 def test_validation_sets_must_match_datasamples():
     with pytest.raises(ValueError, match=r"val must have one SpikeData per datasample \(1\), got 2"):
         fit(_model(), DATA, [DATA, DATA], FitOptions(optimizer="GD", learning_rate={"F": 0.1}))
+
+
+@pytest.mark.parametrize("param, rate", [("Fr", 1e3), ("C", 1e6)])
+def test_a_diverging_fit_stops_with_a_clear_message_and_keeps_its_epochs(param, rate):
+    seen = []
+    options = FitOptions(optimizer="GD", max_epochs=20, params_to_opt=(param,), learning_rate={param: rate})
+    with pytest.raises(FitDiverged, match=r"diverged at epoch \d+ \(the NLL is not finite\); lower the learning rate"):
+        try:
+            fit(_model(), DATA, None, options, on_epoch=lambda rec: seen.append(rec.epoch))
+        except FitDiverged as exc:
+            partial = exc.result
+            raise
+    assert partial.nll_train.shape == (1, len(seen)) and np.all(np.isfinite(partial.nll_train))
+    assert partial.stopped and np.all(np.isfinite(partial.model.peq))

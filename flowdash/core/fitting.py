@@ -21,7 +21,7 @@ from .likelihood import Operators, batch_nll, batch_nll_and_grad
 from .model import PEQ_FLOOR, Model, peq_from_force
 from .spectra import Spectrum, solve_spectrum, validate_Nv
 
-__all__ = ["FitOptions", "EpochRecord", "FitResult", "fit", "FITTABLE", "OPTIMIZERS"]
+__all__ = ["FitOptions", "EpochRecord", "FitResult", "FitDiverged", "fit", "FITTABLE", "OPTIMIZERS"]
 
 FITTABLE = ("F", "F0", "D", "Fr", "C")
 OPTIMIZERS = ("GD", "ADAM")
@@ -190,6 +190,20 @@ class FitResult:
         return int(self.epochs[np.argmin(curve.sum(axis=0))])
 
 
+class FitDiverged(ValueError):
+    """An epoch's NLL was not finite: the step was too large for this model.
+
+    Attributes
+    ----------
+    result : FitResult
+        Everything up to the last finite epoch.
+    """
+
+    def __init__(self, message: str, result: FitResult):
+        super().__init__(message)
+        self.result = result
+
+
 class _Adam:
     def __init__(self, alpha, beta1, beta2, eps, shape, v_shape):
         self.alpha, self.beta1, self.beta2, self.eps = alpha, beta1, beta2, eps
@@ -356,6 +370,12 @@ def fit(model: Model, train, val=None, options: FitOptions | None = None,
     Returns
     -------
     FitResult
+
+    Raises
+    ------
+    FitDiverged
+        When the parameters or an NLL stop being finite (too large a step);
+        its ``result`` holds the epochs before.
     """
     options = options or FitOptions()
     train, val = _as_list(train, "train"), _as_list(val, "val")
@@ -413,11 +433,34 @@ def _fit(model: Model, train: list, val: list, options: FitOptions, on_epoch) ->
     hist_tr, hist_va, snapshots = [], [], {}
     stopped = False
 
+    last = {"model": model}
+
+    def result(stopped: bool) -> FitResult:
+        return FitResult(model=last["model"], nll_train=np.array(hist_tr).reshape(-1, K).T,
+                         nll_val=np.array(hist_va).reshape(-1, K).T, epochs=np.arange(len(hist_tr)),
+                         snapshots=snapshots, stopped=stopped, seconds=time.perf_counter() - t0)
+
+    def diverged(epoch: int) -> FitDiverged:
+        return FitDiverged(f"the fit diverged at epoch {epoch} (the NLL is not finite); "
+                           "lower the learning rate(s)", result(True))
+
     def record(epoch: int) -> bool:
-        nll_tr, nll_va = evaluate(epoch)
+        if not all(np.all(np.isfinite(a)) for a in (state.peq, state.D, state.fr)
+                   + (() if state.p0 is None else (state.p0,))):
+            raise diverged(epoch)
+        try:
+            nll_tr, nll_va = evaluate(epoch)
+        except (ZeroDivisionError, FloatingPointError, np.linalg.LinAlgError, ValueError) as exc:
+            if epoch == 0:
+                raise
+            # After an update, a numerical failure means the step broke the model
+            # (e.g. a rate scale driven to 0 makes every spike impossible).
+            raise diverged(epoch) from exc
+        if not (np.all(np.isfinite(nll_tr)) and (not val or np.all(np.isfinite(nll_va)))):
+            raise diverged(epoch)
         hist_tr.append(nll_tr)
         hist_va.append(nll_va)
-        current = state.model()
+        current = last["model"] = state.model()
         if snapshot_set is None or epoch in snapshot_set:
             snapshots[epoch] = current
         if on_epoch is None:
@@ -434,14 +477,13 @@ def _fit(model: Model, train: list, val: list, options: FitOptions, on_epoch) ->
             else:
                 batch = train[k] if idx is None else train[k].subset(idx)
                 _, grad = batch_nll_and_grad(state.ops(k), batch, grads_needed)
-            _apply_updates(state, k, grad, options, adam)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is checked below
+                _apply_updates(state, k, grad, options, adam)
         epoch += 1
         if options.line_search and epoch in options.line_search["epochs"]:
             _line_search(state, train, options)
         stopped = record(epoch)
-    return FitResult(model=state.model(), nll_train=np.array(hist_tr).T, nll_val=np.array(hist_va).T,
-                     epochs=np.arange(len(hist_tr)), snapshots=snapshots, stopped=stopped,
-                     seconds=time.perf_counter() - t0)
+    return result(stopped)
 
 
 def _normalised(grid, logp: np.ndarray) -> np.ndarray:
