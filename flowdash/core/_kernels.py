@@ -20,35 +20,16 @@ CUTOFF = 40.0  # lQd·dt beyond which exp(-lQd·dt) < 4e-18 is negligible
 
 
 @njit(cache=True, nogil=True)
-def _spike_matvec(S, n, a, out):
-    # S[n] is symmetric; walking its rows keeps the access contiguous.
-    Nv = a.shape[0]
-    for k in range(Nv):
-        out[k] = 0.0
-    for j in range(Nv):
-        aj = a[j]
-        for k in range(Nv):
-            out[k] += S[n, j, k] * aj
+def _matvec(M, a, m, out):
+    """``out = M @ a`` for symmetric M, using only the first m entries of a.
 
-
-@njit(cache=True, nogil=True)
-def _spike_matvec_head(S, n, a, m, out):
-    # Only the first m entries of a are non-negligible (see forward).
+    Walking M's rows keeps the access contiguous; the entries of a past m
+    are negligible (see :func:`forward`).
+    """
     Nv = a.shape[0]
     for k in range(Nv):
         out[k] = 0.0
     for j in range(m):
-        aj = a[j]
-        for k in range(Nv):
-            out[k] += S[n, j, k] * aj
-
-
-@njit(cache=True, nogil=True)
-def _sym_matvec(M, a, out):
-    Nv = a.shape[0]
-    for k in range(Nv):
-        out[k] = 0.0
-    for j in range(Nv):
         aj = a[j]
         for k in range(Nv):
             out[k] += M[j, k] * aj
@@ -111,7 +92,7 @@ def forward(alpha0, beta, lQd, isi, S, Aabs, absorbing, E, ids, offsets, rows, A
             n = ids[i]
             if n >= 0:
                 m = np.searchsorted(lQd, CUTOFF / isi[i]) if isi[i] > 0 else Nv
-                _spike_matvec_head(S, n, a, max(m, 1), tmp)
+                _matvec(S[n], a, max(m, 1), tmp)
                 a[:] = tmp
             c = _normalise(a)
             ll += np.log(c)
@@ -119,7 +100,7 @@ def forward(alpha0, beta, lQd, isi, S, Aabs, absorbing, E, ids, offsets, rows, A
                 cs[i] = c
         a_S[t] = a
         if absorbing:
-            _sym_matvec(Aabs, a, tmp)
+            _matvec(Aabs, a, Nv, tmp)
             a[:] = tmp
             c = _normalise(a)
             cabs[t] = c
@@ -165,7 +146,7 @@ def backward(beta, lQd, isi, S, Aabs, absorbing, E, ids, offsets, rows, Bpre, Bp
     tmp = np.empty(Nv)
     for t in range(n_trials):
         if absorbing:
-            _sym_matvec(Aabs, beta, b)
+            _matvec(Aabs, beta, Nv, b)
         else:
             b[:] = beta
         m = Nv  # entries of b that matter; shrinks once b has been through a propagator
@@ -178,7 +159,7 @@ def backward(beta, lQd, isi, S, Aabs, absorbing, E, ids, offsets, rows, Bpre, Bp
                     Bpre[row, k] = b[k]
             n = ids[i]
             if n >= 0:
-                _spike_matvec_head(S, n, b, m, tmp)
+                _matvec(S[n], b, m, tmp)
             else:
                 tmp[:] = b
             for k in range(Nv):
