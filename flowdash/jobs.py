@@ -458,9 +458,13 @@ def export_npz(store: RunStore, run_id: str) -> bytes:
         epochs = store.read_epochs(run_id)
         if epochs:
             arrays["epoch"] = np.array([e["epoch"] for e in epochs])
-            arrays["nll_train"] = np.array([e["nll_train"] for e in epochs], float).T
-            if epochs[0].get("nll_val") is not None:
-                arrays["nll_val"] = np.array([e["nll_val"] for e in epochs], float).T
+            for key in ("nll_train", "nll_val"):
+                width = max(len(e.get(key) or []) for e in epochs)
+                if width:  # (datasamples, epochs); a missing or short entry is NaN
+                    arrays[key] = np.stack([np.pad(nll_array(e.get(key) or []),
+                                                   (0, width - len(e.get(key) or [])),
+                                                   constant_values=np.nan)
+                                            for e in epochs], axis=1)
             arrays["elapsed"] = np.array([e["elapsed"] for e in epochs], float)
             arrays["D"] = np.array([e["D"] for e in epochs], float)
             for e in epochs:
@@ -496,12 +500,20 @@ def export_settings_json(store: RunStore, run_id: str) -> str:
 
 # ---------------------------------------------------------------------------
 def _finite_list(values):
-    """Floats as a JSON-able list with NaN -> None (None stays None)."""
+    """Floats as a JSON-able list, one entry per datasample, NaN/inf -> None.
+
+    The length never depends on the values, so every epoch of a run has the
+    same number of entries (None stays None: no validation set).
+    """
     if values is None:
         return None
-    arr = np.atleast_1d(np.asarray(values, float))
-    out = [float(v) if np.isfinite(v) else None for v in arr]
-    return None if all(v is None for v in out) else out
+    return [float(v) if np.isfinite(v) else None
+            for v in np.atleast_1d(np.asarray(values, float))]
+
+
+def nll_array(values) -> np.ndarray:
+    """A stored NLL list (None = not finite) as floats with NaN."""
+    return np.array([np.nan if v is None else v for v in values], float)
 
 
 def _create_time():

@@ -88,7 +88,7 @@ def test_params_figure_panels_follow_fitted_parameters():
     fig = fit_figures.params_figure([0, 1, 2], D=[[1.0], [1.2], [1.3]], x=X,
                                     p0=(2, [PEQ]), fr=(2, np.ones((1, 41, 2))))
     assert len(fig.data) == 1 + 1 + 2
-    assert fig.layout.yaxis.title.text == "D (1/s)"
+    assert fig.layout.yaxis.title.text == "D (a.u.²/s)"
     assert fig.layout.yaxis2.title.text == theme.DENSITY_TITLE
     assert fig.layout.yaxis3.title.text == theme.RATE_TITLE
     empty = fit_figures.params_figure([0, 1])
@@ -107,3 +107,13 @@ def test_theme_is_colour_blind_safe_and_exports():
     assert theme.COLORWAY[0] == "#0072B2" and len(set(theme.COLORWAY)) == 8
     assert theme.graph_config("svg")["toImageButtonOptions"]["format"] == "svg"
     assert theme.graph_config("bmp")["toImageButtonOptions"]["format"] == "png"
+
+
+def test_nll_figures_tolerate_missing_values():
+    """A non-finite NLL is stored as None: a gap in the curve, never an error."""
+    fig = fit_figures.nll_figure([0, 1, 2], [None, 8.0, 7.0], [None, float("nan"), 3.0])
+    assert list(fig.data[0].y) == [None, 0.0, -1.0]
+    assert list(fig.data[1].y) == [None, None, 0.0]
+    assert list(fig.data[2].x) == [2]
+    over = fit_figures.overlay_figure([("a", [0, 1], [None, 2.0], [None, None])])
+    assert [t.name for t in over.data] == ["a · training"]

@@ -177,3 +177,22 @@ def test_job_layer_and_app_import_without_side_effects():
             "import app; assert 'flowdash.pages.model.callbacks' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True,
                    cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_non_finite_nll_never_breaks_views_or_export(tmp_path):
+    """None (a non-finite NLL) in the epoch log: curves, figures and export still work."""
+    from flowdash.pages.fit import view
+    store = RunStore(str(tmp_path / "s"))
+    rid = store.create_run("fit", "nan", {"max_epochs": 2, "snapshot_epochs": [1]})
+    for k, (tr, va) in enumerate([([1.0, 2.0], [3.0, 4.0]), ([float("nan"), 1.0], None),
+                                  ([0.5, 0.5], [1.0, float("inf")])]):
+        store.append_epoch(rid, {"epoch": k, "nll_train": jobs._finite_list(tr),
+                                 "nll_val": jobs._finite_list(va), "elapsed": 0.1 * k,
+                                 "time": 0.0, "D": [1.0]})
+    assert store.read_epochs(rid)[1]["nll_train"] == [None, 1.0]
+    es, train, val = view.curves(store.read_epochs(rid))
+    assert es == [0, 1, 2] and train == [3.0, None, 1.0] and val == [7.0, None, None]
+    z = np.load(__import__("io").BytesIO(jobs.export_npz(store, rid)))
+    assert z["nll_train"].shape == (2, 3) and np.isnan(z["nll_train"][0, 1])
+    assert np.isnan(z["nll_val"][:, 1]).all() and np.isnan(z["nll_val"][1, 2])
+

@@ -11,14 +11,23 @@ NLL_Y_TITLE = "NLL − NLL(epoch 0) (nats)"
 EPOCH_TITLE = "epoch (iteration)"
 
 
+def _ok(v) -> bool:
+    return v is not None and np.isfinite(v)
+
+
 def shifted(values, base):
-    """``values − base`` with None kept (missing validation)."""
-    return [None if v is None or base is None else v - base for v in values]
+    """``values − base``; None (missing or non-finite) stays None (a gap)."""
+    return [v - base if _ok(v) and _ok(base) else None for v in values]
+
+
+def first_finite(values):
+    """The first finite value (the curve's baseline), or None."""
+    return next((v for v in values if _ok(v)), None)
 
 
 def best_epoch(epochs, val):
     """(epoch, value) of the minimal validation NLL, or (None, None)."""
-    pairs = [(e, v) for e, v in zip(epochs, val) if v is not None]
+    pairs = [(e, v) for e, v in zip(epochs, val) if _ok(v)]
     if not pairs:
         return None, None
     return min(pairs, key=lambda p: p[1])
@@ -45,8 +54,7 @@ def nll_figure(epochs, train, val, title: str = "Negative log-likelihood") -> go
     live page extends traces 0–1 and replaces trace 2 with ``Patch``.
     """
     epochs = list(epochs)
-    base_t = train[0] if len(train) else None
-    base_v = val[0] if len(val) else None
+    base_t, base_v = first_finite(train), first_finite(val)
     fig = theme.base_figure(title, height=400)
     fig.add_trace(go.Scatter(x=epochs, y=shifted(train, base_t), mode="lines+markers",
                              name="training", line=dict(color=theme.TRAIN_COLOR, width=3),
@@ -55,7 +63,7 @@ def nll_figure(epochs, train, val, title: str = "Negative log-likelihood") -> go
                              name="validation", line=dict(color=theme.VAL_COLOR, width=3),
                              marker=dict(size=6, symbol="square")))
     e, v = best_epoch(epochs, val)
-    fig.add_trace(go.Scatter(x=[] if e is None else [e], y=[] if e is None else [v - base_v],
+    fig.add_trace(go.Scatter(x=[] if e is None else [e], y=shifted([] if e is None else [v], base_v),
                              mode="markers", name="min validation",
                              marker=dict(color=theme.MIN_COLOR, size=16, symbol="star")))
     fig.update_layout(xaxis_title=EPOCH_TITLE, yaxis_title=NLL_Y_TITLE,
@@ -127,7 +135,7 @@ def params_figure(epochs, D=None, x=None, p0=None, fr=None) -> go.Figure:
                                          name="D" + (f" {k}" if arr.shape[1] > 1 else ""),
                                          line=dict(color=theme.color(k), width=3)), row=1, col=col)
             fig.update_xaxes(title_text=EPOCH_TITLE, row=1, col=col)
-            fig.update_yaxes(title_text="D (1/s)", row=1, col=col)
+            fig.update_yaxes(title_text="D (a.u.²/s)", row=1, col=col)
         elif p == "p0":
             for k, row in enumerate(np.atleast_2d(p0[1])):
                 fig.add_trace(go.Scatter(x=x, y=row, mode="lines", name=f"p0 (epoch {p0[0]})",
@@ -158,11 +166,10 @@ def overlay_figure(curves) -> go.Figure:
     fig = theme.base_figure("NLL of the selected runs", height=420)
     for i, (label, epochs, train, val) in enumerate(curves):
         c = theme.color(i)
-        base_t = train[0] if train else None
-        base_v = val[0] if val else None
+        base_t, base_v = first_finite(train), first_finite(val)
         fig.add_trace(go.Scatter(x=list(epochs), y=shifted(train, base_t), mode="lines",
                                  name=f"{label} · training", line=dict(color=c, width=3)))
-        if any(v is not None for v in val):
+        if base_v is not None:
             fig.add_trace(go.Scatter(x=list(epochs), y=shifted(val, base_v), mode="lines",
                                      name=f"{label} · validation",
                                      line=dict(color=c, width=3, dash="dash")))

@@ -115,12 +115,23 @@ def fig3_preset(ground_truth: str | None):
 # live view
 # ---------------------------------------------------------------------------
 def curves(epochs):
-    """Epoch numbers and NLLs summed over datasamples (val None when absent)."""
+    """Epoch numbers and NLLs summed over datasamples.
+
+    A missing value (None, stored for a non-finite NLL) counts as NaN, so the
+    epoch's sum is NaN and the curve shows a gap; ``val`` is None per epoch
+    when the run has no validation set.
+    """
     es = [e["epoch"] for e in epochs]
-    train = [float(np.sum(e["nll_train"])) for e in epochs]
-    val = [None if e.get("nll_val") is None else float(np.nansum(
-        [v for v in e["nll_val"] if v is not None])) for e in epochs]
+    train = [_total(e.get("nll_train")) for e in epochs]
+    val = [_total(e.get("nll_val")) for e in epochs]
     return es, train, val
+
+
+def _total(values):
+    if values is None:
+        return None
+    total = float(np.sum(jobs.nll_array(values)))
+    return total if np.isfinite(total) else None
 
 
 def _truth(store, record):
@@ -212,13 +223,13 @@ def poll(store, run_id, cursor):
         out["nll"] = figures.nll_figure(es, tr, va)
         best = figures.best_epoch(es, va)
         cursor = {"run_id": run_id, "n": len(epochs),
-                  "base": [tr[0] if tr else None, va[0] if va else None],
+                  "base": [figures.first_finite(tr), figures.first_finite(va)],
                   "best": list(best)}
     elif new:
         es, tr, va = curves(new)
         base_t, base_v = cursor["base"]
-        if base_t is None:
-            base_t, base_v = tr[0], va[0]
+        base_t = figures.first_finite([base_t] + tr)
+        base_v = figures.first_finite([base_v] + va)
         patch = Patch()
         patch["data"][0]["x"].extend(es)
         patch["data"][0]["y"].extend(figures.shifted(tr, base_t))
@@ -226,7 +237,7 @@ def poll(store, run_id, cursor):
         patch["data"][1]["y"].extend(figures.shifted(va, base_v))
         best_e, best_v = cursor["best"]
         for e, v in zip(es, va):
-            if v is not None and (best_v is None or v < best_v):
+            if figures._ok(v) and (best_v is None or v < best_v):
                 best_e, best_v = e, v
         if best_e is not None and base_v is not None:
             patch["data"][2]["x"] = [best_e]

@@ -85,7 +85,7 @@ def layout(**_query):
                 id=ids.BOUNDARY, value=bm, inline=True,
                 options=[{"label": "reflecting", "value": "reflecting"},
                          {"label": "absorbing", "value": "absorbing"}]), width=7),
-            field("D (1/s)", dbc.Input(id=ids.D, value=d, type="text"), ids.FB_D, width=5),
+            field("D (a.u.²/s)", dbc.Input(id=ids.D, value=d, type="text"), ids.FB_D, width=5),
         ], className="g-2"),
     )
     peq_card = card("Equilibrium density peq",
