@@ -568,18 +568,36 @@ def rate_from_library(x: Any, name: str, **params: Any) -> np.ndarray:
 
 
 def peq_from_spec(grid: GridLike, spec: Mapping[str, Any]) -> np.ndarray:
-    """:func:`peq_from_library` from ``{'model': name, 'params': {...}}``."""
+    """:func:`peq_from_library` from ``{'model': name, 'params': {...}}``.
+
+    Returns
+    -------
+    peq : ndarray, shape (N,)
+        Normalised (``Σ w·peq = 1``), then clipped below at 1e-5.
+    """
     name, params = _unpack_spec(spec, "peq_model")
     return peq_from_library(grid, name, **params)
 
 
 def p0_from_spec(grid: GridLike, spec: Mapping[str, Any]) -> np.ndarray:
-    """:func:`p0_from_library` from ``{'model': name, 'params': {...}}``."""
+    """:func:`p0_from_library` from ``{'model': name, 'params': {...}}``.
+
+    Returns
+    -------
+    p0 : ndarray, shape (N,)
+        Normalised (``Σ w·p0 = 1``), not clipped.
+    """
     name, params = _unpack_spec(spec, "p0_model")
     return p0_from_library(grid, name, **params)
 
 
 def rate_from_spec(x: Any, spec: Mapping[str, Any]) -> np.ndarray:
-    """:func:`rate_from_library` from ``{'model': name, 'params': {...}}``."""
+    """:func:`rate_from_library` from ``{'model': name, 'params': {...}}``.
+
+    Returns
+    -------
+    f : ndarray, same shape as ``x``
+        Firing rate in Hz, floored at 1 Hz.
+    """
     name, params = _unpack_spec(spec, "fr_model")
     return rate_from_library(x, name, **params)

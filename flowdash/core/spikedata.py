@@ -541,6 +541,15 @@ class SpikeData:
         n_neurons, with_trial_end : optional
             Override / supply metadata missing from reference files (see
             :func:`load_reference_set`).
+
+        Returns
+        -------
+        SpikeData
+
+        Raises
+        ------
+        ValueError
+            A malformed file, naming the key and what is wrong (never unpickled).
         """
         npz = _open_npz(src)
         if prefix is None:
