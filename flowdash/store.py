@@ -23,6 +23,7 @@ user file); the store pickles only values built by flowdash itself.
 """
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -41,6 +42,14 @@ def open_cache(path) -> diskcache.Cache:
     """A diskcache folder that never evicts: runs, models and datasets are data,
     not a cache (diskcache's default culls the oldest items past 1 GiB)."""
     return diskcache.Cache(str(path), eviction_policy="none")
+
+
+class NameTaken(ValueError):
+    """A model or dataset of that name exists (saving never overwrites)."""
+
+
+class RunActive(ValueError):
+    """The run is queued or running (cancel it first)."""
 
 
 def _validate_name(name: str, what: str) -> str:
@@ -93,15 +102,35 @@ class RunStore:
             return None
         return self.cache.get(f"run:{run_id}")
 
-    def update_run(self, run_id: str, **changes) -> dict:
-        """Change fields of a run record atomically; return the new record."""
+    def update_run(self, run_id: str, **changes) -> dict | None:
+        """Change fields of an active run record atomically; return the record.
+
+        A record with a final status is never changed (a late progress
+        message cannot undo a cancel); None if there is no such run.
+        """
         with self.cache.transact():
             record = self.cache.get(f"run:{run_id}")
-            if record is None:
-                raise KeyError(f"no run {run_id!r}")
+            if record is None or record["status"] in FINAL_STATUSES:
+                return record
             record.update(changes)
             self.cache.set(f"run:{run_id}", record)
         return record
+
+    def start_run(self, run_id: str, pid: int, pid_started: float | None,
+                  message: str = "starting") -> bool:
+        """queued -> running for the process ``pid``, only if still queued.
+
+        Returns False (and changes nothing) if the run was cancelled,
+        interrupted or started meanwhile.
+        """
+        with self.cache.transact():
+            record = self.cache.get(f"run:{run_id}")
+            if record is None or record["status"] != QUEUED:
+                return False
+            record.update(status=RUNNING, started=time.time(), pid=pid, pid_started=pid_started,
+                          host=socket.gethostname(), message=message)
+            self.cache.set(f"run:{run_id}", record)
+        return True
 
     def finish_run(self, run_id: str, status: str, error: str | None = None,
                    message: str | None = None) -> dict | None:
@@ -127,9 +156,17 @@ class RunStore:
         return out
 
     def delete_run(self, run_id: str) -> None:
-        """Remove a run, its epoch log and its results."""
-        n = self.cache.get(f"nepochs:{run_id}", 0)
+        """Remove a finished run, its epoch log and its results.
+
+        Raises RunActive for a queued or running run: its worker would keep
+        writing; cancel it first.
+        """
         with self.cache.transact():
+            record = self.cache.get(f"run:{run_id}")
+            if record is not None and record["status"] in ACTIVE_STATUSES:
+                raise RunActive(f"the run “{record['name']}” is {record['status']}; "
+                                "cancel it first, then delete it")
+            n = self.cache.get(f"nepochs:{run_id}", 0)
             self.cache.set("runs:index",
                            [r for r in self.cache.get("runs:index", []) if r != run_id])
             for key in ([f"epochs:{run_id}:{k}" for k in range(n)]
@@ -160,6 +197,10 @@ class RunStore:
             out.append(rec)
         return out
 
+    def read_epoch(self, run_id: str, k: int) -> dict | None:
+        """The k-th epoch record (one key), or None."""
+        return self.cache.get(f"epochs:{run_id}:{int(k)}")
+
     def set_latest(self, run_id: str, params: dict) -> None:
         self.cache.set(f"latest:{run_id}", params)
 
@@ -175,10 +216,11 @@ class RunStore:
     # -- cancel ---------------------------------------------------------------
     def request_cancel(self, run_id: str) -> None:
         """Ask a running job to stop at its next check (between epochs)."""
-        self.cache.set(f"cancel:{run_id}", time.time())
-        record = self.get_run(run_id)
-        if record is not None and record["status"] == QUEUED:
-            self.finish_run(run_id, CANCELLED, message="cancelled before it started")
+        with self.cache.transact():
+            self.cache.set(f"cancel:{run_id}", time.time())
+            record = self.get_run(run_id)
+            if record is not None and record["status"] == QUEUED:
+                self.finish_run(run_id, CANCELLED, message="cancelled before it started")
 
     def cancel_requested(self, run_id: str) -> bool:
         return f"cancel:{run_id}" in self.cache
@@ -201,9 +243,18 @@ class RunStore:
         return marked
 
     # -- models ---------------------------------------------------------------
-    def save_model(self, name: str, spec: dict) -> str:
+    def _add(self, key: str, value, what: str, name: str, overwrite: bool) -> None:
+        if overwrite:
+            self.cache.set(key, value)
+        elif not self.cache.add(key, value):
+            raise NameTaken(f"a {what} named “{name}” exists; choose another name "
+                            f"or delete the old {what} first")
+
+    def save_model(self, name: str, spec: dict, overwrite: bool = False) -> str:
+        """Save a model spec under ``name``; raises NameTaken if it exists."""
         name = _validate_name(name, "model")
-        self.cache.set(f"models:{name}", dict(spec, saved=time.time()))
+        with self.cache.transact():
+            self._add(f"models:{name}", dict(spec, saved=time.time()), "model", name, overwrite)
         return name
 
     def get_model(self, name: str) -> dict | None:
@@ -218,13 +269,22 @@ class RunStore:
 
     # -- datasets -------------------------------------------------------------
     def save_dataset(self, name: str, npz_blobs: list[bytes], meta: dict,
-                     latent: dict | None = None) -> str:
-        """Save a dataset: one ``SpikeData.save_npz`` blob per datasample."""
+                     latent: dict | None = None, overwrite: bool = False,
+                     unless_cancelled: str | None = None) -> str | None:
+        """Save a dataset: one ``SpikeData.save_npz`` blob per datasample.
+
+        Raises NameTaken if a dataset of that name exists (unless ``overwrite``).
+        With ``unless_cancelled=run_id`` nothing is saved (and None returned)
+        once a cancel of that run was requested: a cancel either sees the
+        dataset or prevents it.
+        """
         name = _validate_name(name, "dataset")
         with self.cache.transact():
-            self.cache.set(f"datasets:{name}",
-                           {"meta": dict(meta, name=name, saved=time.time()),
-                            "npz": list(npz_blobs)})
+            if unless_cancelled and self.cancel_requested(unless_cancelled):
+                return None
+            self._add(f"datasets:{name}", {"meta": dict(meta, name=name, saved=time.time()),
+                                           "npz": list(npz_blobs)},
+                      "dataset", name, overwrite)
             if latent is not None:
                 self.cache.set(f"latent:{name}", latent)
             else:
@@ -242,8 +302,15 @@ class RunStore:
                       if isinstance(k, str) and k.startswith("datasets:"))
 
     def delete_dataset(self, name: str) -> None:
-        self.cache.delete(f"datasets:{name}")
-        self.cache.delete(f"latent:{name}")
+        with self.cache.transact():
+            self.cache.delete(f"datasets:{name}")
+            self.cache.delete(f"latent:{name}")
+
+    def has_model(self, name: str) -> bool:
+        return bool(name) and f"models:{name}" in self.cache
+
+    def has_dataset(self, name: str) -> bool:
+        return bool(name) and f"datasets:{name}" in self.cache
 
     def close(self) -> None:
         self.cache.close()
@@ -254,6 +321,8 @@ def process_alive(record: dict) -> bool:
     import psutil
 
     pid = record.get("pid")
+    if record.get("host") not in (None, socket.gethostname()):
+        return True  # a worker on another machine (Celery): its pid cannot be checked here
     if not pid:
         # queued but never picked up by a worker: alive only if very recent
         return record["status"] == QUEUED and time.time() - record["created"] < 30

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from flowdash.store import CANCELLED, DONE, INTERRUPTED, RunStore
+from flowdash.store import CANCELLED, DONE, INTERRUPTED, NameTaken, RunActive, RunStore
 
 
 @pytest.fixture
@@ -41,6 +41,11 @@ def test_epoch_log_is_append_only_and_incremental(store):
 def test_delete_run_removes_log(store):
     run = store.create_run("fit", "f", {})
     store.append_epoch(run, {"epoch": 0})
+    store.update_run(run, status="running")
+    with pytest.raises(RunActive, match="cancel it first"):
+        store.delete_run(run)               # its worker would keep writing
+    assert store.get_run(run) is not None and store.n_epochs(run) == 1
+    store.finish_run(run, DONE)
     store.delete_run(run)
     assert store.get_run(run) is None
     assert store.n_epochs(run) == 0
@@ -98,3 +103,43 @@ def test_store_never_evicts(store, tmp_path):
     import app
     manager = app.make_manager(str(tmp_path / "st"))
     assert manager.handle.eviction_policy == "none"
+
+
+def test_saving_never_overwrites(store):
+    store.save_model("m", {"D": 1})
+    with pytest.raises(NameTaken, match="choose another name or delete the old model"):
+        store.save_model("m", {"D": 2})
+    assert store.get_model("m")["D"] == 1
+    store.save_model("m", {"D": 3}, overwrite=True)
+    assert store.get_model("m")["D"] == 3
+    store.save_dataset("d", [b"a"], {}, latent={"t": [], "x": []})
+    with pytest.raises(NameTaken, match="dataset"):
+        store.save_dataset("d", [b"b"], {})
+    assert store.get_dataset("d")["npz"] == [b"a"] and store.get_latent("d") is not None
+    store.delete_dataset("d")
+    store.delete_model("m")
+    assert store.list_datasets() == [] and store.list_models() == [] and not store.has_model("m")
+
+
+def test_final_status_is_never_overwritten(store):
+    run = store.create_run("fit", "f", {})
+    store.request_cancel(run)                 # queued -> cancelled at once
+    assert store.start_run(run, 1, None) is False
+    store.update_run(run, status="running", message="epoch 3")
+    assert store.get_run(run)["status"] == CANCELLED
+    other = store.create_run("fit", "g", {})
+    assert store.start_run(other, 1, None) is True
+    assert store.start_run(other, 2, None) is False and store.get_run(other)["pid"] == 1
+
+
+def test_cancel_prevents_a_late_dataset(store):
+    run = store.create_run("generation", "g", {})
+    store.request_cancel(run)
+    assert store.save_dataset("late", [b"x"], {}, unless_cancelled=run) is None
+    assert store.get_dataset("late") is None
+
+
+def test_remote_worker_is_not_marked_interrupted(store):
+    run = store.create_run("generation", "celery", {})
+    store.update_run(run, status="running", pid=999999, host="another-machine")
+    assert store.mark_interrupted() == []
