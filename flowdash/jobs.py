@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import math
 import multiprocessing
 import os
 import signal
 import threading
 import time
-import traceback
-from pathlib import Path
 
 import numpy as np
 
@@ -42,13 +42,99 @@ DEFAULT_SNAPSHOTS = (1, 6, 13, 50)
 LATENT_POINTS = 4000
 #: Latent trajectories are kept for at most this many trials.
 LATENT_TRIALS = 50
-FIT_PARAMS = ("F", "F0", "D", "Fr", "C")
 #: Longest pause after each epoch that a run may ask for (teaching demos), s.
 MAX_PACE = 10.0
+MAX_SEED = 2**32 - 1
+
+# The limits of every setting, defined once (the pages validate with the same).
+#: Generation: key -> (type, min, max).
+GEN_LIMITS = {"n_trials": (int, 1, 10000), "duration": (float, 1e-3, 1e5),
+              "dt": (float, 1e-6, 0.1), "val_fraction": (float, 0.0, 0.9),
+              "seed": (int, 0, MAX_SEED)}
+#: Time steps of one generation (trials × duration/dt): the latent paths
+#: alone take 16 bytes per step.
+MAX_TOTAL_STEPS = 20_000_000
+#: Time steps × neurons of one generation (the spike draws).
+MAX_STEP_NEURONS = 200_000_000
+#: Fit: key -> (type, min, max or None).
+FIT_LIMITS = {"max_epochs": (int, 1, 100000), "mini_batch_number": (int, 1, 10000),
+              "seed": (int, 0, MAX_SEED), "Nv": (int, 2, None), "pace": (float, 0.0, MAX_PACE)}
+#: Uploads: largest file, most neurons, most trials.
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+MAX_NEURONS = 1000
+MAX_TRIALS = 100000
+
+log = logging.getLogger("flowdash.jobs")
 
 
 class Interrupted(Exception):
-    """The server stopped while a worker ran."""
+    """The worker was asked to stop (SIGTERM: the server shuts down)."""
+
+
+class SettingsError(ValueError):
+    """Invalid settings; ``errors`` maps each setting to its message."""
+
+    def __init__(self, errors: dict):
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{k}: {m}" for k, m in self.errors.items()))
+
+
+# ---------------------------------------------------------------------------
+# parsing of field values (text from a form, or numbers from a script)
+# ---------------------------------------------------------------------------
+def parse_number(value, kind=float, lo=None, hi=None, lo_open: bool = False):
+    """A finite number from a field's text (or a number) within [lo, hi].
+
+    ``kind`` is int or float; ``lo_open`` makes the lower bound exclusive.
+    Raises ValueError with a message for the field.
+    """
+    text = "" if value is None else str(value).strip()
+    if not text:
+        raise ValueError("required")
+    try:
+        v = float(text)
+    except ValueError:
+        raise ValueError("expected a number") from None
+    if not math.isfinite(v):
+        raise ValueError("expected a finite number")
+    if kind is int:
+        if not v.is_integer():
+            raise ValueError("expected a whole number")
+        v = int(v)
+    low_bad = lo is not None and (v <= lo if lo_open else v < lo)
+    if low_bad or (hi is not None and v > hi):
+        if lo is not None and hi is not None and not lo_open:
+            raise ValueError(f"must be between {lo:g} and {hi:g}")
+        parts = ([f"{'>' if lo_open else '≥'} {lo:g}"] if lo is not None else []) + \
+            ([f"≤ {hi:g}"] if hi is not None else [])
+        raise ValueError("must be " + " and ".join(parts))
+    return v
+
+
+def parse_list(value, kind=float, lo=None, hi=None) -> list:
+    """Numbers separated by commas (or a list of numbers), each checked like
+    :func:`parse_number`."""
+    parts = value if isinstance(value, (list, tuple)) else \
+        [p for p in str(value or "").replace(";", ",").split(",") if p.strip()]
+    if not parts:
+        raise ValueError("expected numbers separated by commas")
+    out = []
+    for p in parts:
+        try:
+            out.append(parse_number(p, kind, lo, hi))
+        except ValueError as exc:
+            raise ValueError(f"{str(p).strip()!r}: {exc}") from None
+    return out
+
+
+def _parse_fields(values: dict, limits: dict, errors: dict) -> dict:
+    out = {}
+    for key, (kind, lo, hi) in limits.items():
+        try:
+            out[key] = parse_number(values.get(key), kind, lo, hi)
+        except ValueError as exc:
+            errors[key] = str(exc)
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -76,24 +162,44 @@ def load_dataset(store: RunStore, name: str):
     return [spikedata_from_bytes(b) for b in entry["npz"]], entry["meta"]
 
 
-def split_indices(n_trials: int, val_fraction: float, seed) -> tuple[list, list]:
-    """Seeded split of trial indices into (train, val); train keeps ≥ 1 trial."""
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
-    n_val = min(int(round(val_fraction * n_trials)), n_trials - 1)
-    perm = np.random.default_rng(seed).permutation(n_trials)
-    return sorted(int(i) for i in perm[n_val:]), sorted(int(i) for i in perm[:n_val])
+def split_of(meta: dict) -> dict:
+    """How a dataset's trials split into training and validation (its meta).
+
+    ``{"kind": "random", "val_fraction": f, "seed": s}`` (``SpikeData.split``),
+    ``{"kind": "even_odd"}`` (``even_odd_split``) or ``{"kind": "none"}``.
+    """
+    return meta.get("split") or {"kind": "none"}
+
+
+def split_samples(samples, meta):
+    """``(train, val)``: lists of SpikeData per datasample (val None: no validation)."""
+    from .core.spikedata import even_odd_split
+
+    sp = split_of(meta)
+    if "splits" in meta and "split" not in meta:  # stores written before "split" existed
+        pairs = [(s.subset(x["train"]), s.subset(x["val"]) if x["val"] else None)
+                 for s, x in zip(samples, meta["splits"])]
+    elif sp["kind"] == "even_odd":
+        pairs = [even_odd_split(s) for s in samples]
+    elif sp["kind"] == "random":
+        pairs = [s.split(sp["val_fraction"], sp["seed"]) for s in samples]
+    else:
+        pairs = [(s, None) for s in samples]
+    train, val = [p[0] for p in pairs], [p[1] for p in pairs]
+    return train, (None if any(v is None for v in val) else val)
+
+
+def random_split(n_trials: int, val_fraction: float, seed) -> dict:
+    """The split record of a random split (none when it cannot split)."""
+    if val_fraction <= 0 or n_trials < 2:
+        return {"kind": "none"}
+    return {"kind": "random", "val_fraction": float(val_fraction), "seed": int(seed)}
 
 
 def train_val(store: RunStore, name: str):
     """Training and validation SpikeData per datasample for a saved dataset."""
     samples, meta = load_dataset(store, name)
-    splits = meta.get("splits") or [{"train": list(range(len(s.trials))), "val": []}
-                                    for s in samples]
-    train = [s.subset(sp["train"]) for s, sp in zip(samples, splits)]
-    val = [s.subset(sp["val"]) if sp["val"] else None for s, sp in zip(samples, splits)]
-    if any(v is None for v in val):
-        val = None
+    train, val = split_samples(samples, meta)
     return train, val, meta
 
 
@@ -126,30 +232,63 @@ def model_arrays(model) -> dict:
             "fr": np.asarray(model.fr).tolist()}
 
 
+def spec_neurons(spec: dict) -> int:
+    """Number of neurons of a model spec."""
+    return len(spec.get("fr_model") or [])
+
+
 # ---------------------------------------------------------------------------
 # data generation
 # ---------------------------------------------------------------------------
-def validate_generation(settings: dict) -> dict:
-    """Check generation settings; return them normalised. Raises ValueError."""
-    s = dict(settings)
-    checks = [("n_trials", int, 1, 10000), ("duration", float, 1e-3, 1e5),
-              ("dt", float, 1e-6, 1e-1), ("val_fraction", float, 0.0, 0.99)]
-    for key, typ, lo, hi in checks:
+def check_generation(values: dict, store: RunStore | None = None):
+    """Generation settings from field values, and ``{setting: message}``.
+
+    Keys: model, n_trials, duration, dt, seed (blank: fresh entropy),
+    with_trial_end, val_fraction, dataset_name. With a ``store`` the model
+    must exist, the dataset name must be free and the work must fit the caps.
+    Returns ``(settings or None, errors)``.
+    """
+    errors = {}
+    limits = {k: v for k, v in GEN_LIMITS.items() if k != "seed"}
+    s = _parse_fields(values, limits, errors)
+    s.update(model=values.get("model"), with_trial_end=bool(values.get("with_trial_end", True)))
+    if values.get("seed") in (None, "") or not str(values.get("seed")).strip():
+        s["seed"] = None
+    else:
         try:
-            s[key] = typ(s[key])
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(f"{key} must be a number, got {settings.get(key)!r}") from None
-        if not lo <= s[key] <= hi:
-            raise ValueError(f"{key} must be between {lo} and {hi}, got {s[key]!r}")
-    if s["dt"] >= s["duration"]:
-        raise ValueError(f"dt ({s['dt']}) must be smaller than the duration ({s['duration']})")
-    s["seed"] = None if s.get("seed") in (None, "") else int(s["seed"])
-    s["with_trial_end"] = bool(s.get("with_trial_end", True))
-    if not s.get("model"):
-        raise ValueError("choose a saved model to generate from")
-    if not str(s.get("dataset_name") or "").strip():
-        raise ValueError("dataset_name must be a non-empty name")
-    return s
+            s["seed"] = parse_number(values["seed"], *GEN_LIMITS["seed"])
+        except ValueError as exc:
+            errors["seed"] = str(exc)
+    if "dt" in s and "duration" in s and s["dt"] >= s["duration"]:
+        errors["dt"] = "dt must be smaller than the trial duration"
+    name = str(values.get("dataset_name") or "").strip()
+    s["dataset_name"] = name
+    if not name:
+        errors["dataset_name"] = "give the dataset a name"
+    elif len(name) > 80:
+        errors["dataset_name"] = "at most 80 characters"
+    elif store is not None and store.has_dataset(name):
+        errors["dataset_name"] = (f"a dataset named “{name}” exists; choose another name "
+                                  "or delete the old dataset first")
+    spec = None
+    if not s["model"]:
+        errors["model"] = "save a model on the Model page first, then choose it here"
+    elif store is not None:
+        spec = store.get_model(s["model"])
+        if spec is None:
+            errors["model"] = f"there is no saved model named “{s['model']}”"
+    if not {"n_trials", "duration", "dt"} & set(errors):
+        steps = s["n_trials"] * math.ceil(s["duration"] / s["dt"] - 1e-9)
+        neurons = spec_neurons(spec) if spec else 1
+        if steps > MAX_TOTAL_STEPS:
+            errors["n_trials"] = (f"trials × duration/dt = {steps:.3g} time steps; at most "
+                                  f"{MAX_TOTAL_STEPS:.0e} are allowed (fewer trials, a shorter "
+                                  "duration or a larger dt)")
+        elif steps * neurons > MAX_STEP_NEURONS:
+            errors["n_trials"] = (f"trials × duration/dt × neurons = {steps * neurons:.3g}; at "
+                                  f"most {MAX_STEP_NEURONS:.0e} are allowed (fewer trials, a "
+                                  "shorter duration or a larger dt)")
+    return (None if errors else s), errors
 
 
 def _subsample(t, x, n=LATENT_POINTS):
@@ -157,119 +296,193 @@ def _subsample(t, x, n=LATENT_POINTS):
     return np.asarray(t)[::step].tolist(), np.asarray(x)[::step].tolist()
 
 
+#: Set by SIGTERM in a worker: the core's trial hook then stops the simulation.
+_TERMINATING = threading.Event()
+
+
+def _on_sigterm(signum, frame):
+    _TERMINATING.set()
+    raise Interrupted()
+
+
+def _catch_sigterm():
+    """Turn SIGTERM into :class:`Interrupted` (main thread only); returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    old = signal.signal(signal.SIGTERM, _on_sigterm)
+    return lambda: signal.signal(signal.SIGTERM, old)
+
+
+def _stopped(store, run_id, what: str) -> str:
+    """Record a cancel (if requested) or an interruption; return the status."""
+    if store.cancel_requested(run_id):
+        store.finish_run(run_id, CANCELLED, message=f"cancelled {what}")
+        return CANCELLED
+    store.finish_run(run_id, INTERRUPTED, error="the worker was stopped (server shutdown)",
+                     message="interrupted")
+    return INTERRUPTED
+
+
 def run_generation(store_path, run_id: str, on_progress=None, simulate_fn=None) -> str:
     """Generate a dataset for run ``run_id`` (settings in its record).
 
-    One trial at a time (trial i uses the i-th child of ``SeedSequence(seed)``)
-    so progress is reported and a cancel request is honoured between trials.
-    ``on_progress(done, total)`` is called after each trial. Writes the
-    dataset and returns the final status.
+    ``simulate(model, n, seed=s)`` with a progress hook: trial i uses child i
+    of ``SeedSequence(s)``, so the dataset equals that call. A blank seed
+    draws fresh entropy, which is recorded. ``on_progress(done, total)`` is
+    called after each trial (from a worker thread); a cancel request stops
+    the simulation. Writes the dataset and returns the final status.
     """
+    from .core.simulation import SimulationStopped
+
     store = RunStore(store_path)
-    record = store.get_run(run_id)
-    store.update_run(run_id, status=RUNNING, started=time.time(), pid=os.getpid(),
-                     pid_started=_create_time(), message="starting")
+    if not store.start_run(run_id, os.getpid(), _create_time()):
+        record = store.get_run(run_id)
+        return record["status"] if record else FAILED
+    undo = _catch_sigterm()
+    t0, done = time.time(), [0]
     try:
-        s = validate_generation(record["settings"])
+        record = store.get_run(run_id)
+        s = record["settings"]
+        spec = record["refs"].get("model_spec") or store.get_model(s["model"])
+        if spec is None:
+            raise ValueError(f"there is no saved model named {s['model']!r}")
         if simulate_fn is None:
             from .core.simulation import simulate as simulate_fn
-            from .core.simulation import warm_up
-            warm_up()
-        spec = store.get_model(s["model"])
-        if spec is None:
-            raise ValueError(f"no saved model named {s['model']!r}")
         model = build_model(spec)
-        children = np.random.SeedSequence(s["seed"]).spawn(s["n_trials"])
-        trials, latent = [], {"t": [], "x": []}
-        t0 = time.time()
-        for i, child in enumerate(children):
-            if store.cancel_requested(run_id):
-                store.finish_run(run_id, CANCELLED, message=f"cancelled after {i} trials")
-                return CANCELLED
-            sim = simulate_fn(model, 1, s["duration"], dt=s["dt"],
-                              seed=int(child.generate_state(1)[0]),
-                              with_trial_end=s["with_trial_end"])
-            trials.extend(sim.data.trials)
-            if i < LATENT_TRIALS:
-                t, x = _subsample(sim.time[0], sim.x[0])
-                latent["t"].append(t)
-                latent["x"].append(x)
-            done = i + 1
-            store.update_run(run_id, progress=done / s["n_trials"],
-                             message=f"trial {done} of {s['n_trials']}",
+        seed = s["seed"] if s.get("seed") is not None else int(np.random.SeedSequence().entropy)
+        store.update_run(run_id, seed_used=seed)
+
+        def on_trial(n, total):
+            done[0] = n
+            store.update_run(run_id, progress=n / total, message=f"trial {n} of {total}",
                              elapsed=time.time() - t0)
             if on_progress is not None:
-                on_progress(done, s["n_trials"])
-        from .core.spikedata import SpikeData
+                on_progress(n, total)
+            return _TERMINATING.is_set() or store.cancel_requested(run_id)
 
-        data = SpikeData(trials, model.n_neurons, s["with_trial_end"])
-        train, val = split_indices(len(trials), s["val_fraction"], s["seed"])
+        sim = simulate_fn(model, s["n_trials"], s["duration"], dt=s["dt"], seed=seed,
+                          with_trial_end=s["with_trial_end"], on_trial=on_trial)
+        latent = {"t": [], "x": []}
+        for t, x in list(zip(sim.time, sim.x))[:LATENT_TRIALS]:
+            t, x = _subsample(t, x)
+            latent["t"].append(t)
+            latent["x"].append(x)
+        data = sim.data
         meta = {"source": "synthetic", "model": s["model"], "model_spec": spec,
                 "n_datasamples": 1, "n_neurons": int(model.n_neurons),
-                "n_trials": len(trials), "with_trial_end": s["with_trial_end"],
-                "duration": s["duration"], "dt": s["dt"], "seed": s["seed"],
-                "splits": [{"train": train, "val": val}], "run_id": run_id,
-                "conditions": ["all"]}
-        store.save_dataset(s["dataset_name"], [spikedata_to_bytes(data)], meta, latent)
-        store.update_run(run_id, refs={"model": s["model"], "dataset": s["dataset_name"]})
-        store.finish_run(run_id, DONE, message=f"{len(trials)} trials in "
+                "n_trials": data.n_trials, "with_trial_end": s["with_trial_end"],
+                "duration": s["duration"], "dt": s["dt"], "seed": seed,
+                "split": random_split(data.n_trials, s["val_fraction"], seed),
+                "run_id": run_id, "conditions": ["all"]}
+        saved = store.save_dataset(s["dataset_name"], [spikedata_to_bytes(data)], meta, latent,
+                                   unless_cancelled=run_id)
+        if saved is None:
+            return _stopped(store, run_id, f"after {done[0]} trials; no dataset was saved")
+        store.finish_run(run_id, DONE, message=f"{data.n_trials} trials in "
                          f"{time.time() - t0:.2f} s")
         return DONE
-    except Exception as exc:  # the reason goes to the store, never to a browser
+    except (SimulationStopped, Interrupted):
+        return _stopped(store, run_id, f"after {done[0]} trials; no dataset was saved")
+    except Exception as exc:  # the reason goes to the store, the traceback to the log
+        log.exception("generation run %s failed", run_id)
         store.finish_run(run_id, FAILED, error=_reason(exc), message="failed")
         return FAILED
+    finally:
+        undo()
 
 
 # ---------------------------------------------------------------------------
 # fits
 # ---------------------------------------------------------------------------
-def validate_fit(settings: dict) -> dict:
-    """Check fit settings; return them normalised. Raises ValueError."""
-    s = dict(settings)
-    if not s.get("dataset"):
-        raise ValueError("choose a dataset")
-    if not s.get("init_model"):
-        raise ValueError("choose an initial model")
-    if s.get("optimizer") not in ("GD", "ADAM"):
-        raise ValueError(f"optimizer must be 'GD' or 'ADAM', got {s.get('optimizer')!r}")
-    params = list(s.get("params_to_opt") or [])
-    bad = [p for p in params if p not in FIT_PARAMS]
-    if not params or bad:
-        raise ValueError(f"params_to_opt must be a non-empty subset of {FIT_PARAMS}, got {params!r}")
-    s["params_to_opt"] = [p for p in FIT_PARAMS if p in params]
-    for key, lo, hi in (("max_epochs", 1, 100000), ("mini_batch_number", 1, 10000)):
+def fit_options(s: dict):
+    """The core ``FitOptions`` of normalised fit settings (raises ValueError)."""
+    from .core.fitting import FitOptions
+
+    return FitOptions(optimizer=s["optimizer"], max_epochs=s["max_epochs"],
+                      mini_batch_number=s["mini_batch_number"],
+                      params_to_opt=tuple(s["params_to_opt"]),
+                      learning_rate=s["learning_rate"], seed=s["seed"], Nv=s["Nv"],
+                      snapshot_epochs=tuple(s["snapshot_epochs"]))
+
+
+def check_fit(values: dict, store: RunStore | None = None):
+    """Fit settings from field values, and ``{setting: message}``.
+
+    Keys: dataset, init_model, peq_override, optimizer ('GD'/'ADAM'),
+    params_to_opt (list), learning_rate ({param: value} for GD,
+    {'alpha': value} for ADAM), max_epochs, mini_batch_number, Nv (blank:
+    N − 2), snapshot_epochs (text or list), seed, pace. Learning-rate errors
+    are keyed ``learning_rate:<param>`` / ``learning_rate:alpha``; errors of the
+    core's ``FitOptions`` that name no field are keyed ``options``. With a
+    ``store`` the dataset and model must exist and have the same neurons.
+    Returns ``(settings or None, errors)``.
+    """
+    from .core.fitting import FITTABLE, OPTIMIZERS
+
+    errors = {}
+    limits = {k: v for k, v in FIT_LIMITS.items() if k != "Nv"}
+    values = dict(values, seed=values.get("seed") or 0, pace=values.get("pace") or 0)
+    s = _parse_fields(values, limits, errors)
+    s.update(dataset=values.get("dataset"), init_model=values.get("init_model"),
+             peq_override=values.get("peq_override") or None,
+             optimizer=values.get("optimizer") or "GD")
+    if s["optimizer"] not in OPTIMIZERS:
+        errors["optimizer"] = f"choose one of {', '.join(OPTIMIZERS)}"
+    chosen = list(values.get("params_to_opt") or [])
+    s["params_to_opt"] = [p for p in FITTABLE if p in chosen]
+    if not s["params_to_opt"] or set(chosen) - set(FITTABLE):
+        errors["params_to_opt"] = f"choose at least one of {', '.join(FITTABLE)}"
+    lr = dict(values.get("learning_rate") or {})
+    keys = s["params_to_opt"] if s["optimizer"] == "GD" else ["alpha"]
+    s["learning_rate"] = {}
+    for key in keys:
         try:
-            s[key] = int(s[key])
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(f"{key} must be an integer, got {settings.get(key)!r}") from None
-        if not lo <= s[key] <= hi:
-            raise ValueError(f"{key} must be between {lo} and {hi}, got {s[key]}")
-    if s.get("Nv") in (None, ""):
+            s["learning_rate"][key] = parse_number(lr.get(key), float, 0, lo_open=True)
+        except ValueError as exc:
+            errors[f"learning_rate:{key}"] = str(exc)
+    if values.get("Nv") in (None, "") or not str(values.get("Nv")).strip():
         s["Nv"] = None
     else:
-        s["Nv"] = int(s["Nv"])
-        if s["Nv"] < 2:
-            raise ValueError(f"Nv must be at least 2, got {s['Nv']}")
-    lr = dict(s.get("learning_rate") or {})
-    if s["optimizer"] == "GD":
-        missing = [p for p in s["params_to_opt"] if p not in lr]
-        if missing:
-            raise ValueError(f"GD needs a learning rate for {missing}")
-        lr = {p: float(lr[p]) for p in s["params_to_opt"]}
-    else:
-        lr = {"alpha": float(lr.get("alpha", 0.05))}
-    if any(v <= 0 for v in lr.values()):
-        raise ValueError(f"learning rates must be positive, got {lr}")
-    s["learning_rate"] = lr
-    snaps = sorted({int(e) for e in (s.get("snapshot_epochs") or DEFAULT_SNAPSHOTS)})
-    if any(e < 0 for e in snaps):
-        raise ValueError(f"snapshot epochs must be ≥ 0, got {snaps}")
-    s["snapshot_epochs"] = snaps
-    s["seed"] = int(s.get("seed") or 0)
-    s["pace"] = float(s.get("pace") or 0.0)
-    if not 0.0 <= s["pace"] <= MAX_PACE:
-        raise ValueError(f"pace must be between 0 and {MAX_PACE:g} seconds per epoch, got {s['pace']}")
-    return s
+        try:
+            s["Nv"] = parse_number(values["Nv"], *FIT_LIMITS["Nv"])
+        except ValueError as exc:
+            errors["Nv"] = str(exc)
+    try:
+        snaps = values.get("snapshot_epochs")
+        s["snapshot_epochs"] = sorted(set(parse_list(
+            DEFAULT_SNAPSHOTS if snaps is None else snaps, int, 0)))
+    except ValueError as exc:
+        errors["snapshot_epochs"] = f"{exc} (e.g. 1, 6, 13, 50)"
+    if not errors:
+        try:
+            fit_options(s)
+        except ValueError as exc:
+            errors["options"] = str(exc)
+    for key, what in (("dataset", "choose a dataset"), ("init_model", "choose a saved model")):
+        if not s[key]:
+            errors[key] = what
+    if store is not None:
+        _check_refs(store, s, errors)
+    return (None if errors else s), errors
+
+
+def _check_refs(store: RunStore, s: dict, errors: dict) -> None:
+    """The dataset and the initial model exist and fit together."""
+    ds = store.get_dataset(s["dataset"]) if s["dataset"] else None
+    spec = store.get_model(s["init_model"]) if s["init_model"] else None
+    if s["dataset"] and ds is None:
+        errors["dataset"] = f"there is no dataset named “{s['dataset']}”"
+    if s["init_model"] and spec is None:
+        errors["init_model"] = f"there is no saved model named “{s['init_model']}”"
+    if ds is None or spec is None:
+        return
+    n_data, n_model = ds["meta"].get("n_neurons"), spec_neurons(spec)
+    if n_data is not None and n_data != n_model:
+        errors["init_model"] = (f"the model has {n_model} neuron(s) but the dataset has "
+                                f"{n_data}; choose or save a model with {n_data}")
+    if "F0" in s["params_to_opt"] and spec.get("p0_model") is None:
+        errors["params_to_opt"] = ("F0 cannot be fitted from an equilibrium model "
+                                   "(p0 = peq); give the initial model a p0")
 
 
 def _snapshot(model, params: tuple) -> dict:
@@ -282,37 +495,44 @@ def _snapshot(model, params: tuple) -> dict:
     return arrays
 
 
+def truth_arrays(meta: dict):
+    """{x, peq} of a synthetic dataset's ground truth, or None."""
+    spec = (meta or {}).get("model_spec")
+    if not spec:
+        return None
+    try:
+        model = build_model(spec)
+    except (ValueError, KeyError, TypeError):
+        return None
+    return {"x": np.asarray(model.grid.x).tolist(), "peq": np.asarray(model.peq).tolist()}
+
+
 def run_fit(store_path, run_id: str, fit_fn=None, parent_pid: int | None = None) -> str:
     """Run the fit of run ``run_id``; every epoch goes to the store.
 
     ``fit_fn`` defaults to :func:`flowdash.core.fitting.fit` (tests pass a
     fake with the same signature). Returns the final status.
     """
-    store = RunStore(store_path)
-    record = store.get_run(run_id)
-    if record is None or record["status"] != "queued":
-        return record["status"] if record else FAILED
-    store.update_run(run_id, status=RUNNING, started=time.time(), pid=os.getpid(),
-                     pid_started=_create_time(), message="loading data")
-    try:
-        s = validate_fit(record["settings"])
-        from .core.fitting import FitOptions
+    from .core.fitting import FitDiverged
 
+    store = RunStore(store_path)
+    if not store.start_run(run_id, os.getpid(), _create_time(), message="loading data"):
+        record = store.get_run(run_id)
+        return record["status"] if record else FAILED
+    try:
+        record = store.get_run(run_id)
+        s = record["settings"]
         if fit_fn is None:
             from .core.fitting import fit as fit_fn
         train, val, meta = train_val(store, s["dataset"])
-        spec = store.get_model(s["init_model"])
+        spec = record["refs"].get("model_spec") or store.get_model(s["init_model"])
         if spec is None:
-            raise ValueError(f"no saved model named {s['init_model']!r}")
+            raise ValueError(f"there is no saved model named {s['init_model']!r}")
         model = build_model(spec, n_datasamples=len(train),
                             peq_override=s.get("peq_override"))
-        options = FitOptions(optimizer=s["optimizer"], max_epochs=s["max_epochs"],
-                             mini_batch_number=s["mini_batch_number"],
-                             params_to_opt=tuple(s["params_to_opt"]),
-                             learning_rate=s["learning_rate"], seed=s["seed"], Nv=s["Nv"],
-                             snapshot_epochs=tuple(s["snapshot_epochs"]))
+        options = fit_options(s)
         store.set_result(run_id, {"x": np.asarray(model.grid.x).tolist(),
-                                  "init": model_arrays(model)})
+                                  "init": model_arrays(model), "truth": truth_arrays(meta)})
         store.update_run(run_id, message="epoch 0")
         params = tuple(s["params_to_opt"])
         snaps = set(s["snapshot_epochs"]) | {0}
@@ -338,14 +558,22 @@ def run_fit(store_path, run_id: str, fit_fn=None, parent_pid: int | None = None)
                 state["stop"] = INTERRUPTED
             return state["stop"] is not None
 
-        result = fit_fn(model, train if len(train) > 1 else train[0],
-                        None if val is None else (val if len(val) > 1 else val[0]),
-                        options, on_epoch=on_epoch)
-        store.set_result(run_id, dict(store.get_result(run_id) or {},
-                                      final=model_arrays(result.model),
-                                      seconds=float(getattr(result, "seconds", 0.0))))
+        def keep(result):
+            store.set_result(run_id, dict(store.get_result(run_id) or {},
+                                          final=model_arrays(result.model),
+                                          seconds=float(getattr(result, "seconds", 0.0))))
+
+        try:
+            result = fit_fn(model, train if len(train) > 1 else train[0],
+                            None if val is None else (val if len(val) > 1 else val[0]),
+                            options, on_epoch=on_epoch)
+        except FitDiverged as exc:  # the finite epochs stay; the user sees the remedy
+            keep(exc.result)
+            store.finish_run(run_id, FAILED, error=str(exc), message="diverged")
+            return FAILED
+        keep(result)
+        n = store.n_epochs(run_id) - 1
         if state["stop"] == CANCELLED:
-            n = store.n_epochs(run_id) - 1
             store.finish_run(run_id, CANCELLED, message=f"cancelled after epoch {n}")
             return CANCELLED
         if state["stop"] == INTERRUPTED:
@@ -355,10 +583,9 @@ def run_fit(store_path, run_id: str, fit_fn=None, parent_pid: int | None = None)
         store.finish_run(run_id, DONE, message=f"{s['max_epochs']} epochs")
         return DONE
     except Interrupted:
-        store.finish_run(run_id, INTERRUPTED, error="the worker was stopped (server shutdown)",
-                         message="interrupted")
-        return INTERRUPTED
-    except Exception as exc:
+        return _stopped(store, run_id, f"after epoch {store.n_epochs(run_id) - 1}")
+    except Exception as exc:  # the reason goes to the store, the traceback to the log
+        log.exception("fit run %s failed", run_id)
         store.finish_run(run_id, FAILED, error=_reason(exc), message="failed")
         return FAILED
 
@@ -366,12 +593,9 @@ def run_fit(store_path, run_id: str, fit_fn=None, parent_pid: int | None = None)
 # ---------------------------------------------------------------------------
 # worker processes
 # ---------------------------------------------------------------------------
-def _on_sigterm(signum, frame):
-    raise Interrupted()
-
-
 def _worker_main(store_path, run_id, kind, fn, parent_pid):
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    undo = _catch_sigterm()
     try:
         from threadpoolctl import threadpool_limits
         limiter = threadpool_limits(1)  # one BLAS thread per worker (PERF_NOTES)
@@ -381,11 +605,9 @@ def _worker_main(store_path, run_id, kind, fn, parent_pid):
         if kind == "fit":
             run_fit(store_path, run_id, fit_fn=fn, parent_pid=parent_pid)
         else:
-            try:
-                run_generation(store_path, run_id, simulate_fn=fn)
-            except Interrupted:
-                RunStore(store_path).finish_run(run_id, INTERRUPTED, error="worker stopped")
+            run_generation(store_path, run_id, simulate_fn=fn)
     finally:
+        undo()
         if limiter is not None:
             limiter.unregister()
 
@@ -410,26 +632,42 @@ def _spawn(store_path, run_id, kind, fn) -> int:
 
 
 def start_fit(store_path, settings: dict, name: str | None = None, fit_fn=None) -> str:
-    """Validate, record a queued fit and start its worker; return the run id."""
-    s = validate_fit(settings)
+    """Validate, record a queued fit and start its worker; return the run id.
+
+    Raises :class:`SettingsError` (``errors`` per setting) before anything
+    starts. The run's refs keep the model spec and the dataset meta used.
+    """
     store = RunStore(store_path)
+    s, errors = check_fit(settings, store)
+    if errors:
+        raise SettingsError(errors)
+    meta = store.get_dataset(s["dataset"])["meta"]
     run_id = store.create_run("fit", name or f"fit {s['dataset']}", s,
-                              refs={"dataset": s["dataset"], "model": s["init_model"]})
+                              refs={"dataset": s["dataset"], "model": s["init_model"],
+                                    "model_spec": store.get_model(s["init_model"]),
+                                    "dataset_meta": meta})
     _spawn(store_path, run_id, "fit", fit_fn)
     return run_id
 
 
 def create_generation(store_path, settings: dict, name: str | None = None) -> str:
-    """Validate and record a queued generation run (to run elsewhere)."""
-    s = validate_generation(settings)
+    """Validate and record a queued generation run (run by :func:`run_generation`).
+
+    Raises :class:`SettingsError` (``errors`` per setting). The run's refs
+    keep the model spec used.
+    """
     store = RunStore(store_path)
+    s, errors = check_generation(settings, store)
+    if errors:
+        raise SettingsError(errors)
     return store.create_run("generation", name or f"generate {s['dataset_name']}", s,
-                            refs={"model": s["model"], "dataset": s["dataset_name"]})
+                            refs={"model": s["model"], "dataset": s["dataset_name"],
+                                  "model_spec": store.get_model(s["model"])})
 
 
 def start_generation(store_path, settings: dict, name: str | None = None,
                      simulate_fn=None) -> str:
-    """Like :func:`start_fit`, for data generation in a worker process."""
+    """Like :func:`start_fit`, for data generation in a worker process (scripts)."""
     run_id = create_generation(store_path, settings, name)
     _spawn(store_path, run_id, "generation", simulate_fn)
     return run_id
@@ -525,10 +763,6 @@ def _create_time():
 
 
 def _reason(exc: BaseException) -> str:
-    """A one-line reason for the user (the traceback stays in the store log)."""
+    """A one-line reason for the user (the traceback goes to the log)."""
     text = f"{type(exc).__name__}: {exc}"
     return text if len(text) < 500 else text[:497] + "..."
-
-
-def _traceback_text() -> str:  # pragma: no cover - debugging aid
-    return traceback.format_exc()

@@ -31,6 +31,14 @@ def failing_fit(model, train, val, options, on_epoch):
     raise RuntimeError("boom: the optimizer diverged")
 
 
+def diverging_fit(model, train, val, options, on_epoch):
+    from types import SimpleNamespace
+    from flowdash.core.fitting import FitDiverged
+    on_epoch(SimpleNamespace(epoch=0, nll_train=[1.0], nll_val=[2.0], seconds=0.0, model=model))
+    raise FitDiverged("the fit diverged at epoch 1 (the NLL is not finite); lower the "
+                      "learning rate(s)", SimpleNamespace(model=model, seconds=0.1))
+
+
 def wait_final(store, run_id, timeout=60):
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -71,26 +79,79 @@ def test_generation_records_progress_and_dataset(tmp_path):
     assert rec["status"] == DONE and rec["progress"] == 1.0 and rec["pid"] == os.getpid()
     samples, meta = jobs.load_dataset(store, "d")
     assert samples[0].n_trials == 3 and meta["model"] == "gt"
-    assert sorted(meta["splits"][0]["train"] + meta["splits"][0]["val"]) == [0, 1, 2]
+    assert meta["split"] == {"kind": "random", "val_fraction": 0.5, "seed": 3}
+    train, val = jobs.split_samples(samples, meta)
+    assert (train[0], val[0]) == samples[0].split(0.5, 3)
     assert len(store.get_latent("d")["x"]) == 3
 
 
-def test_generation_failure_is_recorded(tmp_path):
+def test_generation_failure_is_recorded(tmp_path, caplog):
     p = str(tmp_path / "s")
-    rid = jobs.create_generation(p, dict(GEN, model="missing"))
-    assert jobs.run_generation(p, rid) == FAILED
+    with pytest.raises(jobs.SettingsError, match="no saved model named “missing”"):
+        jobs.create_generation(p, dict(GEN, model="missing"))
+    RunStore(p).save_model("gt", SPEC)
+    rid = jobs.create_generation(p, GEN)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom in the simulation")
+    assert jobs.run_generation(p, rid, simulate_fn=broken) == FAILED
     rec = RunStore(p).get_run(rid)
-    assert rec["status"] == FAILED and "missing" in rec["error"]
+    assert rec["status"] == FAILED and rec["error"] == "RuntimeError: boom in the simulation"
+    assert "Traceback" in caplog.text and "boom in the simulation" in caplog.text
 
 
 def test_generation_cancel_between_trials(tmp_path):
     p = str(tmp_path / "s")
     store = RunStore(p)
     store.save_model("gt", SPEC)
-    rid = jobs.create_generation(p, dict(GEN, n_trials=5))
-    store.update_run(rid, status="running")  # so the cancel request does not finish it
-    jobs.cancel(p, rid)
-    assert jobs.run_generation(p, rid) == CANCELLED
+    rid = jobs.create_generation(p, dict(GEN, n_trials=6))
+    assert jobs.run_generation(p, rid, on_progress=lambda d, n: jobs.cancel(p, rid)) == CANCELLED
+    assert store.get_dataset("d") is None
+    rec = store.get_run(rid)
+    assert rec["status"] == CANCELLED and "no dataset was saved" in rec["message"]
+
+
+def test_generation_equals_simulate_with_the_recorded_seed(tmp_path):
+    from flowdash.core.simulation import simulate
+    p = str(tmp_path / "s")
+    store = RunStore(p)
+    store.save_model("gt", SPEC)
+    rid = jobs.create_generation(p, dict(GEN, n_trials=3, seed=""))   # blank: fresh entropy
+    assert jobs.run_generation(p, rid) == DONE
+    samples, meta = jobs.load_dataset(store, "d")
+    assert isinstance(meta["seed"], int) and store.get_run(rid)["seed_used"] == meta["seed"]
+    sim = simulate(jobs.build_model(SPEC), 3, GEN["duration"], dt=GEN["dt"], seed=meta["seed"])
+    assert samples[0] == sim.data
+    assert store.get_run(rid)["refs"]["model_spec"]["D"] == SPEC["D"]
+
+
+def test_generation_limits_and_names(tmp_path):
+    p = str(tmp_path / "s")
+    store = RunStore(p)
+    store.save_model("gt", SPEC)
+    with pytest.raises(jobs.SettingsError) as err:
+        jobs.create_generation(p, dict(GEN, n_trials=10000, duration=100.0))
+    assert "at most 2e+07" in err.value.errors["n_trials"]
+    s, errors = jobs.check_generation(dict(GEN, val_fraction="0.95", dt="nan"), store)
+    assert errors == {"val_fraction": "must be between 0 and 0.9", "dt": "expected a finite number"}
+    rid = jobs.create_generation(p, GEN)
+    assert jobs.run_generation(p, rid) == DONE
+    s, errors = jobs.check_generation(GEN, store)
+    assert "exists; choose another name or delete the old dataset" in errors["dataset_name"]
+
+
+def test_sigterm_during_generation_is_interrupted(tmp_path):
+    p = str(tmp_path / "s")
+    store = RunStore(p)
+    store.save_model("gt", SPEC)
+    rid = jobs.start_generation(p, dict(GEN, n_trials=400, duration=5.0))
+    t0 = time.time()
+    while (store.get_run(rid)["progress"] or 0) == 0:
+        assert time.time() - t0 < 60, "no progress"
+        time.sleep(0.02)
+    os.kill(store.get_run(rid)["pid"], signal.SIGTERM)
+    rec = wait_final(store, rid, 30)
+    assert rec["status"] == INTERRUPTED, rec
     assert store.get_dataset("d") is None
 
 
@@ -141,11 +202,41 @@ def test_failure_recorded_with_reason(path):
 
 
 def test_invalid_settings_rejected_before_start(path):
-    with pytest.raises(ValueError, match="learning rate"):
+    with pytest.raises(jobs.SettingsError, match="learning_rate:F: required"):
         jobs.start_fit(path, fit_settings(learning_rate={}))
-    with pytest.raises(ValueError, match="pace must be between 0 and 10 seconds per epoch, got 11.0"):
+    with pytest.raises(jobs.SettingsError, match="pace: must be between 0 and 10"):
         jobs.start_fit(path, fit_settings(pace=11))
-    assert RunStore(path).list_runs("fit") == []
+    store = RunStore(path)
+    for bad in (float("nan"), float("inf"), "x", -1):
+        _, errors = jobs.check_fit(fit_settings(learning_rate={"F": bad}), store)
+        assert set(errors) == {"learning_rate:F"}, errors
+    _, errors = jobs.check_fit(fit_settings(dataset="nope", init_model="missing"), store)
+    assert "no dataset" in errors["dataset"] and "no saved model" in errors["init_model"]
+    store.save_model("two", dict(SPEC, fr_model=SPEC["fr_model"] * 2))
+    _, errors = jobs.check_fit(fit_settings(init_model="two"), store)
+    assert "2 neuron(s) but the dataset has 1" in errors["init_model"]
+    _, errors = jobs.check_fit(fit_settings(params_to_opt=["F0"], learning_rate={"F0": 1}), store)
+    assert "equilibrium" in errors["params_to_opt"]
+    _, errors = jobs.check_fit(fit_settings(max_epochs="2.5", snapshot_epochs="1, x"))
+    assert errors == {"max_epochs": "expected a whole number",
+                      "snapshot_epochs": "'x': expected a number (e.g. 1, 6, 13, 50)"}
+    assert store.list_runs("fit") == []
+
+
+def test_run_keeps_the_model_spec_and_dataset_meta(path):
+    store = RunStore(path)
+    rid = jobs.start_fit(path, fit_settings(max_epochs=1))
+    refs = store.get_run(rid)["refs"]
+    assert refs["model_spec"]["D"] == SPEC["D"] and refs["dataset_meta"]["n_trials"] == 2
+    assert wait_final(store, rid)["status"] == DONE
+
+
+def test_diverged_fit_keeps_the_finite_epochs(path):
+    store = RunStore(path)
+    rid = jobs.start_fit(path, fit_settings(), fit_fn=diverging_fit)
+    rec = wait_final(store, rid)
+    assert rec["status"] == FAILED and rec["error"].startswith("the fit diverged at epoch 1")
+    assert store.n_epochs(rid) == 1 and "final" in store.get_result(rid)
 
 
 def test_restart_marks_dead_worker_interrupted(path):
