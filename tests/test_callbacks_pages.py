@@ -146,13 +146,36 @@ def test_model_collect_valid_and_invalid(store):
     assert out[12][i] is True and out[13][i] == "expected a number"
 
 
+def save(name, state=None, **changes):
+    """Call save_model with the fields of a form state (values at click time)."""
+    state = state or model_form.preset_state("fig3")
+    np_, ne, xb, xe, bm, D = fields_of(state)
+    fields = dict(np_=np_, ne=ne, xb=xb, xe=xe, boundary=bm, D=D)
+    fields.update(changes)
+    values, pids = param_lists(state)
+    return model_cb.save_model(1, name, state, *fields.values(), values, pids)
+
+
 def test_model_save_and_list(store):
-    msg, opts, invalid = model_cb.save_model(1, "truth", SPEC)
+    msg, opts, invalid, fb = save("truth", ne="16")
     assert "Saved" in str(msg) and opts == [{"label": "truth", "value": "truth"}]
-    assert invalid is False and store.get_model("truth")["D"] == 10.0
-    assert model_cb.save_model(1, "", SPEC)[2] is True
-    assert model_cb.save_model(1, "x", None)[1] is no_update
+    assert invalid is False and store.get_model("truth")["grid"]["Ne"] == 16   # not a stale spec
+    assert save("")[2] is True
+    msg, opts, invalid, fb = save("truth", D="20")        # never overwrites
+    assert invalid is True and "exists; choose another name or delete the old model" in fb
+    assert store.get_model("truth")["D"] == 10.0
+    assert save("x", D="-1")[1] is no_update
     assert model_cb.list_saved("/") == [{"label": "truth", "value": "truth"}]
+    msg, opts, value = model_cb.delete_model(1, "truth")
+    assert opts == [] and store.get_model("truth") is None
+
+
+def test_model_thirteenth_neuron_is_explained(store):
+    state = model_form.preset_state("fig3")
+    state["neurons"] = state["neurons"] * model_form.MAX_NEURONS
+    out = restructure(state, model_ids.ADD_NEURON)
+    assert len(out[-1]["neurons"]) == model_form.MAX_NEURONS
+    assert "At most 12 neurons" in str(out[10][-1])
 
 
 # --- Data page ----------------------------------------------------------------
@@ -205,11 +228,18 @@ def test_data_upload_npz_and_rejects_garbage(store, dataset):
     samples, _ = jobs.load_dataset(store, dataset)
     blob = jobs.spikedata_to_bytes(samples[0])
     url = "data:application/octet-stream;base64," + base64.b64encode(blob).decode()
-    msg, opts, value = data_cb.upload([url], ["mine.npz"], "up", "0.5")
+    msg, opts, value, invalid, fb = data_cb.upload([url], ["mine.npz"], "up", "0.5")
     assert value == "up" and store.get_dataset("up")["meta"]["source"] == "upload"
+    msg, opts, value, invalid, fb = data_cb.upload([url], ["mine.npz"], "up", "0.5")
+    assert invalid is True and "“up” exists" in fb and value is no_update
     bad = "data:text/plain;base64," + base64.b64encode(b"not an npz").decode()
-    msg, opts, value = data_cb.upload([bad], ["x.npz"], "bad", "0.5")
+    msg, opts, value, invalid, fb = data_cb.upload([bad], ["x.npz"], "bad", "0.5")
     assert "rejected" in str(msg) and value is no_update and store.get_dataset("bad") is None
+    msg = data_cb.upload([url], ["mine.npz"], "up2", "")[0]
+    assert "Validation fraction (Generate card): required" in str(msg)
+    wide = "data:text/csv;base64," + base64.b64encode(b"trial,neuron,time\n0,300000,0.1\n").decode()
+    msg = data_cb.upload([wide], ["s.csv"], "wide", "0")[0]
+    assert "300001 neurons" in str(msg) and "at most 1000" in str(msg)
 
 
 def test_data_upload_csv(store, dataset):
@@ -218,7 +248,7 @@ def test_data_upload_csv(store, dataset):
     samples[0].save_csv(s_buf, t_buf)
     enc = [("data:text/csv;base64," + base64.b64encode(b.getvalue().encode()).decode())
            for b in (s_buf, t_buf)]
-    msg, opts, value = data_cb.upload(enc, ["spikes.csv", "trials.csv"], "csvset", "0")
+    msg, opts, value, _, _ = data_cb.upload(enc, ["spikes.csv", "trials.csv"], "csvset", "0")
     assert value == "csvset", msg
 
 
@@ -226,18 +256,33 @@ def test_data_load_pmd(store):
     from flowdash.pages.data import logic
     if not logic.pmd_path().exists():
         pytest.skip("PMd recording not available")
-    msg, opts, value = data_cb.load_pmd(1, ["Left/easy", "Right/hard"], "pmd")
+    msg, opts, value, _, _ = data_cb.load_pmd(1, ["Left/easy", "Right/hard"], "pmd")
     assert value == "pmd"
     assert store.get_dataset("pmd")["meta"]["n_datasamples"] == 2
+    opts, first = data_cb.samples("pmd")
+    assert [o["label"] for o in opts] == ["Left/easy", "Right/hard"] and first == 0
+    summary = data_cb.show_dataset("pmd", "0", 1)[0]
+    assert "Right/hard" in str(summary)
     assert "at least one" in str(data_cb.load_pmd(1, [], "pmd2")[0])
 
 
 def test_data_show_dataset(store, dataset):
-    summary, raster, latent, rates, invalid, fb = data_cb.show_dataset(dataset, "0, 1")
+    summary, raster, latent, rates, invalid, fb = data_cb.show_dataset(dataset, "0, 1", 0)
     assert len(raster.data) == 1 and len(latent.data) == 2 and not invalid
-    out = data_cb.show_dataset(dataset, "0, 9")
+    out = data_cb.show_dataset(dataset, "0, 9", 0)
     assert out[4] is True and "does not exist" in out[5]
-    assert data_cb.show_dataset(None, "")[4] is False
+    out = data_cb.show_dataset(dataset, "0-1999999999", 0)
+    assert out[4] is True and "does not exist" in out[5]
+    assert data_cb.show_dataset(None, "", 0)[4] is False
+    msg, opts, value = data_cb.delete_dataset(1, dataset)
+    assert store.get_dataset(dataset) is None and value is None
+
+
+def test_data_trial_ranges_are_checked_before_expanding():
+    from flowdash.pages.data import logic
+    with pytest.raises(ValueError, match="at most 20"):
+        logic.parse_trials("0-2000000000", 3_000_000_000)
+    assert logic.parse_trials("3, 0-2, 1", 10) == [3, 0, 1, 2]
 
 
 # --- Fit page -----------------------------------------------------------------
@@ -268,7 +313,7 @@ def test_fit_start_validates_inline(store, dataset):
     assert out[0] is no_update
     fb = dict(zip(fit_cb.FIELDS, out[4]))
     assert fb["epochs"] and fb["lr-F"] and not fb["dataset"]
-    assert fb["pace"] == "must be ≥ 0 and ≤ 10"
+    assert fb["pace"] == "must be between 0 and 10"
     marks = call(fit_cb.mark_invalid, out[4], inputs_list=[FB_IDS])
     assert marks[list(fit_cb.INPUT_OF).index("epochs")] is True and marks[len(fit_cb.INPUT_OF)][0] is True
 
@@ -298,10 +343,10 @@ def test_fit_start_poll_patch_and_cancel(store, dataset):
 
 
 def test_fit_view_helpers():
-    s, e = fit_view.settings_from_fields(dict(dataset="d", init_model="m", optimizer="ADAM",
-                                              alpha="0.1", params=["D", "F"], epochs="5",
-                                              batches="2", nv="", snapshots="6,1",
-                                              seed="0"))
+    v = fit_view.values_from_fields(dict(dataset="d", init_model="m", optimizer="ADAM",
+                                         alpha="0.1", params=["D", "F"], epochs="5",
+                                         batches="2", nv="", snapshots="6,1", seed="0"))
+    s, e = jobs.check_fit(v)
     assert e == {} and s["params_to_opt"] == ["F", "D"] and s["Nv"] is None
     assert s["snapshot_epochs"] == [1, 6] and s["learning_rate"] == {"alpha": 0.1}
     assert s["pace"] == 0.0
@@ -317,8 +362,9 @@ def test_runs_table_open_overlay_export_delete(store, dataset):
     wait_done(store, run_id)
     table, opts, fits = runs_cb.refresh(1, None, "/runs")
     assert {o["value"] for o in opts} >= {run_id} and [f["value"] for f in fits] == [run_id]
-    info, nll, pot = runs_cb.open_run(run_id, None)
+    info, nll, pot, par = runs_cb.open_run(run_id, None)
     assert len(nll.data[0].x) == 3 and "ground truth" in [t.name for t in pot.data]
+    assert "not fitted" in par.layout.annotations[0].text
     gen = next(o["value"] for o in opts if o["value"] != run_id)
     assert "no NLL" in runs_cb.open_run(gen, None)[1].layout.annotations[0].text
     over = runs_cb.overlay([run_id], None)
@@ -346,7 +392,7 @@ def test_buttons_do_nothing_without_a_click(store, dataset):
     run_id = start_fit(epochs="1")[0]
     for fn, args in ((fit_cb.cancel, (None, run_id)), (fit_cb.preset, (None, "d", None)),
                      (runs_cb.delete_run, (None, run_id)), (runs_cb.cancel_run, (None, run_id)),
-                     (model_cb.save_model, (None, "x", SPEC)),
+                     (model_cb.save_model, (None, "x") + (None,) * 9),
                      (data_cb.cancel_generation, (None, {"run_id": run_id})),
                      (data_cb.load_pmd, (None, ["Left/easy"], "p")),
                      (data_cb.upload, (None, None, "u", "0.5"))):

@@ -33,9 +33,8 @@ def test_model_preview_three_panels_with_units():
 
 
 def test_raster_rows_and_colours():
-    trials = [(np.array([0.1, 0.2, 0.3, 0.4]), np.array([0, 1, 0, -1])),
-              (np.array([0.5, 0.5]), np.array([1, -1]))]
-    fig = data_figures.raster(trials, [3, 7], n_neurons=2)
+    spikes = [[np.array([0.1, 0.6]), np.array([0.3])], [np.array([]), np.array([0.5])]]
+    fig = data_figures.raster(spikes, [3, 7], n_neurons=2)
     assert len(fig.data) == 2
     np.testing.assert_allclose(fig.data[0].x, [0.1, 0.6])   # neuron 0: trial 3
     np.testing.assert_allclose(fig.data[1].x, [0.3, 0.5])   # neuron 1: trial 3, trial 7

@@ -25,6 +25,6 @@ def open_store():
         store.close()
 
 
-def options(names, empty_label: str | None = None) -> list[dict]:
+def options(names) -> list[dict]:
     """Select options from a list of names."""
     return [{"label": n, "value": n} for n in names]

@@ -65,11 +65,6 @@ def message_figure(text: str, height: int = 300) -> go.Figure:
     return fig
 
 
-#: Graph config: modebar export of the figure (PNG by default, 2× for slides).
-GRAPH_CONFIG = {"displaylogo": False,
-                "toImageButtonOptions": {"format": "png", "scale": 2, "filename": "flowdash"}}
-
-
 def graph_config(fmt: str = "png", filename: str = "flowdash") -> dict:
     """Graph config whose modebar camera button exports ``fmt`` (png or svg)."""
     fmt = fmt if fmt in ("png", "svg") else "png"

@@ -10,7 +10,7 @@ from flowdash import jobs
 from flowdash.pages import theme
 from flowdash.pages.data import figures, ids, logic
 from flowdash.pages.services import open_store, options, store_path
-from flowdash.store import ACTIVE_STATUSES, CANCELLED
+from flowdash.store import ACTIVE_STATUSES, CANCELLED, DONE, NameTaken
 
 #: form field id -> settings key
 GEN_FIELDS = {ids.MODEL: "model", ids.TRIALS: "n_trials", ids.DURATION: "duration",
@@ -42,18 +42,21 @@ def fill_lists(_path, active):
     *[State(f, "value") for f in FIELD_IDS], State(ids.TRIAL_END, "value"),
     prevent_initial_call=True,
 )
-def start_generation(_n, model, n_trials, duration, dt, seed, val_fraction, name, trial_end):
-    """Validate the fields; record a queued generation run for the background job."""
+def start_generation(_n, *values):
+    """Validate the fields (the job layer's rules); record a queued generation run."""
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
-    settings, errors = logic.validate_generation_fields(
-        model, n_trials, duration, dt, seed, trial_end, val_fraction, name)
-    keyed = {f: errors.get(GEN_FIELDS[f]) for f in FIELD_IDS}
-    marks = [bool(keyed[f]) for f in FIELD_IDS] + [keyed[f] or "" for f in FIELD_IDS]
-    if settings is None:
-        return no_update, _alert("Fix the fields marked in red.", "danger"), *marks
-    run_id = jobs.create_generation(store_path(), settings)
-    return {"run_id": run_id}, _alert("Generation queued…", "info"), *marks
+    fields = dict(zip(GEN_FIELDS.values(), values), with_trial_end=values[-1])
+    try:
+        run_id, errors = jobs.create_generation(store_path(), fields), {}
+    except jobs.SettingsError as exc:
+        run_id, errors = None, exc.errors
+    messages = [errors.get(GEN_FIELDS[f]) or "" for f in FIELD_IDS]
+    if run_id is None:
+        return no_update, _alert("Fix the fields marked in red.", "danger"), \
+            *[bool(m) for m in messages], *messages
+    return {"run_id": run_id}, _alert("Generation queued…", "info"), \
+        *[False] * len(FIELD_IDS), *messages
 
 
 @callback(
@@ -70,17 +73,18 @@ def start_generation(_n, model, n_trials, duration, dt, seed, val_fraction, name
     prevent_initial_call=True,
 )
 def generate(set_progress, job):
-    """Background job: simulate trial by trial, report progress, save the dataset."""
+    """Background job: simulate with progress, save the dataset."""
     if not job or not job.get("run_id"):
         raise PreventUpdate
-    run_id = job["run_id"]
     set_progress((0, "starting"))
-    status = jobs.run_generation(store_path(), run_id, on_progress=lambda done, total:
+    status = jobs.run_generation(store_path(), job["run_id"], on_progress=lambda done, total:
                                  set_progress((100 * done / total, f"{done}/{total} trials")))
     with open_store() as store:
-        record, datasets = store.get_run(run_id), store.list_datasets()
+        record, datasets = store.get_run(job["run_id"]), store.list_datasets()
+    if record is None:
+        return _alert("The run was deleted.", "warning"), options(datasets), no_update, no_update
     name = record["settings"]["dataset_name"]
-    if status == "done":
+    if status == DONE:
         return (_alert(f"Saved dataset “{name}”: {record['message']}.", "success"),
                 options(datasets), name, name)
     text = record.get("error") or record.get("message") or status
@@ -99,21 +103,39 @@ def buttons(running):
           Output(ids.PROGRESS, "label", allow_duplicate=True),
           Input(ids.CANCEL, "n_clicks"), State(ids.JOB, "data"), prevent_initial_call=True)
 def cancel_generation(_n, job):
-    """Dash kills the job process; record the run as cancelled."""
+    """Dash kills the job process; record the run as cancelled and say what was kept."""
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
     if not job:
         return no_update, no_update
     with open_store() as store:
-        store.request_cancel(job["run_id"])
+        store.request_cancel(job["run_id"])     # from now on the job cannot save
         rec = store.get_run(job["run_id"])
         if rec and rec["status"] in ACTIVE_STATUSES:
-            store.finish_run(job["run_id"], CANCELLED, message="cancelled by the user")
+            rec = store.finish_run(job["run_id"], CANCELLED, message="cancelled by the user")
+        name = rec["settings"]["dataset_name"] if rec else None
+        saved = name and (store.get_dataset(name) or {}).get("meta", {}).get("run_id") == job["run_id"]
+    if saved:
+        return _alert(f"The generation had finished; dataset “{name}” was saved.", "info"), \
+            "done"
     return _alert("Generation cancelled; no dataset was saved.", "warning"), "cancelled"
+
+
+def _about_name(exc) -> bool:
+    """The store rejected the dataset name (taken, empty or too long)."""
+    return isinstance(exc, NameTaken) or str(exc).startswith("dataset name")
+
+
+def _save(samples, meta, name):
+    """Save imported datasamples; returns (dataset options, name)."""
+    with open_store() as store:
+        name = store.save_dataset(name, [jobs.spikedata_to_bytes(s) for s in samples], meta)
+        return options(store.list_datasets()), name
 
 
 @callback(Output(ids.UPLOAD_MSG, "children"), Output(ids.DATASET, "options", allow_duplicate=True),
           Output(ids.DATASET, "value", allow_duplicate=True),
+          Output(ids.UPLOAD_NAME, "invalid"), Output(ids.UPLOAD_NAME_FB, "children"),
           Input(ids.UPLOAD, "contents"), State(ids.UPLOAD, "filename"),
           State(ids.UPLOAD_NAME, "value"), State(ids.VAL_FRACTION, "value"),
           prevent_initial_call=True)
@@ -122,17 +144,17 @@ def upload(contents, filenames, name, val_fraction):
     if not contents:  # pages insert components: never act without a real click
         raise PreventUpdate
     try:
-        samples, meta = logic.import_upload(contents, filenames, val_fraction)
-        with open_store() as store:
-            name = store.save_dataset(name, [jobs.spikedata_to_bytes(s) for s in samples], meta)
-            datasets = store.list_datasets()
-    except (ValueError, TypeError) as exc:
-        return _alert(f"Upload rejected: {exc}", "danger"), no_update, no_update
-    return _alert(f"Saved dataset “{name}”.", "success"), options(datasets), name
+        opts, name = _save(*logic.import_upload(contents, filenames, val_fraction), name)
+    except (NameTaken, ValueError) as exc:
+        if _about_name(exc):
+            return "", no_update, no_update, True, str(exc)
+        return _alert(f"Upload rejected: {exc}", "danger"), no_update, no_update, False, ""
+    return _alert(f"Saved dataset “{name}”.", "success"), opts, name, False, ""
 
 
 @callback(Output(ids.PMD_MSG, "children"), Output(ids.DATASET, "options", allow_duplicate=True),
           Output(ids.DATASET, "value", allow_duplicate=True),
+          Output(ids.PMD_NAME, "invalid"), Output(ids.PMD_NAME_FB, "children"),
           Input(ids.PMD_LOAD, "n_clicks"), State(ids.PMD_CONDITIONS, "value"),
           State(ids.PMD_NAME, "value"), prevent_initial_call=True)
 def load_pmd(_n, conditions, name):
@@ -141,20 +163,45 @@ def load_pmd(_n, conditions, name):
         raise PreventUpdate
     try:
         samples, meta = logic.import_pmd(conditions)
-        with open_store() as store:
-            name = store.save_dataset(name, [jobs.spikedata_to_bytes(s) for s in samples], meta)
-            datasets = store.list_datasets()
+        opts, name = _save(samples, meta, name)
     except ValueError as exc:
-        return _alert(str(exc), "danger"), no_update, no_update
+        if _about_name(exc):
+            return "", no_update, no_update, True, str(exc)
+        return _alert(str(exc), "danger"), no_update, no_update, False, ""
     return (_alert(f"Saved dataset “{name}”: {meta['n_trials']} trials in "
-                   f"{len(samples)} conditions.", "success"), options(datasets), name)
+                   f"{len(samples)} conditions.", "success"), opts, name, False, "")
+
+
+@callback(Output(ids.DELETE_MSG, "children"), Output(ids.DATASET, "options", allow_duplicate=True),
+          Output(ids.DATASET, "value", allow_duplicate=True),
+          Input(ids.DELETE, "n_clicks"), State(ids.DATASET, "value"), prevent_initial_call=True)
+def delete_dataset(_n, name):
+    """Delete the chosen dataset (runs keep a copy of its description)."""
+    if not _n or not name:  # pages insert components: never act without a real click
+        raise PreventUpdate
+    with open_store() as store:
+        store.delete_dataset(name)
+        datasets = store.list_datasets()
+    return f"Deleted dataset “{name}”.", options(datasets), datasets[0] if datasets else None
+
+
+@callback(Output(ids.SAMPLE, "options"), Output(ids.SAMPLE, "value"),
+          Input(ids.DATASET, "value"))
+def samples(name):
+    """One choice per datasample (condition) of the chosen dataset."""
+    with open_store() as store:
+        entry = store.get_dataset(name)
+    conditions = (entry or {}).get("meta", {}).get("conditions") or ["all"]
+    n = len((entry or {}).get("npz", [])) or 1
+    return [{"label": conditions[k] if k < len(conditions) else str(k), "value": k}
+            for k in range(n)], 0
 
 
 @callback(Output(ids.SUMMARY, "children"), Output(ids.RASTER, "figure"),
           Output(ids.LATENT, "figure"), Output(ids.RATES, "figure"),
           Output(ids.SHOW_TRIALS, "invalid"), Output(ids.SHOW_TRIALS_FB, "children"),
-          Input(ids.DATASET, "value"), Input(ids.SHOW_TRIALS, "value"))
-def show_dataset(name, trials_text):
+          Input(ids.DATASET, "value"), Input(ids.SHOW_TRIALS, "value"), Input(ids.SAMPLE, "value"))
+def show_dataset(name, trials_text, sample):
     """Raster, latent paths of the chosen trials, per-neuron rates and counts."""
     with open_store() as store:
         entry, latent = store.get_dataset(name), store.get_latent(name)
@@ -162,13 +209,13 @@ def show_dataset(name, trials_text):
         empty = theme.message_figure("No dataset chosen.", 240)
         return "", empty, theme.message_figure("", 120), theme.message_figure("", 120), False, ""
     try:
-        v = logic.dataset_view(entry, latent, trials_text)
+        v = logic.dataset_view(entry, latent, trials_text, int(sample or 0))
     except ValueError as exc:
         return no_update, no_update, no_update, no_update, True, str(exc)
     summary = dbc.Table([html.Tbody([html.Tr([html.Th(k), html.Td(val)])
                                      for k, val in v["summary"]])],
                         size="sm", borderless=True, className="mb-0 w-auto")
     lat = (figures.latent_paths(*v["latent"], v["indices"], v["xrange"]) if v["latent"]
-           else theme.message_figure("No latent trajectories (not synthetic data).", 160))
-    return (summary, figures.raster(v["trials"], v["indices"], v["n_neurons"]), lat,
+           else theme.message_figure(v["latent_note"], 160))
+    return (summary, figures.raster(v["spikes"], v["indices"], v["n_neurons"]), lat,
             figures.rates_and_counts(v["rates"], v["counts"]), False, "")

@@ -8,38 +8,24 @@ from plotly.subplots import make_subplots
 from flowdash.pages import theme
 
 
-def spike_times(isi, ids):
-    """Spike times (s from trial start) and neuron ids of one ISI-format trial."""
-    isi, ids = np.asarray(isi, float), np.asarray(ids, int)
-    t = np.cumsum(isi)
-    keep = ids >= 0
-    return t[keep], ids[keep]
-
-
-def raster(trials, indices, n_neurons: int) -> go.Figure:
+def raster(spikes, indices, n_neurons: int) -> go.Figure:
     """Spike raster of the chosen trials, one row per (trial, neuron).
 
     Parameters
     ----------
-    trials : sequence of (isi (n,), ids (n,))
-        The trials shown, ISI format (seconds, neuron ids; -1 = trial end).
+    spikes : sequence (per trial) of sequences (per neuron) of arrays
+        Spike times in s from the trial start (``SpikeData.to_spike_times``).
     indices : sequence of int
         Their trial numbers (for the axis labels).
     n_neurons : int
     """
     fig = theme.base_figure("Spike raster", height=max(260, 90 + 26 * len(indices) * n_neurons))
-    xs = [[] for _ in range(n_neurons)]
-    ys = [[] for _ in range(n_neurons)]
-    for row, (isi, ids) in enumerate(trials):
-        t, nid = spike_times(isi, ids)
-        for n in range(n_neurons):
-            tn = t[nid == n]
-            xs[n].append(tn)
-            ys[n].append(np.full(tn.size, row * n_neurons + n))
     for n in range(n_neurons):
-        x = np.concatenate(xs[n]) if xs[n] else np.zeros(0)
-        y = np.concatenate(ys[n]) if ys[n] else np.zeros(0)
-        fig.add_trace(go.Scattergl(x=x, y=y, mode="markers", name=f"neuron {n + 1}",
+        x = [np.asarray(trial[n], float) for trial in spikes]
+        y = [np.full(t.size, row * n_neurons + n) for row, t in enumerate(x)]
+        fig.add_trace(go.Scattergl(x=np.concatenate(x) if x else np.zeros(0),
+                                   y=np.concatenate(y) if y else np.zeros(0),
+                                   mode="markers", name=f"neuron {n + 1}",
                                    marker=dict(symbol="line-ns-open", size=11, color=theme.color(n),
                                                line=dict(width=1.2, color=theme.color(n)))))
     ticks = [row * n_neurons + (n_neurons - 1) / 2 for row in range(len(indices))]

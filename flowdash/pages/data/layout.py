@@ -4,6 +4,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from flowdash import jobs
 from flowdash.pages import theme
 from flowdash.pages.components import card, field
 from flowdash.pages.data import ids, logic
@@ -45,10 +46,13 @@ def layout(**_query):
     upload = card(
         "Upload a dataset",
         dcc.Upload(id=ids.UPLOAD, multiple=True, className="upload-box",
+                   max_size=jobs.MAX_UPLOAD_BYTES,
                    children=html.Div(["Drop or ", html.A("choose"),
-                                      " one .npz, or CSV spikes (+ trials) tables"])),
-        dbc.Row([field("Dataset name", _input(ids.UPLOAD_NAME, "uploaded-1"), width=12)],
-                className="g-2 mt-1"),
+                                      " one .npz, or CSV spikes (+ trials) tables "
+                                      f"(at most {jobs.MAX_UPLOAD_BYTES // 2**20} MB, "
+                                      f"{jobs.MAX_NEURONS} neurons)"])),
+        dbc.Row([field("Dataset name", _input(ids.UPLOAD_NAME, "uploaded-1"), ids.UPLOAD_NAME_FB,
+                       width=12)], className="g-2 mt-1"),
         html.Div(id=ids.UPLOAD_MSG),
         dbc.FormText("The validation fraction above decides the split."),
     )
@@ -57,7 +61,8 @@ def layout(**_query):
         dbc.Checklist(id=ids.PMD_CONDITIONS, inline=True, value=logic.pmd_conditions(),
                       options=[{"label": c, "value": c} for c in logic.pmd_conditions()]),
         dbc.Row([
-            dbc.Col(_input(ids.PMD_NAME, "pmd"), md=7),
+            dbc.Col([_input(ids.PMD_NAME, "pmd"),
+                     dbc.FormFeedback(id=ids.PMD_NAME_FB, type="invalid")], md=7),
             dbc.Col(dbc.Button("Load PMd", id=ids.PMD_LOAD, color="secondary"), md="auto"),
         ], className="g-2 mt-1"),
         html.Div(id=ids.PMD_MSG, className="mt-2"),
@@ -69,10 +74,15 @@ def layout(**_query):
         "Dataset",
         dbc.Row([
             field("Dataset", dbc.Select(id=ids.DATASET, options=[],
-                                        placeholder="choose a dataset"), width=6),
+                                        placeholder="choose a dataset"), width=5),
+            field("Datasample (condition)", dbc.Select(id=ids.SAMPLE, options=[], value=0),
+                  width=3),
             field("Trials to show", _input(ids.SHOW_TRIALS, "0, 1"), ids.SHOW_TRIALS_FB,
-                  help_text="e.g. 0, 1 or 0-4 (at most 20)", width=6),
+                  help_text=f"e.g. 0, 1 or 0-4 (at most {logic.MAX_SHOWN_TRIALS})", width=4),
         ], className="g-2"),
+        html.Div([dbc.Button("Delete dataset", id=ids.DELETE, color="danger", outline=True,
+                             size="sm"), html.Span(id=ids.DELETE_MSG, className="ms-2")],
+                 className="mb-2"),
         html.Div(id=ids.SUMMARY, className="mb-2"),
         dcc.Graph(id=ids.RASTER, figure=theme.message_figure("No dataset chosen.", 260),
                   config=theme.graph_config("png", "raster")),

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
-from dash.exceptions import PreventUpdate
 from dash import ALL, Input, Output, State, callback, ctx, no_update
+from dash.exceptions import PreventUpdate
 
 from flowdash import ids as app_ids
 from flowdash import jobs
@@ -16,6 +16,10 @@ FIELDS = ("dataset", "init_model", "params", "alpha", "epochs", "batches", "nv",
 INPUT_OF = {"dataset": ids.DATASET, "init_model": ids.INIT_MODEL, "alpha": ids.ALPHA,
             "epochs": ids.EPOCHS, "batches": ids.BATCHES, "nv": ids.NV,
             "snapshots": ids.SNAPSHOTS, "seed": ids.SEED, "pace": ids.PACE}
+
+
+def _alert(text, color):
+    return dbc.Alert(text, color=color, className="py-1 mb-0")
 
 
 def run_options(store):
@@ -79,27 +83,20 @@ def preset(_n, dataset, init_model):
 )
 def start(_n, dataset, init_model, peq_override, optimizer, lrs, alpha, params, epochs,
           batches, nv, snapshots, seed, pace, name):
-    """Validate, then start the fit in its own worker process (never kills another)."""
+    """Validate (the job layer's rules), then start the fit in its own worker process."""
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
     fields = dict(dataset=dataset, init_model=init_model, peq_override=peq_override,
                   optimizer=optimizer, lr=dict(zip(view.PARAMS, lrs)), alpha=alpha,
                   params=params, epochs=epochs, batches=batches, nv=nv, snapshots=snapshots,
                   seed=seed, pace=pace, name=name)
-    settings, errors = view.settings_from_fields(fields)
+    run_id, errors, problem = view.start(store_path(), fields)
     feedback = [errors.get(o["id"]["field"], "") for o in ctx.outputs_list[-1]]
-    if settings is None:
-        return (no_update, dbc.Alert("Fix the fields marked in red.", color="danger",
-                                     className="py-1 mb-0"), no_update, no_update, feedback)
-    try:
-        run_id = jobs.start_fit(store_path(), settings, name=settings.pop("name"))
-    except ValueError as exc:
-        return (no_update, dbc.Alert(str(exc), color="danger", className="py-1 mb-0"),
-                no_update, no_update, feedback)
+    if run_id is None:
+        return no_update, _alert(problem, "danger"), no_update, no_update, feedback
     with open_store() as store:
         opts = run_options(store)
-    return run_id, dbc.Alert("Fit started.", color="success", className="py-1 mb-0"), opts, \
-        run_id, feedback
+    return run_id, _alert("Fit started.", "success"), opts, run_id, feedback
 
 
 @callback(*[Output(i, "invalid") for i in INPUT_OF.values()],
@@ -130,8 +127,7 @@ def cancel(_n, run_id):
     if not run_id:
         return no_update
     jobs.cancel(store_path(), run_id)
-    return dbc.Alert("Cancel requested: the fit stops after the current epoch.",
-                     color="warning", className="py-1 mb-0")
+    return _alert("Cancel requested: the fit stops after the current epoch.", "warning")
 
 
 @callback(Output(ids.NLL_GRAPH, "figure"), Output(ids.POTENTIAL_GRAPH, "figure"),

@@ -1,4 +1,8 @@
-"""Fit page logic: the form and the live view of a run (uses the store)."""
+"""Fit page logic: the form and the live view of a run.
+
+Unlike ``figures.py`` this module reads the run store and builds ``Patch``
+updates (so it imports dash); it has no callbacks and is tested directly.
+"""
 from __future__ import annotations
 
 import time
@@ -7,101 +11,50 @@ import numpy as np
 from dash import Patch
 
 from flowdash import jobs
+from flowdash.core.fitting import FITTABLE
 from flowdash.pages import theme
 from flowdash.pages.fit import figures
 from flowdash.store import ACTIVE_STATUSES, FINAL_STATUSES, process_alive
 
-PARAMS = ("F", "F0", "D", "Fr", "C")
+PARAMS = FITTABLE
 DEFAULT_LR = {"F": "0.005", "F0": "0.005", "D": "0.1", "Fr": "0.0005", "C": "1"}
+#: setting key of the job layer -> form field of the page
+FIELD_OF = {"dataset": "dataset", "init_model": "init_model", "params_to_opt": "params",
+            "max_epochs": "epochs", "mini_batch_number": "batches", "Nv": "nv",
+            "snapshot_epochs": "snapshots", "seed": "seed", "pace": "pace",
+            "learning_rate:alpha": "alpha",
+            **{f"learning_rate:{p}": f"lr-{p}" for p in PARAMS}}
 
 
-def parse_snapshots(text) -> list[int]:
-    """``"1, 6, 13, 50"`` -> [1, 6, 13, 50]."""
-    out = []
-    for part in str(text or "").replace(";", ",").split(","):
-        part = part.strip()
-        if part:
-            try:
-                v = int(part)
-            except ValueError:
-                raise ValueError(f"{part!r} is not a whole number") from None
-            if v < 0:
-                raise ValueError("epochs are ≥ 0")
-            out.append(v)
-    if not out:
-        raise ValueError("list at least one epoch, e.g. 1, 6, 13, 50")
-    return sorted(set(out))
-
-
-def _num(text, typ, lo, hi=None):
-    try:
-        v = float(str(text).strip())
-    except (TypeError, ValueError):
-        raise ValueError("expected a number") from None
-    if not np.isfinite(v):
-        raise ValueError("expected a finite number")
-    if typ is int:
-        if not v.is_integer():
-            raise ValueError("expected a whole number")
-        v = int(v)
-    if v < lo or (hi is not None and v > hi):
-        raise ValueError(f"must be ≥ {lo:g}" + (f" and ≤ {hi:g}" if hi is not None else ""))
-    return v
-
-
-def settings_from_fields(f: dict):
-    """Fit settings and per-field errors from the form values.
+def values_from_fields(f: dict) -> dict:
+    """The job layer's fit values from the form's fields.
 
     ``f`` keys: dataset, init_model, peq_override, optimizer, lr (dict param->text),
-    alpha, params (list), epochs, batches, nv, snapshots, seed, pace, name.
+    alpha, params (list), epochs, batches, nv, snapshots, seed, pace.
     """
-    errors, s = {}, {}
-    for key, msg in (("dataset", "choose a dataset"), ("init_model", "choose a saved model")):
-        if not f.get(key):
-            errors[key] = msg
-        s[key] = f.get(key)
-    s["peq_override"] = f.get("peq_override") or None
-    s["optimizer"] = f.get("optimizer") or "GD"
-    params = [p for p in PARAMS if p in (f.get("params") or [])]
-    if not params:
-        errors["params"] = "choose at least one parameter"
-    s["params_to_opt"] = params
-    if s["optimizer"] == "GD":
-        s["learning_rate"] = {}
-        for p in params:
-            try:
-                s["learning_rate"][p] = _num((f.get("lr") or {}).get(p), float, 1e-12)
-            except ValueError as exc:
-                errors[f"lr-{p}"] = str(exc)
-    else:
-        try:
-            s["learning_rate"] = {"alpha": _num(f.get("alpha"), float, 1e-12)}
-        except ValueError as exc:
-            errors["alpha"] = str(exc)
-    for key, src, lo, hi in (("max_epochs", "epochs", 1, 100000),
-                             ("mini_batch_number", "batches", 1, 10000),
-                             ("seed", "seed", 0, 2**32 - 1)):
-        try:
-            s[key] = _num(f.get(src), int, lo, hi)
-        except ValueError as exc:
-            errors[src] = str(exc)
-    if str(f.get("nv") or "").strip():
-        try:
-            s["Nv"] = _num(f.get("nv"), int, 2)
-        except ValueError as exc:
-            errors["nv"] = str(exc)
-    else:
-        s["Nv"] = None
+    adam = f.get("optimizer") == "ADAM"
+    return {"dataset": f.get("dataset"), "init_model": f.get("init_model"),
+            "peq_override": f.get("peq_override") or None, "optimizer": f.get("optimizer"),
+            "params_to_opt": f.get("params") or [],
+            "learning_rate": {"alpha": f.get("alpha")} if adam else dict(f.get("lr") or {}),
+            "max_epochs": f.get("epochs"), "mini_batch_number": f.get("batches"),
+            "Nv": f.get("nv"), "snapshot_epochs": f.get("snapshots") or "",
+            "seed": f.get("seed"), "pace": f.get("pace")}
+
+
+def start(store_path, f: dict):
+    """Start a fit from the form; returns ``(run_id or None, {field: message}, alert)``.
+
+    Errors of a field go to the field; others (the core's options) to the alert.
+    """
     try:
-        s["snapshot_epochs"] = parse_snapshots(f.get("snapshots"))
-    except ValueError as exc:
-        errors["snapshots"] = str(exc)
-    try:
-        s["pace"] = _num(f.get("pace") or 0, float, 0, jobs.MAX_PACE)
-    except ValueError as exc:
-        errors["pace"] = str(exc)
-    s["name"] = (f.get("name") or "").strip() or None
-    return (None if errors else s), errors
+        run_id = jobs.start_fit(store_path, values_from_fields(f),
+                                name=(f.get("name") or "").strip() or None)
+    except jobs.SettingsError as exc:
+        by_field = {FIELD_OF[k]: m for k, m in exc.errors.items() if k in FIELD_OF}
+        other = [m for k, m in exc.errors.items() if k not in FIELD_OF]
+        return None, by_field, " ".join(other) or "Fix the fields marked in red."
+    return run_id, {}, None
 
 
 def fig3_preset(ground_truth: str | None):
@@ -118,8 +71,8 @@ def curves(epochs):
     """Epoch numbers and NLLs summed over datasamples.
 
     A missing value (None, stored for a non-finite NLL) counts as NaN, so the
-    epoch's sum is NaN and the curve shows a gap; ``val`` is None per epoch
-    when the run has no validation set.
+    epoch's sum is missing and the curve shows a gap; ``val`` is None per
+    epoch when the run has no validation set.
     """
     es = [e["epoch"] for e in epochs]
     train = [_total(e.get("nll_train")) for e in epochs]
@@ -134,38 +87,65 @@ def _total(values):
     return total if np.isfinite(total) else None
 
 
-def _truth(store, record):
+def _truth(store, record, result):
     """(x, peq) of the dataset's ground truth, or None for real data."""
-    ds = store.get_dataset((record.get("refs") or {}).get("dataset"))
-    spec = ds and ds["meta"].get("model_spec")
-    if not spec:
-        return None
-    try:
-        model = jobs.build_model(spec)
-    except (ValueError, KeyError):
-        return None
-    return np.asarray(model.grid.x), np.asarray(model.peq)
+    truth = result.get("truth") if "truth" in result else jobs.truth_arrays(
+        (record["refs"].get("dataset_meta")
+         or (store.get_dataset(record["refs"].get("dataset")) or {}).get("meta")))
+    return None if truth is None else (np.asarray(truth["x"]), np.asarray(truth["peq"]))
+
+
+def potential(store, record, snapshots, result=None):
+    """The potential figure from the snapshot epoch records of a run."""
+    result = result if result is not None else (store.get_result(record["id"]) or {})
+    if "x" not in result:
+        return theme.message_figure("Waiting for the first epoch…", 400)
+    wanted = set(record["settings"].get("snapshot_epochs") or [])
+    snaps = [(e["epoch"], e["snapshot"]["peq"]) for e in snapshots
+             if e and e.get("snapshot") and e["epoch"] in wanted]
+    latest = store.get_latest(record["id"])
+    last = (latest["epoch"], latest["peq"]) if latest and latest["epoch"] not in wanted else None
+    return figures.potential_figure(np.asarray(result["x"]), snaps,
+                                    _truth(store, record, result), last)
 
 
 def side_figures(store, record, epochs):
-    """The potential figure and the D/p0/rates figure of a run."""
+    """The potential figure and the D/p0/rates figure of a run (all its epochs)."""
     result = store.get_result(record["id"]) or {}
     if "x" not in result:
         return (theme.message_figure("Waiting for the first epoch…", 400),
                 theme.message_figure("", 200))
-    x = np.asarray(result["x"])
-    wanted = set(record["settings"].get("snapshot_epochs") or [])
-    snaps = [(e["epoch"], e["snapshot"]["peq"]) for e in epochs
-             if e.get("snapshot") and e["epoch"] in wanted]
+    pot = potential(store, record, epochs, result)
     latest = store.get_latest(record["id"])
-    last = (latest["epoch"], latest["peq"]) if latest and latest["epoch"] not in wanted else None
-    pot = figures.potential_figure(x, snaps, _truth(store, record), last)
     fitted = set(record["settings"].get("params_to_opt") or [])
     D = [e["D"] for e in epochs] if "D" in fitted else None
     p0 = (latest["epoch"], latest["p0"]) if latest and latest.get("p0") is not None else None
     fr = (latest["epoch"], latest["fr"]) if latest and latest.get("fr") is not None else None
-    par = figures.params_figure([e["epoch"] for e in epochs], D, x, p0, fr)
+    par = figures.params_figure([e["epoch"] for e in epochs], D, np.asarray(result["x"]), p0, fr)
     return pot, par
+
+
+def params_patch(record, new, latest) -> Patch:
+    """Extend the D traces and replace p0 and the rates (trace order of
+    :func:`figures.params_figure`)."""
+    patch, i = Patch(), 0
+    if "D" in (record["settings"].get("params_to_opt") or []):
+        for k in range(len(new[0]["D"])):
+            patch["data"][k]["x"].extend([e["epoch"] for e in new])
+            patch["data"][k]["y"].extend([e["D"][k] for e in new])
+        i = len(new[0]["D"])
+    if latest and latest.get("p0") is not None:
+        for k, row in enumerate(np.atleast_2d(latest["p0"])):
+            patch["data"][i + k]["y"] = list(row)
+            patch["data"][i + k]["name"] = f"p0 (epoch {latest['epoch']})"
+        i += np.atleast_2d(latest["p0"]).shape[0]
+    if latest and latest.get("fr") is not None:
+        arr = np.asarray(latest["fr"], float)
+        arr = arr.reshape((-1,) + arr.shape[-2:])
+        for n in range(arr.shape[2]):
+            patch["data"][i + n]["y"] = arr[0, :, n].tolist()
+            patch["data"][i + n]["name"] = f"neuron {n + 1} (epoch {latest['epoch']})"
+    return patch
 
 
 def progress(record, first=None, last=None):
@@ -199,12 +179,36 @@ def fmt_seconds(s: float) -> str:
     return f"{m} min {s:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
 
 
+def _nll_patch(new, cursor):
+    """Extend the NLL curves by the new epochs; returns (patch, new cursor)."""
+    es, tr, va = curves(new)
+    base_t = figures.first_finite([cursor["base"][0]] + tr)
+    base_v = figures.first_finite([cursor["base"][1]] + va)
+    patch = Patch()
+    patch["data"][0]["x"].extend(es)
+    patch["data"][0]["y"].extend(figures.shifted(tr, base_t))
+    patch["data"][1]["x"].extend(es)
+    patch["data"][1]["y"].extend(figures.shifted(va, base_v))
+    best_e, best_v = cursor["best"]
+    for e, v in zip(es, va):
+        if v is not None and (best_v is None or v < best_v):
+            best_e, best_v = e, v
+    if best_e is not None and base_v is not None:
+        patch["data"][2]["x"] = [best_e]
+        patch["data"][2]["y"] = [best_v - base_v]
+        patch["layout"]["shapes"] = figures.min_marker_shape(best_e)
+    return patch, dict(cursor, n=cursor["n"] + len(new), base=[base_t, base_v],
+                       best=[best_e, best_v])
+
+
 def poll(store, run_id, cursor):
     """Everything the live view needs since ``cursor`` (None = rebuild).
 
-    Returns a dict: ``record``, ``nll`` (a full figure, a ``Patch`` or None),
-    ``side`` ((potential, params) figures or None), ``progress``, ``cursor``,
-    ``final`` (nothing more will come).
+    Reads only the new epoch records, plus single keys (the first and last
+    epoch, the snapshot epochs, the latest parameters). Epoch record k is
+    epoch k. Returns a dict: ``record``, ``nll`` (a full figure, a ``Patch``
+    or None), ``side`` ((potential, params) figures or Patches, or None),
+    ``progress``, ``cursor``, ``final`` (nothing more will come).
     """
     record = store.get_run(run_id) if run_id else None
     if record is None or record["kind"] != "fit":
@@ -212,45 +216,24 @@ def poll(store, run_id, cursor):
     if record["status"] in ACTIVE_STATUSES and not process_alive(record):
         record = store.finish_run(run_id, "interrupted", message="interrupted",
                                   error="the worker process is gone")
-    fresh = not cursor or cursor.get("run_id") != run_id
-    start = 0 if fresh else cursor["n"]
-    new = store.read_epochs(run_id, start)
-    final = record["status"] in FINAL_STATUSES and store.n_epochs(run_id) == start + len(new)
-    out = {"record": record, "final": final, "nll": None, "side": None}
+    fresh = not cursor or cursor.get("run_id") != run_id or not cursor["n"]
+    new = store.read_epochs(run_id, 0 if fresh else cursor["n"])
+    out = {"record": record, "nll": None, "side": None}
     if fresh:
-        epochs = new
-        es, tr, va = curves(epochs)
-        out["nll"] = figures.nll_figure(es, tr, va)
-        best = figures.best_epoch(es, va)
-        cursor = {"run_id": run_id, "n": len(epochs),
-                  "base": [figures.first_finite(tr), figures.first_finite(va)],
-                  "best": list(best)}
-    elif new:
         es, tr, va = curves(new)
-        base_t, base_v = cursor["base"]
-        base_t = figures.first_finite([base_t] + tr)
-        base_v = figures.first_finite([base_v] + va)
-        patch = Patch()
-        patch["data"][0]["x"].extend(es)
-        patch["data"][0]["y"].extend(figures.shifted(tr, base_t))
-        patch["data"][1]["x"].extend(es)
-        patch["data"][1]["y"].extend(figures.shifted(va, base_v))
-        best_e, best_v = cursor["best"]
-        for e, v in zip(es, va):
-            if figures._ok(v) and (best_v is None or v < best_v):
-                best_e, best_v = e, v
-        if best_e is not None and base_v is not None:
-            patch["data"][2]["x"] = [best_e]
-            patch["data"][2]["y"] = [best_v - base_v]
-            patch["layout"]["shapes"] = figures.min_marker_shape(best_e)
-        out["nll"] = patch
-        cursor = {"run_id": run_id, "n": cursor["n"] + len(new), "base": [base_t, base_v],
-                  "best": [best_e, best_v]}
-    if fresh or new:
-        out["side"] = side_figures(store, record, store.read_epochs(run_id))
+        out["nll"] = figures.nll_figure(es, tr, va)
+        out["side"] = side_figures(store, record, new)
+        cursor = {"run_id": run_id, "n": len(new), "best": list(figures.best_epoch(es, va)),
+                  "base": [figures.first_finite(tr), figures.first_finite(va)]}
+    elif new:
+        out["nll"], cursor = _nll_patch(new, cursor)
+        snaps = [store.read_epoch(run_id, k) for k in record["settings"]["snapshot_epochs"]
+                 if k < cursor["n"]]
+        out["side"] = (potential(store, record, snaps),
+                       params_patch(record, new, store.get_latest(run_id)))
     n = cursor["n"]
-    first = store.read_epochs(run_id, 0)[:1] if n else []
-    last = store.read_epochs(run_id, n - 1)[:1] if n else []
-    out["progress"] = progress(record, first[0] if first else None, last[0] if last else None)
+    out["final"] = record["status"] in FINAL_STATUSES and store.n_epochs(run_id) == n
+    out["progress"] = progress(record, store.read_epoch(run_id, 0) if n else None,
+                               store.read_epoch(run_id, n - 1) if n else None)
     out["cursor"] = cursor
     return out

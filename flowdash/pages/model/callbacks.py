@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
-from dash.exceptions import PreventUpdate
 from dash import ALL, Input, Output, State, callback, ctx, no_update
+from dash.exceptions import PreventUpdate
 
 from flowdash import ids as app_ids
 from flowdash.pages import theme
@@ -58,34 +58,30 @@ def state_from_fields(structure, grid_values, boundary, D, param_values, param_i
 def restructure(_presets, _load, _add, _remove, peq, p0, rates, structure, np_, ne, xb, xe,
                 boundary, D, param_values, param_ids, saved):
     """Presets, loading, model choices and adding/removing neurons re-render the form."""
-    trigger = ctx.triggered_id
-    clicked = isinstance(trigger, dict) and trigger.get("type") in (ids.PRESET, ids.REMOVE) \
-        or trigger in (ids.LOAD, ids.ADD_NEURON)
-    if clicked and not ctx.triggered[0]["value"]:  # inserted by the page, not clicked
+    event = _event(ctx.triggered_id, ctx.triggered[0]["value"], peq, p0, rates, saved)
+    if event is None:
         return (no_update,) * 12
     state = state_from_fields(structure, (np_, ne, xb, xe), boundary, D, param_values, param_ids)
-    if isinstance(trigger, dict) and trigger.get("type") == ids.PRESET:
-        state = form.apply_event(state, "preset", trigger["key"])
-    elif isinstance(trigger, dict) and trigger.get("type") == ids.REMOVE:
-        state = form.apply_event(state, "remove", trigger["neuron"])
-    elif isinstance(trigger, dict) and trigger.get("type") == ids.RATE:
-        state = form.apply_event(state, "rate", (trigger["neuron"], rates[trigger["neuron"]]))
-    elif trigger == ids.LOAD:
-        with open_store() as store:
-            spec = store.get_model(saved)
-        if spec is None:
-            return (no_update,) * 12
-        state = form.apply_event(state, "load", spec)
-    elif trigger == ids.ADD_NEURON:
-        state = form.apply_event(state, "add")
-    elif trigger in (ids.PEQ, ids.P0):
-        state = form.apply_event(state, "peq" if trigger == ids.PEQ else "p0",
-                                 peq if trigger == ids.PEQ else p0)
-    model_choice = trigger in (ids.PEQ, ids.P0) or (
-        isinstance(trigger, dict) and trigger.get("type") == ids.RATE)
-    if model_choice and form.model_names(state) == form.model_names(structure):
+    state = form.apply_event(state, *event)
+    if event[0] in ("peq", "p0", "rate") and form.model_names(state) == form.model_names(structure):
         return (no_update,) * 12
     return (*form_outputs(state), state)
+
+
+def _event(trigger, value, peq, p0, rates, saved):
+    """The form event ``(name, arg)`` of a trigger, or None (nothing to do)."""
+    kind = trigger.get("type") if isinstance(trigger, dict) else trigger
+    if kind in (ids.PRESET, ids.REMOVE, ids.LOAD, ids.ADD_NEURON) and not value:
+        return None  # inserted by the page, not clicked
+    if kind == ids.LOAD:
+        with open_store() as store:
+            spec = store.get_model(saved)
+        return None if spec is None else ("load", spec)
+    return {ids.PRESET: lambda: ("preset", trigger["key"]),
+            ids.REMOVE: lambda: ("remove", trigger["neuron"]),
+            ids.RATE: lambda: ("rate", (trigger["neuron"], rates[trigger["neuron"]])),
+            ids.ADD_NEURON: lambda: ("add", None),
+            ids.PEQ: lambda: ("peq", peq), ids.P0: lambda: ("p0", p0)}[kind]()
 
 
 @callback(
@@ -121,26 +117,47 @@ def collect(structure, np_, ne, xb, xe, boundary, D, param_values, param_ids, er
 
 @callback(
     Output(ids.SAVE_MSG, "children"), Output(ids.SAVED, "options"),
-    Output(ids.NAME, "invalid"),
-    Input(ids.SAVE, "n_clicks"), State(ids.NAME, "value"), State(ids.SPEC, "data"),
+    Output(ids.NAME, "invalid"), Output(ids.FB_NAME, "children"),
+    Input(ids.SAVE, "n_clicks"), State(ids.NAME, "value"), State(ids.FORM, "data"),
+    State(ids.NP, "value"), State(ids.NE, "value"), State(ids.XBEGIN, "value"),
+    State(ids.XEND, "value"), State(ids.BOUNDARY, "value"), State(ids.D, "value"),
+    State(PARAMS_ALL, "value"), State(PARAMS_ALL, "id"),
     prevent_initial_call=True,
 )
-def save_model(_n, name, spec):
-    """Save the current (valid) model under a name."""
+def save_model(_n, name, structure, np_, ne, xb, xe, boundary, D, param_values, param_ids):
+    """Save the model in the fields at click time (parsed here) under a new name."""
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
+    state = state_from_fields(structure, (np_, ne, xb, xe), boundary, D, param_values, param_ids)
+    spec = form.parse_form(state)[0]
     if spec is None:
-        return dbc.Alert("The model has errors; fix the fields marked in red.",
-                         color="danger", className="py-1 mb-0"), no_update, False
+        return _alert("The model has errors; fix the fields marked in red.", "danger"), \
+            no_update, False, ""
     try:
         with open_store() as store:
             name = store.save_model(name, spec)
             names = store.list_models()
-    except ValueError:
-        return dbc.Alert("Enter a model name (at most 80 characters).", color="danger",
-                         className="py-1 mb-0"), no_update, True
-    return (dbc.Alert(f"Saved model “{name}”.", color="success", className="py-1 mb-0"),
-            options(names), False)
+    except ValueError as exc:  # name empty, too long or taken
+        return "", no_update, True, str(exc)
+    return _alert(f"Saved model “{name}”.", "success"), options(names), False, ""
+
+
+@callback(Output(ids.SAVE_MSG, "children", allow_duplicate=True),
+          Output(ids.SAVED, "options", allow_duplicate=True),
+          Output(ids.SAVED, "value"),
+          Input(ids.DELETE, "n_clicks"), State(ids.SAVED, "value"), prevent_initial_call=True)
+def delete_model(_n, name):
+    """Delete the chosen saved model (runs keep a copy of the spec they used)."""
+    if not _n or not name:  # pages insert components: never act without a real click
+        raise PreventUpdate
+    with open_store() as store:
+        store.delete_model(name)
+        names = store.list_models()
+    return _alert(f"Deleted model “{name}”.", "success"), options(names), None
+
+
+def _alert(text, color):
+    return dbc.Alert(text, color=color, className="py-1 mb-0")
 
 
 @callback(Output(ids.SAVED, "options", allow_duplicate=True),

@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from flowdash.core import library
+from flowdash.jobs import parse_list, parse_number
 
 #: Library models that need a Python callable cannot be entered in a browser.
 HIDDEN_MODELS = ("custom",)
@@ -56,7 +57,8 @@ def format_value(value) -> str:
 def parse_value(text, default):
     """Parse a field's text like its default (number, list of numbers, JSON dict).
 
-    Raises ValueError with a message for the field.
+    Numbers and lists use the job layer's parser (one set of rules for every
+    page). Raises ValueError with a message for the field.
     """
     text = "" if text is None else str(text).strip()
     if not text:
@@ -70,20 +72,8 @@ def parse_value(text, default):
             raise ValueError("expected a JSON object")
         return value
     if isinstance(default, (list, tuple)):
-        try:
-            values = [float(t) for t in text.replace(";", ",").split(",") if t.strip()]
-        except ValueError:
-            raise ValueError("expected numbers separated by commas") from None
-        if not values or not all(math.isfinite(v) for v in values):
-            raise ValueError("expected finite numbers separated by commas")
-        return values
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError("expected a number") from None
-    if not math.isfinite(value):
-        raise ValueError("expected a finite number")
-    return value
+        return parse_list(text)
+    return parse_number(text)
 
 
 def params_state(registry: str, name: str, params: dict | None = None) -> dict:
@@ -136,8 +126,6 @@ PRESETS = {
                      {"model": "peaks", "params": {"center": [0.0], "width": [0.3],
                                                    "amp": [80.0]}}])),
 }
-#: The fit's starting peq in the Fig. 3 workflow.
-FIG3_FIT_INIT = "cos_square"
 
 
 def preset_state(key: str) -> dict:

@@ -30,3 +30,5 @@ FB_XBEGIN = "model-xbegin-fb"
 FB_XEND = "model-xend-fb"
 FB_D = "model-d-fb"
 FORM = "model-form"                     # dcc.Store: the form state's structure
+FB_NAME = "model-name-fb"
+DELETE = "model-delete"

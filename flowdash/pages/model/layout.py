@@ -48,6 +48,8 @@ def neuron_cards(neurons: list[dict]):
             ], align="center", className="g-2 mb-2"),
             param_fields("fr", i, entry),
         ]), className="mb-2 neuron-card"))
+    if len(neurons) >= form.MAX_NEURONS:
+        cards.append(dbc.FormText(f"At most {form.MAX_NEURONS} neurons per model."))
     return cards
 
 
@@ -103,15 +105,18 @@ def layout(**_query):
     save_card = card(
         "Save and reuse",
         dbc.Row([
-            dbc.Col(dbc.Input(id=ids.NAME, placeholder="model name, e.g. fig3-truth",
-                              type="text"), md=7),
+            dbc.Col([dbc.Input(id=ids.NAME, placeholder="model name, e.g. fig3-truth",
+                               type="text"),
+                     dbc.FormFeedback(id=ids.FB_NAME, type="invalid")], md=7),
             dbc.Col(dbc.Button("Save model", id=ids.SAVE, color="primary"), md="auto"),
         ], className="g-2 mb-2"),
         html.Div(id=ids.SAVE_MSG, className="mb-2"),
         dbc.Row([
             dbc.Col(dbc.Select(id=ids.SAVED, options=[], placeholder="saved models"), md=7),
-            dbc.Col(dbc.Button("Load into form", id=ids.LOAD, color="secondary",
-                               outline=True), md="auto"),
+            dbc.Col([dbc.Button("Load into form", id=ids.LOAD, color="secondary",
+                                outline=True, className="me-2"),
+                     dbc.Button("Delete", id=ids.DELETE, color="danger", outline=True)],
+                    md="auto"),
         ], className="g-2"),
         dbc.FormText("A saved model can be the ground truth on the Data page or the "
                      "starting point on the Fit page."),

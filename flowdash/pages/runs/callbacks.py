@@ -16,7 +16,7 @@ from flowdash.pages.fit import view as fit_view
 from flowdash.pages.runs import ids
 from flowdash.pages.runs.table import describe
 from flowdash.pages.services import open_store, store_path
-from flowdash.store import ACTIVE_STATUSES
+from flowdash.store import ACTIVE_STATUSES, RunActive
 
 COLUMNS = (("status", "Status"), ("name", "Name"), ("kind", "Kind"), ("created", "Created"),
            ("took", "Took"), ("progress", "Progress"), ("used", "Settings and data"),
@@ -26,7 +26,7 @@ COLUMNS = (("status", "Status"), ("name", "Name"), ("kind", "Kind"), ("created",
 def table(rows):
     head = html.Thead(html.Tr([html.Th(label) for _, label in COLUMNS]))
     body = html.Tbody([html.Tr([html.Td(status_badge(r[k]) if k == "status" else r[k])
-                                for k, _ in COLUMNS], id={"type": "runs-row", "run": r["id"]})
+                                for k, _ in COLUMNS], id={"type": ids.ROW, "run": r["id"]})
                        for r in rows])
     return dbc.Table([head, body], hover=True, size="sm", className="mb-0 runs-table")
 
@@ -51,17 +51,17 @@ def refresh(_n, _changed, _path):
 
 
 @callback(Output(ids.DETAILS, "children"), Output(ids.NLL_GRAPH, "figure"),
-          Output(ids.POTENTIAL_GRAPH, "figure"),
+          Output(ids.POTENTIAL_GRAPH, "figure"), Output(ids.PARAMS_GRAPH, "figure"),
           Input(ids.OPEN, "value"), Input(ids.CHANGED, "data"))
 def open_run(run_id, _changed):
     """Settings, data and plots of one run."""
     with open_store() as store:
         record = store.get_run(run_id)
         if record is None:
-            return "", theme.message_figure("Open a run.", 300), theme.message_figure("", 300)
-        epochs = store.read_epochs(run_id)
+            return ("", theme.message_figure("Open a run.", 300), theme.message_figure("", 300),
+                    theme.message_figure("", 120))
+        epochs = store.read_epochs(run_id) if record["kind"] == "fit" else []
         side = fit_view.side_figures(store, record, epochs) if record["kind"] == "fit" else None
-    es, tr, va = fit_view.curves(epochs)
     info = html.Div([
         html.Div([status_badge(record["status"]), html.Strong(f"  {record['name']}"),
                   html.Span(f"  ({record['kind']}, id {record['id']})", className="text-muted")]),
@@ -69,10 +69,12 @@ def open_run(run_id, _changed):
         html.Pre(json.dumps({"settings": record["settings"], "refs": record["refs"]},
                             indent=2, default=str), className="run-settings p-2 mt-2"),
     ])
-    if record["kind"] != "fit":
-        return info, theme.message_figure("A data-generation run has no NLL.", 300), \
-            theme.message_figure("See the Data page for its raster.", 300)
-    return info, fit_figures.nll_figure(es, tr, va, f"NLL · {record['name']}"), side[0]
+    if side is None:
+        return (info, theme.message_figure("A data-generation run has no NLL.", 300),
+                theme.message_figure("See the Data page for its raster.", 300),
+                theme.message_figure("", 120))
+    return (info, fit_figures.nll_figure(*fit_view.curves(epochs), f"NLL · {record['name']}"),
+            *side)
 
 
 @callback(Output(ids.OVERLAY_GRAPH, "figure"), Input(ids.OVERLAY_SELECT, "value"),
@@ -110,18 +112,24 @@ def cancel_run(_n, run_id):
           Output(ids.OPEN, "value"),
           Input(ids.DELETE, "n_clicks"), State(ids.OPEN, "value"), prevent_initial_call=True)
 def delete_run(_n, run_id):
-    """Delete the open run (an active one is cancelled first)."""
+    """Delete the open run (a queued or running one must be cancelled first)."""
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
     with open_store() as store:
         record = store.get_run(run_id)
         if record is None:
             return no_update, no_update, no_update
-        if record["status"] in ACTIVE_STATUSES:
-            store.request_cancel(run_id)
-        store.delete_run(run_id)
-    return (dbc.Alert(f"Deleted run “{record['name']}”.", color="success",
-                      className="py-1 mb-0"), f"deleted {run_id}", None)
+        try:
+            store.delete_run(run_id)
+        except RunActive as exc:
+            return _alert(f"Not deleted: {exc}.", "warning"), no_update, no_update
+    return _alert(f"Deleted run “{record['name']}”.", "success"), f"deleted {run_id}", None
+
+
+def _export(run_id, build):
+    """``build(store, run_id)`` for the open run, or no_update if there is none."""
+    with open_store() as store:
+        return no_update if store.get_run(run_id) is None else build(store, run_id)
 
 
 @callback(Output(ids.DOWNLOAD_NPZ, "data"), Input(ids.EXPORT_NPZ, "n_clicks"),
@@ -130,11 +138,8 @@ def export_npz(_n, run_id):
     """Every recorded array of the open run as .npz."""
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
-    with open_store() as store:
-        if store.get_run(run_id) is None:
-            return no_update
-        blob = jobs.export_npz(store, run_id)
-    return dcc.send_bytes(blob, f"flowdash-run-{run_id}.npz")
+    return _export(run_id, lambda store, rid: dcc.send_bytes(
+        jobs.export_npz(store, rid), f"flowdash-run-{rid}.npz"))
 
 
 @callback(Output(ids.DOWNLOAD_JSON, "data"), Input(ids.EXPORT_JSON, "n_clicks"),
@@ -143,16 +148,18 @@ def export_json(_n, run_id):
     """The open run's settings and record as JSON."""
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
-    with open_store() as store:
-        if store.get_run(run_id) is None:
-            return no_update
-        text = jobs.export_settings_json(store, run_id)
-    return dict(content=text, filename=f"flowdash-run-{run_id}.json")
+    return _export(run_id, lambda store, rid: dict(
+        content=jobs.export_settings_json(store, rid), filename=f"flowdash-run-{rid}.json"))
+
+
+def _alert(text, color):
+    return dbc.Alert(text, color=color, className="py-1 mb-0")
 
 
 @callback(Output(ids.NLL_GRAPH, "config"), Output(ids.POTENTIAL_GRAPH, "config"),
-          Output(ids.OVERLAY_GRAPH, "config"), Input(ids.FORMAT, "value"))
+          Output(ids.OVERLAY_GRAPH, "config"), Output(ids.PARAMS_GRAPH, "config"),
+          Input(ids.FORMAT, "value"))
 def figure_format(fmt):
     """The camera button of each plot downloads PNG or SVG."""
-    return (theme.graph_config(fmt, "nll"), theme.graph_config(fmt, "potential"),
-            theme.graph_config(fmt, "overlay"))
+    return tuple(theme.graph_config(fmt, name) for name in ("nll", "potential", "overlay",
+                                                            "params"))

@@ -16,3 +16,5 @@ OVERLAY_SELECT = "runs-overlay-select"
 OVERLAY_GRAPH = "runs-overlay-graph"
 FORMAT = "runs-format"
 CHANGED = "runs-changed"
+PARAMS_GRAPH = "runs-params-graph"
+ROW = "runs-row"                     # pattern: {"type": ROW, "run": run id}

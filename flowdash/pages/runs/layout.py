@@ -41,6 +41,8 @@ def layout(**_query):
             dbc.Col(dcc.Graph(id=ids.POTENTIAL_GRAPH, figure=theme.message_figure("", 300),
                               config=theme.graph_config("png", "potential")), xl=6),
         ], className="g-2"),
+        dcc.Graph(id=ids.PARAMS_GRAPH, figure=theme.message_figure("", 120),
+                  config=theme.graph_config("png", "params")),
         dcc.Download(id=ids.DOWNLOAD_NPZ), dcc.Download(id=ids.DOWNLOAD_JSON),
     )
     overlay = card(
