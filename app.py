@@ -56,10 +56,29 @@ def _on_callback_error(err: Exception):
                                             "affected; check the inputs and try again."})
 
 
-def create_app(store_path: str | os.PathLike = DEFAULT_STORE, recover: bool = True):
+def secret_key(store_path: str) -> str:
+    """``FLOWDASH_SECRET_KEY``, else a key kept in ``<store>/secret_key`` (mode 0600).
+
+    Every server process and Celery worker on the same store signs background
+    jobs with the same key.
+    """
+    key = os.environ.get("FLOWDASH_SECRET_KEY")
+    if key:
+        return key
+    path = Path(store_path) / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def create_app(store_path: str | os.PathLike = DEFAULT_STORE):
     """Build the Dash app on the run store at ``store_path``.
 
-    Marks runs left active by a previous server as interrupted (``recover``).
+    Marks runs left active by a previous server as interrupted.
     """
     import dash
     import dash_bootstrap_components as dbc
@@ -69,10 +88,9 @@ def create_app(store_path: str | os.PathLike = DEFAULT_STORE, recover: bool = Tr
 
     store_path = str(Path(store_path).resolve())
     Path(store_path).mkdir(parents=True, exist_ok=True)
-    if recover:
-        marked = jobs.recover(store_path)
-        if marked:
-            log.warning("marked %d run(s) as interrupted", len(marked))
+    marked = jobs.recover(store_path)
+    if marked:
+        log.warning("marked %d run(s) as interrupted", len(marked))
     here = Path(__file__).resolve().parent
     app = dash.Dash(
         __name__,
@@ -90,7 +108,9 @@ def create_app(store_path: str | os.PathLike = DEFAULT_STORE, recover: bool = Tr
         on_error=_on_callback_error,
     )
     app.server.config["FLOWDASH_STORE"] = store_path
-    app.server.secret_key = os.environ.get("FLOWDASH_SECRET_KEY") or secrets.token_hex(16)
+    app.server.secret_key = secret_key(store_path)
+    # uploads arrive base64-encoded (4/3 of the file) inside a JSON request
+    app.server.config["MAX_CONTENT_LENGTH"] = jobs.MAX_UPLOAD_BYTES * 4 // 3 + 2**20
     for page in PAGES:
         importlib.import_module(f"flowdash.pages.{page}").register()
 

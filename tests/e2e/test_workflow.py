@@ -35,8 +35,7 @@ def test_fig3_workflow(live_app, browser, tmp_path):
     page.wait_for_function("document.querySelector('#model-ne').value === '256'")
     page.fill("#model-ne", "16")
     page.fill("#model-name", "fig3-small")
-    page.wait_for_timeout(400)
-    page.click("#model-save")
+    page.click("#model-save")           # saves the fields as they are at the click
     page.get_by_text("Saved model “fig3-small”").wait_for()
 
     # Data: 2 × 10 s from the saved model (background job with progress)
