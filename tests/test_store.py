@@ -143,3 +143,15 @@ def test_remote_worker_is_not_marked_interrupted(store):
     run = store.create_run("generation", "celery", {})
     store.update_run(run, status="running", pid=999999, host="another-machine")
     assert store.mark_interrupted() == []
+
+
+def test_secret_key_is_kept_in_the_store(tmp_path, monkeypatch):
+    import os
+    import stat
+    import app
+    monkeypatch.delenv("FLOWDASH_SECRET_KEY", raising=False)
+    key = app.secret_key(str(tmp_path))
+    assert len(key) == 64 and app.secret_key(str(tmp_path)) == key
+    assert stat.S_IMODE(os.stat(tmp_path / "secret_key").st_mode) == 0o600
+    monkeypatch.setenv("FLOWDASH_SECRET_KEY", "from-env")
+    assert app.secret_key(str(tmp_path)) == "from-env"
