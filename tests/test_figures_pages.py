@@ -116,3 +116,20 @@ def test_nll_figures_tolerate_missing_values():
     assert list(fig.data[2].x) == [2]
     over = fit_figures.overlay_figure([("a", [0, 1], [None, 2.0], [None, None])])
     assert [t.name for t in over.data] == ["a · training"]
+
+
+def test_traces_the_live_view_extends_are_plain_json_lists():
+    """A Patch can only extend JSON arrays; plotly encodes numpy arrays as typed-array objects."""
+    import json
+
+    import plotly.io as pio
+
+    from flowdash.pages.fit import figures as fit_figures
+
+    nll = json.loads(pio.to_json(fit_figures.nll_figure([0, 1], [5.0, 4.0], [6.0, 5.5])))
+    params = json.loads(pio.to_json(fit_figures.params_figure([0, 1], D=[[0.5], [0.6]])))
+    for trace in nll["data"][:2] + params["data"][:1]:
+        assert isinstance(trace["x"], list) and isinstance(trace["y"], list)
+    # the first poll of a fresh run comes before epoch 0 is recorded
+    empty = fit_figures.params_figure([], D=[])
+    assert len(empty.data) == 1 and list(empty.data[0].x) == []

@@ -76,6 +76,7 @@ def test_fig3_workflow(live_app, browser, tmp_path):
     # Fit 2: long; screenshot mid-run, then cancel and keep the partial curve
     page.fill("#fit-epochs", "2000")
     page.fill("#fit-name", "long")
+    page.get_by_label("D", exact=True).check()  # its curve is extended live too
     page.click("#fit-start")
     page.wait_for_function("document.querySelector('#fit-run-select').selectedOptions[0]"
                            ".textContent.startsWith('long')")
@@ -89,6 +90,8 @@ def test_fig3_workflow(live_app, browser, tmp_path):
              what="cancelled")
     partial = page.evaluate(POINTS)
     assert 2 < partial < 2001
+    d_points = page.evaluate("() => document.querySelector('#fit-params-graph .js-plotly-plot').data[0].x.length")
+    assert d_points >= partial - 1, (d_points, partial)
     assert "cancelled" in page.inner_text("#fit-progress-text")
 
     # Runs: both fits with their statuses, the generation run too

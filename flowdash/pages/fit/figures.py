@@ -129,9 +129,13 @@ def params_figure(epochs, D=None, x=None, p0=None, fr=None) -> go.Figure:
     fig.update_layout(template=theme.TEMPLATE, height=340, uirevision="params")
     for col, p in enumerate(panels, start=1):
         if p == "D":
-            arr = np.asarray(D, float).reshape(len(epochs), -1)
+            # Before epoch 0 is recorded there is no D yet: one empty trace to extend.
+            arr = np.asarray(D, float).reshape(len(epochs), -1) if len(epochs) else np.zeros((0, 1))
             for k in range(arr.shape[1]):
-                fig.add_trace(go.Scatter(x=list(epochs), y=arr[:, k], mode="lines+markers",
+                # Plain lists: the live view extends these traces with a Patch,
+                # and plotly encodes numpy arrays as typed-array objects that
+                # cannot be extended in the browser.
+                fig.add_trace(go.Scatter(x=list(epochs), y=arr[:, k].tolist(), mode="lines+markers",
                                          name="D" + (f" {k}" if arr.shape[1] > 1 else ""),
                                          line=dict(color=theme.color(k), width=3)), row=1, col=col)
             fig.update_xaxes(title_text=EPOCH_TITLE, row=1, col=col)
