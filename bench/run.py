@@ -145,7 +145,7 @@ def w4(quick: bool) -> dict:
     train, val = data.subset(range(40)), data.subset(range(40, 60))
     model = Model.from_spec({**W4_TRUTH, "peq_model": {"model": "cos_square", "params": {}}, "D": 0.5,
                              "p0_model": {"model": "cos_square", "params": {}}}, grid, "absorbing")
-    options = FitOptions(optimizer="ADAM", max_epochs=2 if quick else 6, params_to_opt=("F", "F0", "D", "Fr", "C"),
+    options = FitOptions(optimizer="ADAM", max_epochs=2 if quick else 11, params_to_opt=("F", "F0", "D", "Fr", "C"),
                          learning_rate={"alpha": 0.05})
     epochs = _epoch_times(model, train, val, options)[1:]
     return {"seconds": float(np.median(epochs)),
@@ -173,7 +173,7 @@ def w5(quick: bool) -> dict:
             "D": 1.0, "fr_model": [{"model": "linear", "params": {"slope": 10, "bias": 30}}],
             "params_size": {"peq": len(train), "p0": 1, "D": 1, "fr": 1}}
     model = Model.from_spec(spec, grid, "absorbing")
-    options = FitOptions(optimizer="ADAM", max_epochs=2 if quick else 4, params_to_opt=("F", "F0", "D", "Fr", "C"),
+    options = FitOptions(optimizer="ADAM", max_epochs=2 if quick else 6, params_to_opt=("F", "F0", "D", "Fr", "C"),
                          learning_rate={"alpha": 0.05})
     epochs = _epoch_times(model, train, val, options)[1:]
     n_trials = sum(d.n_trials for d in train + val)

@@ -179,6 +179,7 @@ class _Sums:
     nll: float
     n_trials: int
     GA: np.ndarray | None = None  # Σ AE⊗Bpost − A⊗BE, before the eigenvalue differences
+    # (with GI1, the spike rows' Σ AE⊗Bpost is left out: it is Σ_n GI1_n S_n)
     Gdiag: np.ndarray | None = None  # Σ AE·Bpost·dt (the equal-eigenvalue limit)
     Gties: np.ndarray | None = None  # the same limit on near-equal off-diagonal pairs
     GI1: np.ndarray | None = None  # per neuron Σ over its spikes of AE⊗Bpre
@@ -254,10 +255,11 @@ def _gradient_sums(ops: Operators, isi, ids, offsets, need_pre: bool, ties, side
     second = submit(backward_part) if side_by_side else None
     GA = np.zeros((Nv, Nv))
     GI1 = np.zeros((n_neurons, Nv, Nv)) if need_pre else None
-    for g, r0, r1, mb in blocks:  # Σ AE⊗Bpost and, per neuron, Σ AE⊗Bpre; AE only m wide
-        GA[:mb] += AE[r0:r1, :mb].T @ Bpost[r0:r1]
+    for g, r0, r1, mb in blocks:  # Σ AE⊗Bpost, or per neuron Σ AE⊗Bpre; AE only m wide
         if need_pre and g < n_neurons:
             GI1[g, :mb] += AE[r0:r1, :mb].T @ Bpre[r0:r1]
+        else:
+            GA[:mb] += AE[r0:r1, :mb].T @ Bpost[r0:r1]
     GA -= second.result() if second is not None else backward_part()
     dt = isi[order]
     return _Sums(
@@ -317,7 +319,12 @@ def _assemble(ops: Operators, sums: _Sums, grads: tuple[str, ...], diff: np.ndar
     np.fill_diagonal(diff, 1.0)
     for j, k in ties:
         diff[j, k] = 1.0
-    G = sums.GA / diff
+    GA = sums.GA
+    if sums.GI1 is not None:
+        # Bpost = S_n Bpre on a spike of neuron n, so those rows' Σ AE⊗Bpost
+        # is Σ_n GI1_n S_n: a few Nv×Nv products instead of a pass over rows.
+        GA = GA + sum(GI1_n @ S_n for GI1_n, S_n in zip(sums.GI1, ops.S))
+    G = GA / diff
     np.fill_diagonal(G, sums.Gdiag)
     for (j, k), value in zip(ties, sums.Gties):
         G[j, k] = value
