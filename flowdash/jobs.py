@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from .store import CANCELLED, DONE, FAILED, INTERRUPTED, RUNNING, RunStore
+from .store import CANCELLED, DONE, FAILED, INTERRUPTED, RunStore
 
 #: Default snapshot epochs (the iterations shown in the paper's Fig. 3).
 DEFAULT_SNAPSHOTS = (1, 6, 13, 50)

@@ -4,7 +4,6 @@ import io
 import time
 from contextvars import copy_context
 
-import numpy as np
 import plotly.graph_objects as go
 import pytest
 from dash import Patch, no_update

@@ -19,7 +19,7 @@ from scipy.optimize import minimize
 from ._parallel import blas_threads, submit
 from .likelihood import Operators, batch_nll, batch_nll_and_grad
 from .model import PEQ_FLOOR, Model, peq_from_force
-from .spectra import Spectrum, solve_spectrum, validate_Nv
+from .spectra import solve_spectrum, validate_Nv
 
 __all__ = ["FitOptions", "EpochRecord", "FitResult", "FitDiverged", "fit", "FITTABLE", "OPTIMIZERS"]
 

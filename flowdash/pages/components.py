@@ -28,3 +28,8 @@ def status_badge(status: str):
     colours = {"queued": "secondary", "running": "primary", "done": "success",
                "cancelled": "warning", "failed": "danger", "interrupted": "dark"}
     return dbc.Badge(status, color=colours.get(status, "secondary"), className="status-badge")
+
+
+def alert(text, color: str):
+    """A compact message under a form (success, info, warning, danger)."""
+    return dbc.Alert(text, color=color, className="py-1 mb-0")

@@ -6,6 +6,7 @@ from dash import Input, Output, State, callback, html, no_update
 from dash.exceptions import PreventUpdate
 
 from flowdash import ids as app_ids
+from flowdash.pages.components import alert
 from flowdash import jobs
 from flowdash.pages import theme
 from flowdash.pages.data import figures, ids, logic
@@ -17,10 +18,6 @@ GEN_FIELDS = {ids.MODEL: "model", ids.TRIALS: "n_trials", ids.DURATION: "duratio
               ids.DT: "dt", ids.SEED: "seed", ids.VAL_FRACTION: "val_fraction",
               ids.NAME: "dataset_name"}
 FIELD_IDS = list(GEN_FIELDS)
-
-
-def _alert(text, color):
-    return dbc.Alert(text, color=color, className="py-1 mb-0")
 
 
 @callback(Output(ids.MODEL, "options"), Output(ids.DATASET, "options"),
@@ -53,9 +50,9 @@ def start_generation(_n, *values):
         run_id, errors = None, exc.errors
     messages = [errors.get(GEN_FIELDS[f]) or "" for f in FIELD_IDS]
     if run_id is None:
-        return no_update, _alert("Fix the fields marked in red.", "danger"), \
+        return no_update, alert("Fix the fields marked in red.", "danger"), \
             *[bool(m) for m in messages], *messages
-    return {"run_id": run_id}, _alert("Generation queued…", "info"), \
+    return {"run_id": run_id}, alert("Generation queued…", "info"), \
         *[False] * len(FIELD_IDS), *messages
 
 
@@ -82,13 +79,13 @@ def generate(set_progress, job):
     with open_store() as store:
         record, datasets = store.get_run(job["run_id"]), store.list_datasets()
     if record is None:
-        return _alert("The run was deleted.", "warning"), options(datasets), no_update, no_update
+        return alert("The run was deleted.", "warning"), options(datasets), no_update, no_update
     name = record["settings"]["dataset_name"]
     if status == DONE:
-        return (_alert(f"Saved dataset “{name}”: {record['message']}.", "success"),
+        return (alert(f"Saved dataset “{name}”: {record['message']}.", "success"),
                 options(datasets), name, name)
     text = record.get("error") or record.get("message") or status
-    return _alert(f"Generation {status}: {text}", "danger" if status == "failed"
+    return alert(f"Generation {status}: {text}", "danger" if status == "failed"
                   else "warning"), options(datasets), no_update, no_update
 
 
@@ -116,9 +113,9 @@ def cancel_generation(_n, job):
         name = rec["settings"]["dataset_name"] if rec else None
         saved = name and (store.get_dataset(name) or {}).get("meta", {}).get("run_id") == job["run_id"]
     if saved:
-        return _alert(f"The generation had finished; dataset “{name}” was saved.", "info"), \
+        return alert(f"The generation had finished; dataset “{name}” was saved.", "info"), \
             "done"
-    return _alert("Generation cancelled; no dataset was saved.", "warning"), "cancelled"
+    return alert("Generation cancelled; no dataset was saved.", "warning"), "cancelled"
 
 
 def _about_name(exc) -> bool:
@@ -148,8 +145,8 @@ def upload(contents, filenames, name, val_fraction):
     except (NameTaken, ValueError) as exc:
         if _about_name(exc):
             return "", no_update, no_update, True, str(exc)
-        return _alert(f"Upload rejected: {exc}", "danger"), no_update, no_update, False, ""
-    return _alert(f"Saved dataset “{name}”.", "success"), opts, name, False, ""
+        return alert(f"Upload rejected: {exc}", "danger"), no_update, no_update, False, ""
+    return alert(f"Saved dataset “{name}”.", "success"), opts, name, False, ""
 
 
 @callback(Output(ids.PMD_MSG, "children"), Output(ids.DATASET, "options", allow_duplicate=True),
@@ -167,8 +164,8 @@ def load_pmd(_n, conditions, name):
     except ValueError as exc:
         if _about_name(exc):
             return "", no_update, no_update, True, str(exc)
-        return _alert(str(exc), "danger"), no_update, no_update, False, ""
-    return (_alert(f"Saved dataset “{name}”: {meta['n_trials']} trials in "
+        return alert(str(exc), "danger"), no_update, no_update, False, ""
+    return (alert(f"Saved dataset “{name}”: {meta['n_trials']} trials in "
                    f"{len(samples)} conditions.", "success"), opts, name, False, "")
 
 

@@ -1,13 +1,12 @@
 """Fit page callbacks: start/cancel through the job layer, poll the run store."""
 from __future__ import annotations
 
-import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from flowdash import ids as app_ids
 from flowdash import jobs
-from flowdash.pages.components import status_badge
+from flowdash.pages.components import alert, status_badge
 from flowdash.pages.fit import ids, view
 from flowdash.pages.services import open_store, options, store_path
 
@@ -16,10 +15,6 @@ FIELDS = ("dataset", "init_model", "params", "alpha", "epochs", "batches", "nv",
 INPUT_OF = {"dataset": ids.DATASET, "init_model": ids.INIT_MODEL, "alpha": ids.ALPHA,
             "epochs": ids.EPOCHS, "batches": ids.BATCHES, "nv": ids.NV,
             "snapshots": ids.SNAPSHOTS, "seed": ids.SEED, "pace": ids.PACE}
-
-
-def _alert(text, color):
-    return dbc.Alert(text, color=color, className="py-1 mb-0")
 
 
 def run_options(store):
@@ -93,10 +88,10 @@ def start(_n, dataset, init_model, peq_override, optimizer, lrs, alpha, params, 
     run_id, errors, problem = view.start(store_path(), fields)
     feedback = [errors.get(o["id"]["field"], "") for o in ctx.outputs_list[-1]]
     if run_id is None:
-        return no_update, _alert(problem, "danger"), no_update, no_update, feedback
+        return no_update, alert(problem, "danger"), no_update, no_update, feedback
     with open_store() as store:
         opts = run_options(store)
-    return run_id, _alert("Fit started.", "success"), opts, run_id, feedback
+    return run_id, alert("Fit started.", "success"), opts, run_id, feedback
 
 
 @callback(*[Output(i, "invalid") for i in INPUT_OF.values()],
@@ -127,7 +122,7 @@ def cancel(_n, run_id):
     if not run_id:
         return no_update
     jobs.cancel(store_path(), run_id)
-    return _alert("Cancel requested: the fit stops after the current epoch.", "warning")
+    return alert("Cancel requested: the fit stops after the current epoch.", "warning")
 
 
 @callback(Output(ids.NLL_GRAPH, "figure"), Output(ids.POTENTIAL_GRAPH, "figure"),

@@ -1,11 +1,11 @@
 """Model page callbacks (thin: parse, call form/core/store, build figures)."""
 from __future__ import annotations
 
-import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from flowdash import ids as app_ids
+from flowdash.pages.components import alert
 from flowdash.pages import theme
 from flowdash.pages.model import figures, form, ids
 from flowdash.pages.model.layout import form_outputs
@@ -131,7 +131,7 @@ def save_model(_n, name, structure, np_, ne, xb, xe, boundary, D, param_values, 
     state = state_from_fields(structure, (np_, ne, xb, xe), boundary, D, param_values, param_ids)
     spec = form.parse_form(state)[0]
     if spec is None:
-        return _alert("The model has errors; fix the fields marked in red.", "danger"), \
+        return alert("The model has errors; fix the fields marked in red.", "danger"), \
             no_update, False, ""
     try:
         with open_store() as store:
@@ -139,7 +139,7 @@ def save_model(_n, name, structure, np_, ne, xb, xe, boundary, D, param_values, 
             names = store.list_models()
     except ValueError as exc:  # name empty, too long or taken
         return "", no_update, True, str(exc)
-    return _alert(f"Saved model “{name}”.", "success"), options(names), False, ""
+    return alert(f"Saved model “{name}”.", "success"), options(names), False, ""
 
 
 @callback(Output(ids.SAVE_MSG, "children", allow_duplicate=True),
@@ -153,11 +153,7 @@ def delete_model(_n, name):
     with open_store() as store:
         store.delete_model(name)
         names = store.list_models()
-    return _alert(f"Deleted model “{name}”.", "success"), options(names), None
-
-
-def _alert(text, color):
-    return dbc.Alert(text, color=color, className="py-1 mb-0")
+    return alert(f"Deleted model “{name}”.", "success"), options(names), None
 
 
 @callback(Output(ids.SAVED, "options", allow_duplicate=True),

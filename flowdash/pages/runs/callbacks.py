@@ -10,7 +10,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 from flowdash import ids as app_ids
 from flowdash import jobs
 from flowdash.pages import theme
-from flowdash.pages.components import status_badge
+from flowdash.pages.components import alert, status_badge
 from flowdash.pages.fit import figures as fit_figures
 from flowdash.pages.fit import view as fit_view
 from flowdash.pages.runs import ids
@@ -122,8 +122,8 @@ def delete_run(_n, run_id):
         try:
             store.delete_run(run_id)
         except RunActive as exc:
-            return _alert(f"Not deleted: {exc}.", "warning"), no_update, no_update
-    return _alert(f"Deleted run “{record['name']}”.", "success"), f"deleted {run_id}", None
+            return alert(f"Not deleted: {exc}.", "warning"), no_update, no_update
+    return alert(f"Deleted run “{record['name']}”.", "success"), f"deleted {run_id}", None
 
 
 def _export(run_id, build):
@@ -150,10 +150,6 @@ def export_json(_n, run_id):
         raise PreventUpdate
     return _export(run_id, lambda store, rid: dict(
         content=jobs.export_settings_json(store, rid), filename=f"flowdash-run-{rid}.json"))
-
-
-def _alert(text, color):
-    return dbc.Alert(text, color=color, className="py-1 mb-0")
 
 
 @callback(Output(ids.NLL_GRAPH, "config"), Output(ids.POTENTIAL_GRAPH, "config"),
