@@ -411,7 +411,7 @@ def _fit(model: Model, train: list, val: list, options: FitOptions, on_epoch) ->
     shared_fitted = any(len(getattr(state, _ROW_OF[p])) == 1 for p in params)
     reuse_grad = options.mini_batch_number == 1 and (K == 1 or not shared_fitted)
     grad_cache: dict = {}
-    grads_needed = tuple(p for p in params)
+    grads_needed = params
 
     def evaluate(epoch_done: int) -> tuple[np.ndarray, np.ndarray]:
         nll_tr, nll_va = np.empty(K), np.full(K, np.nan)

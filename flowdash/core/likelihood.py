@@ -31,7 +31,6 @@ __all__ = ["Operators", "GRADIENT_NAMES", "nll", "nll_and_grad", "batch_nll", "b
 GRADIENT_NAMES = ("F", "F0", "D", "Fr", "C")
 
 
-
 @dataclass(frozen=True)
 class Operators:
     """Everything the trial passes need for one datasample's model.
