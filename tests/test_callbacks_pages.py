@@ -259,8 +259,9 @@ def test_data_load_pmd(store):
     assert value == "pmd"
     assert store.get_dataset("pmd")["meta"]["n_datasamples"] == 2
     opts, first = data_cb.samples("pmd")
-    assert [o["label"] for o in opts] == ["Left/easy", "Right/hard"] and first == 0
-    summary = data_cb.show_dataset("pmd", "0", 1)[0]
+    assert [o["label"] for o in opts] == ["Left/easy", "Right/hard"] and first == "0"
+    assert [o["value"] for o in opts] == ["0", "1"]
+    summary = data_cb.show_dataset("pmd", "0", "1")[0]
     assert "Right/hard" in str(summary)
     assert "at least one" in str(data_cb.load_pmd(1, [], "pmd2")[0])
 

@@ -190,8 +190,9 @@ def samples(name):
         entry = store.get_dataset(name)
     conditions = (entry or {}).get("meta", {}).get("conditions") or ["all"]
     n = len((entry or {}).get("npz", [])) or 1
-    return [{"label": conditions[k] if k < len(conditions) else str(k), "value": k}
-            for k in range(n)], 0
+    # String values: a Select shows the option whose value matches as text.
+    return [{"label": conditions[k] if k < len(conditions) else str(k), "value": str(k)}
+            for k in range(n)], "0"
 
 
 @callback(Output(ids.SUMMARY, "children"), Output(ids.RASTER, "figure"),
