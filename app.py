@@ -84,7 +84,7 @@ def create_app(store_path: str | os.PathLike = DEFAULT_STORE):
     import dash_bootstrap_components as dbc
     from dash import dcc, html
 
-    from flowdash import ids, jobs
+    from flowdash import ids, jobs, settings
 
     store_path = str(Path(store_path).resolve())
     Path(store_path).mkdir(parents=True, exist_ok=True)
@@ -110,7 +110,7 @@ def create_app(store_path: str | os.PathLike = DEFAULT_STORE):
     app.server.config["FLOWDASH_STORE"] = store_path
     app.server.secret_key = secret_key(store_path)
     # uploads arrive base64-encoded (4/3 of the file) inside a JSON request
-    app.server.config["MAX_CONTENT_LENGTH"] = jobs.MAX_UPLOAD_BYTES * 4 // 3 + 2**20
+    app.server.config["MAX_CONTENT_LENGTH"] = settings.MAX_UPLOAD_BYTES * 4 // 3 + 2**20
     for page in PAGES:
         importlib.import_module(f"flowdash.pages.{page}").register()
 

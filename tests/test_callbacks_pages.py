@@ -13,6 +13,7 @@ from dash._utils import AttributeDict
 import app as app_module
 from flowdash import ids as app_ids
 from flowdash import jobs
+from flowdash import settings
 from flowdash.store import CANCELLED, DONE, RunStore
 
 SPEC = {"grid": {"Np": 6, "Ne": 8, "xbegin": -1.0, "xend": 1.0},
@@ -346,7 +347,7 @@ def test_fit_view_helpers():
     v = fit_view.values_from_fields(dict(dataset="d", init_model="m", optimizer="ADAM",
                                          alpha="0.1", params=["D", "F"], epochs="5",
                                          batches="2", nv="", snapshots="6,1", seed="0"))
-    s, e = jobs.check_fit(v)
+    s, e = settings.check_fit(v)
     assert e == {} and s["params_to_opt"] == ["F", "D"] and s["Nv"] is None
     assert s["snapshot_epochs"] == [1, 6] and s["learning_rate"] == {"alpha": 0.1}
     assert s["pace"] == 0.0

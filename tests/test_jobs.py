@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from flowdash import jobs
+from flowdash import settings
+from flowdash import export
 from flowdash.store import CANCELLED, DONE, FAILED, INTERRUPTED, RunStore
 
 SPEC = {"grid": {"Np": 6, "Ne": 8, "xbegin": -1.0, "xend": 1.0},
@@ -87,7 +89,7 @@ def test_generation_records_progress_and_dataset(tmp_path):
 
 def test_generation_failure_is_recorded(tmp_path, caplog):
     p = str(tmp_path / "s")
-    with pytest.raises(jobs.SettingsError, match="no saved model named “missing”"):
+    with pytest.raises(settings.SettingsError, match="no saved model named “missing”"):
         jobs.create_generation(p, dict(GEN, model="missing"))
     RunStore(p).save_model("gt", SPEC)
     rid = jobs.create_generation(p, GEN)
@@ -129,14 +131,14 @@ def test_generation_limits_and_names(tmp_path):
     p = str(tmp_path / "s")
     store = RunStore(p)
     store.save_model("gt", SPEC)
-    with pytest.raises(jobs.SettingsError) as err:
+    with pytest.raises(settings.SettingsError) as err:
         jobs.create_generation(p, dict(GEN, n_trials=10000, duration=100.0))
     assert "at most 2e+07" in err.value.errors["n_trials"]
-    s, errors = jobs.check_generation(dict(GEN, val_fraction="0.95", dt="nan"), store)
+    s, errors = settings.check_generation(dict(GEN, val_fraction="0.95", dt="nan"), store)
     assert errors == {"val_fraction": "must be between 0 and 0.9", "dt": "expected a finite number"}
     rid = jobs.create_generation(p, GEN)
     assert jobs.run_generation(p, rid) == DONE
-    s, errors = jobs.check_generation(GEN, store)
+    s, errors = settings.check_generation(GEN, store)
     assert "exists; choose another name or delete the old dataset" in errors["dataset_name"]
 
 
@@ -167,7 +169,7 @@ def test_fit_records_every_epoch(path):
     assert epochs[-1]["nll_train"][0] < epochs[0]["nll_train"][0]
     result = store.get_result(rid)
     assert len(result["x"]) == 5 * 8 + 1 and "final" in result
-    z = np.load(__import__("io").BytesIO(jobs.export_npz(store, rid)))
+    z = np.load(__import__("io").BytesIO(export.export_npz(store, rid)))
     assert z["nll_train"].shape == (1, 5) and "snapshot_1_peq" in z.files
 
 
@@ -202,22 +204,22 @@ def test_failure_recorded_with_reason(path):
 
 
 def test_invalid_settings_rejected_before_start(path):
-    with pytest.raises(jobs.SettingsError, match="learning_rate:F: required"):
+    with pytest.raises(settings.SettingsError, match="learning_rate:F: required"):
         jobs.start_fit(path, fit_settings(learning_rate={}))
-    with pytest.raises(jobs.SettingsError, match="pace: must be between 0 and 10"):
+    with pytest.raises(settings.SettingsError, match="pace: must be between 0 and 10"):
         jobs.start_fit(path, fit_settings(pace=11))
     store = RunStore(path)
     for bad in (float("nan"), float("inf"), "x", -1):
-        _, errors = jobs.check_fit(fit_settings(learning_rate={"F": bad}), store)
+        _, errors = settings.check_fit(fit_settings(learning_rate={"F": bad}), store)
         assert set(errors) == {"learning_rate:F"}, errors
-    _, errors = jobs.check_fit(fit_settings(dataset="nope", init_model="missing"), store)
+    _, errors = settings.check_fit(fit_settings(dataset="nope", init_model="missing"), store)
     assert "no dataset" in errors["dataset"] and "no saved model" in errors["init_model"]
     store.save_model("two", dict(SPEC, fr_model=SPEC["fr_model"] * 2))
-    _, errors = jobs.check_fit(fit_settings(init_model="two"), store)
+    _, errors = settings.check_fit(fit_settings(init_model="two"), store)
     assert "2 neuron(s) but the dataset has 1" in errors["init_model"]
-    _, errors = jobs.check_fit(fit_settings(params_to_opt=["F0"], learning_rate={"F0": 1}), store)
+    _, errors = settings.check_fit(fit_settings(params_to_opt=["F0"], learning_rate={"F0": 1}), store)
     assert "equilibrium" in errors["params_to_opt"]
-    _, errors = jobs.check_fit(fit_settings(max_epochs="2.5", snapshot_epochs="1, x"))
+    _, errors = settings.check_fit(fit_settings(max_epochs="2.5", snapshot_epochs="1, x"))
     assert errors == {"max_epochs": "expected a whole number",
                       "snapshot_epochs": "'x': expected a number (e.g. 1, 6, 13, 50)"}
     assert store.list_runs("fit") == []
@@ -263,7 +265,7 @@ def test_sigterm_marks_interrupted(path):
 def test_job_layer_and_app_import_without_side_effects():
     import subprocess
     import sys
-    code = ("import sys, flowdash.jobs, flowdash.store; "
+    code = ("import sys, flowdash.jobs, flowdash.store, flowdash.settings, flowdash.export; "
             "assert 'dash' not in sys.modules, 'jobs imports dash'; "
             "import app; assert 'flowdash.pages.model.callbacks' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True,
@@ -283,7 +285,7 @@ def test_non_finite_nll_never_breaks_views_or_export(tmp_path):
     assert store.read_epochs(rid)[1]["nll_train"] == [None, 1.0]
     es, train, val = view.curves(store.read_epochs(rid))
     assert es == [0, 1, 2] and train == [3.0, None, 1.0] and val == [7.0, None, None]
-    z = np.load(__import__("io").BytesIO(jobs.export_npz(store, rid)))
+    z = np.load(__import__("io").BytesIO(export.export_npz(store, rid)))
     assert z["nll_train"].shape == (2, 3) and np.isnan(z["nll_train"][0, 1])
     assert np.isnan(z["nll_val"][:, 1]).all() and np.isnan(z["nll_val"][1, 2])
 

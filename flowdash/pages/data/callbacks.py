@@ -8,6 +8,7 @@ from dash.exceptions import PreventUpdate
 from flowdash import ids as app_ids
 from flowdash.pages.components import alert
 from flowdash import jobs
+from flowdash import settings
 from flowdash.pages import theme
 from flowdash.pages.data import figures, ids, logic
 from flowdash.pages.services import open_store, options, store_path
@@ -46,7 +47,7 @@ def start_generation(_n, *values):
     fields = dict(zip(GEN_FIELDS.values(), values), with_trial_end=values[-1])
     try:
         run_id, errors = jobs.create_generation(store_path(), fields), {}
-    except jobs.SettingsError as exc:
+    except settings.SettingsError as exc:
         run_id, errors = None, exc.errors
     messages = [errors.get(GEN_FIELDS[f]) or "" for f in FIELD_IDS]
     if run_id is None:

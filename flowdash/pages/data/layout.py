@@ -4,7 +4,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from flowdash import jobs
+from flowdash import settings
 from flowdash.pages import theme
 from flowdash.pages.components import card, field
 from flowdash.pages.data import ids, logic
@@ -46,11 +46,11 @@ def layout(**_query):
     upload = card(
         "Upload a dataset",
         dcc.Upload(id=ids.UPLOAD, multiple=True, className="upload-box",
-                   max_size=jobs.MAX_UPLOAD_BYTES,
+                   max_size=settings.MAX_UPLOAD_BYTES,
                    children=html.Div(["Drop or ", html.A("choose"),
                                       " one .npz, or CSV spikes (+ trials) tables "
-                                      f"(at most {jobs.MAX_UPLOAD_BYTES // 2**20} MB, "
-                                      f"{jobs.MAX_NEURONS} neurons)"])),
+                                      f"(at most {settings.MAX_UPLOAD_BYTES // 2**20} MB, "
+                                      f"{settings.MAX_NEURONS} neurons)"])),
         dbc.Row([field("Dataset name", _input(ids.UPLOAD_NAME, "uploaded-1"), ids.UPLOAD_NAME_FB,
                        width=12)], className="g-2 mt-1"),
         html.Div(id=ids.UPLOAD_MSG),

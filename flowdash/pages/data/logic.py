@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from flowdash import jobs
+from flowdash import settings
 
 MAX_SHOWN_TRIALS = 20
 
@@ -45,8 +46,8 @@ def decode_upload(contents: str) -> bytes:
         body = contents.split(",", 1)[1]
     except (IndexError, AttributeError):
         raise ValueError("the upload could not be read") from None
-    if len(body) * 3 // 4 > jobs.MAX_UPLOAD_BYTES:
-        raise ValueError(f"the file is larger than {jobs.MAX_UPLOAD_BYTES // 2**20} MB")
+    if len(body) * 3 // 4 > settings.MAX_UPLOAD_BYTES:
+        raise ValueError(f"the file is larger than {settings.MAX_UPLOAD_BYTES // 2**20} MB")
     try:
         return base64.b64decode(body)
     except ValueError:
@@ -84,14 +85,14 @@ def import_upload(contents, filenames, val_fraction, seed=0):
         data = SpikeData.load_csv(spikes, trials)
     else:
         raise ValueError("upload one .npz file, or one or two .csv files (spikes, trials)")
-    if data.n_neurons > jobs.MAX_NEURONS:
+    if data.n_neurons > settings.MAX_NEURONS:
         raise ValueError(f"the data has {data.n_neurons} neurons (the highest neuron id + 1); "
-                         f"at most {jobs.MAX_NEURONS} are allowed")
-    if data.n_trials > jobs.MAX_TRIALS:
-        raise ValueError(f"the data has {data.n_trials} trials; at most {jobs.MAX_TRIALS} "
+                         f"at most {settings.MAX_NEURONS} are allowed")
+    if data.n_trials > settings.MAX_TRIALS:
+        raise ValueError(f"the data has {data.n_trials} trials; at most {settings.MAX_TRIALS} "
                          "are allowed")
     try:
-        vf = jobs.parse_number(val_fraction, *jobs.GEN_LIMITS["val_fraction"])
+        vf = settings.parse_number(val_fraction, *settings.GEN_LIMITS["val_fraction"])
     except ValueError as exc:
         raise ValueError(f"Validation fraction (Generate card): {exc}") from None
     meta = {"source": "upload", "files": [n for n, _ in files], "n_datasamples": 1,

@@ -11,6 +11,8 @@ import numpy as np
 from dash import Patch
 
 from flowdash import jobs
+from flowdash import settings
+from flowdash import export
 from flowdash.core.fitting import FITTABLE
 from flowdash.pages import theme
 from flowdash.pages.fit import figures
@@ -50,7 +52,7 @@ def start(store_path, f: dict):
     try:
         run_id = jobs.start_fit(store_path, values_from_fields(f),
                                 name=(f.get("name") or "").strip() or None)
-    except jobs.SettingsError as exc:
+    except settings.SettingsError as exc:
         by_field = {FIELD_OF[k]: m for k, m in exc.errors.items() if k in FIELD_OF}
         other = [m for k, m in exc.errors.items() if k not in FIELD_OF]
         return None, by_field, " ".join(other) or "Fix the fields marked in red."
@@ -83,7 +85,7 @@ def curves(epochs):
 def _total(values):
     if values is None:
         return None
-    total = float(np.sum(jobs.nll_array(values)))
+    total = float(np.sum(export.nll_array(values)))
     return total if np.isfinite(total) else None
 
 

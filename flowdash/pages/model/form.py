@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from flowdash.core import library
-from flowdash.jobs import parse_list, parse_number
+from flowdash.settings import parse_list, parse_number
 
 #: Library models that need a Python callable cannot be entered in a browser.
 HIDDEN_MODELS = ("custom",)

@@ -9,6 +9,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 
 from flowdash import ids as app_ids
 from flowdash import jobs
+from flowdash import export
 from flowdash.pages import theme
 from flowdash.pages.components import alert, status_badge
 from flowdash.pages.fit import figures as fit_figures
@@ -139,7 +140,7 @@ def export_npz(_n, run_id):
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
     return _export(run_id, lambda store, rid: dcc.send_bytes(
-        jobs.export_npz(store, rid), f"flowdash-run-{rid}.npz"))
+        export.export_npz(store, rid), f"flowdash-run-{rid}.npz"))
 
 
 @callback(Output(ids.DOWNLOAD_JSON, "data"), Input(ids.EXPORT_JSON, "n_clicks"),
@@ -149,7 +150,7 @@ def export_json(_n, run_id):
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
     return _export(run_id, lambda store, rid: dict(
-        content=jobs.export_settings_json(store, rid), filename=f"flowdash-run-{rid}.json"))
+        content=export.export_settings_json(store, rid), filename=f"flowdash-run-{rid}.json"))
 
 
 @callback(Output(ids.NLL_GRAPH, "config"), Output(ids.POTENTIAL_GRAPH, "config"),
