@@ -367,7 +367,10 @@ def test_runs_table_open_overlay_export_delete(store, dataset):
     assert len(nll.data[0].x) == 3 and "ground truth" in [t.name for t in pot.data]
     assert "not fitted" in par.layout.annotations[0].text
     gen = next(o["value"] for o in opts if o["value"] != run_id)
-    assert "no NLL" in runs_cb.open_run(gen, None)[1].layout.annotations[0].text
+    _, raster, latent, rates = runs_cb.open_run(gen, None)  # a generation run: its data
+    assert raster.layout.title.text == "Spike raster" and len(raster.data) == 1
+    assert latent.layout.title.text == "Latent trajectories" and len(latent.data) >= 1
+    assert rates.data and rates.data[0].type == "bar"
     over = runs_cb.overlay([run_id], None)
     assert over.data[0].name == "r1 · training"
     npz = runs_cb.export_npz(1, run_id)
@@ -412,3 +415,12 @@ def test_fit_poll_marks_dead_worker_interrupted(store, dataset):
     store.update_run(rid, status="running", pid=999999, pid_started=0.0)
     out = call(fit_cb.poll, 1, rid, None, triggered=app_ids.ACTIVE_FIT)
     assert store.get_run(rid)["status"] == "interrupted" and out[-2] is True
+
+
+def test_runs_generation_without_its_dataset(store):
+    from flowdash.pages.runs.plots import generation_plots
+
+    record = {"id": "abc", "status": "cancelled", "refs": {"dataset": "never-saved"}}
+    assert "saved no dataset" in generation_plots(store, record)[0].layout.annotations[0].text
+    record["status"] = "done"
+    assert "is gone" in generation_plots(store, record)[0].layout.annotations[0].text

@@ -15,6 +15,7 @@ from flowdash.pages.components import alert, status_badge
 from flowdash.pages.fit import figures as fit_figures
 from flowdash.pages.fit import view as fit_view
 from flowdash.pages.runs import ids
+from flowdash.pages.runs.plots import generation_plots
 from flowdash.pages.runs.table import describe
 from flowdash.pages.services import open_store, store_path
 from flowdash.store import ACTIVE_STATUSES, RunActive
@@ -61,8 +62,12 @@ def open_run(run_id, _changed):
         if record is None:
             return ("", theme.message_figure("Open a run.", 300), theme.message_figure("", 300),
                     theme.message_figure("", 120))
-        epochs = store.read_epochs(run_id) if record["kind"] == "fit" else []
-        side = fit_view.side_figures(store, record, epochs) if record["kind"] == "fit" else None
+        if record["kind"] == "fit":
+            epochs = store.read_epochs(run_id)
+            plots = (fit_figures.nll_figure(*fit_view.curves(epochs), f"NLL · {record['name']}"),
+                     *fit_view.side_figures(store, record, epochs))
+        else:
+            plots = generation_plots(store, record)
     info = html.Div([
         html.Div([status_badge(record["status"]), html.Strong(f"  {record['name']}"),
                   html.Span(f"  ({record['kind']}, id {record['id']})", className="text-muted")]),
@@ -70,12 +75,7 @@ def open_run(run_id, _changed):
         html.Pre(json.dumps({"settings": record["settings"], "refs": record["refs"]},
                             indent=2, default=str), className="run-settings p-2 mt-2"),
     ])
-    if side is None:
-        return (info, theme.message_figure("A data-generation run has no NLL.", 300),
-                theme.message_figure("See the Data page for its raster.", 300),
-                theme.message_figure("", 120))
-    return (info, fit_figures.nll_figure(*fit_view.curves(epochs), f"NLL · {record['name']}"),
-            *side)
+    return (info, *plots)
 
 
 @callback(Output(ids.OVERLAY_GRAPH, "figure"), Input(ids.OVERLAY_SELECT, "value"),
