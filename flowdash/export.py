@@ -45,6 +45,10 @@ def export_npz(store: RunStore, run_id: str) -> bytes:
                 with np.load(io.BytesIO(blob), allow_pickle=False) as z:
                     for key in z.files:
                         arrays[f"data{k}_{key}"] = z[key]
+            latent = store.get_latent(record["refs"]["dataset"]) or {"t": [], "x": []}
+            for i, (t, x) in enumerate(zip(latent["t"], latent["x"])):  # subsampled for display
+                arrays[f"latent_t_{i}"] = np.asarray(t, float)
+                arrays[f"latent_x_{i}"] = np.asarray(x, float)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return buf.getvalue()

@@ -289,3 +289,12 @@ def test_non_finite_nll_never_breaks_views_or_export(tmp_path):
     assert z["nll_train"].shape == (2, 3) and np.isnan(z["nll_train"][0, 1])
     assert np.isnan(z["nll_val"][:, 1]).all() and np.isnan(z["nll_val"][1, 2])
 
+
+
+def test_generation_export_has_the_data_and_the_latent_paths(path):
+    store = RunStore(path)
+    rid = next(r["id"] for r in store.list_runs("generation"))
+    z = np.load(__import__("io").BytesIO(export.export_npz(store, rid)))
+    assert any(k.startswith("data0_") and k.endswith("_ntrials") for k in z.files)
+    assert {"latent_t_0", "latent_x_0", "latent_t_1"} <= set(z.files)
+    assert z["latent_t_0"].shape == z["latent_x_0"].shape and z["latent_t_0"][0] == 0.0
