@@ -325,3 +325,16 @@ def test_pmd_bad_window():
         load_pmd_session(DATA_DIR / "pmd_single_neuron_session.npz", t_after_onset=0.5)
     with pytest.raises(ValueError, match="t_after_onset"):
         load_pmd_session(DATA_DIR / "pmd_single_neuron_session.npz", t_after_onset=-1)
+
+
+def test_packed_is_the_trials_end_to_end_and_read_only():
+    data = SpikeData([(np.array([0.1, 0.2]), np.array([0, -1])), (np.array([0.3]), np.array([-1]))],
+                     n_neurons=1, with_trial_end=True)
+    isi, ids, offsets = data.packed()
+    np.testing.assert_array_equal(isi, [0.1, 0.2, 0.3])
+    np.testing.assert_array_equal(ids, [0, -1, -1])
+    np.testing.assert_array_equal(offsets, [0, 2, 3])
+    assert not isi.flags.writeable and data.packed()[0] is isi
+    sub_isi, _, sub_offsets = data.subset([1]).packed()
+    np.testing.assert_array_equal(sub_isi, [0.3])
+    np.testing.assert_array_equal(sub_offsets, [0, 1])

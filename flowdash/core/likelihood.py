@@ -107,17 +107,17 @@ class Operators:
 
 def _flatten(data: "SpikeData | Sequence[SpikeData]", n_neurons: int):
     sets = [data] if hasattr(data, "trials") else list(data)
-    trials = [tr for d in sets for tr in d.trials]
     for d in sets:
         if d.n_neurons > n_neurons:
             raise ValueError(f"the data has {d.n_neurons} neurons but the model has {n_neurons}")
-    if not trials:
+    if not sets:
         raise ValueError("no trials to evaluate")
-    lengths = np.array([len(isi) for isi, _ in trials])
-    offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
-    isi = np.concatenate([isi for isi, _ in trials]).astype(np.float64)
-    ids = np.concatenate([ids for _, ids in trials]).astype(np.int64)
-    return isi, ids, offsets
+    if len(sets) == 1:
+        return sets[0].packed()
+    parts = [d.packed() for d in sets]
+    starts = np.cumsum([0] + [len(isi) for isi, _, _ in parts[:-1]])
+    offsets = np.concatenate([[0]] + [o[1:] + s for (_, _, o), s in zip(parts, starts)])
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), offsets)
 
 
 _scratch = threading.local()

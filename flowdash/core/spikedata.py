@@ -225,7 +225,7 @@ class SpikeData:
     is immutable.
     """
 
-    __slots__ = ("_trials", "_n_neurons", "_with_trial_end")
+    __slots__ = ("_trials", "_n_neurons", "_with_trial_end", "_packed")
 
     def __init__(self, trials: Sequence[tuple[Any, Any]], n_neurons: int, with_trial_end: bool = True):
         n_neurons = _validate_n_neurons(n_neurons)
@@ -240,6 +240,7 @@ class SpikeData:
         )
         self._n_neurons = n_neurons
         self._with_trial_end = with_trial_end
+        self._packed = None
 
     # -- basic properties ---------------------------------------------------
     @property
@@ -251,6 +252,24 @@ class SpikeData:
     def n_neurons(self) -> int:
         """Number of neurons."""
         return self._n_neurons
+
+    def packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All trials end to end, as the likelihood passes read them.
+
+        Returns
+        -------
+        isi : ndarray, shape (n_intervals,), s
+        ids : ndarray, shape (n_intervals,), int
+        offsets : ndarray, shape (n_trials + 1,), int
+            Trial t is ``isi[offsets[t]:offsets[t + 1]]``.
+        """
+        # Built once: a fit reads the same data every epoch.
+        if self._packed is None:
+            offsets = np.concatenate(([0], np.cumsum([len(isi) for isi, _ in self._trials]))).astype(np.int64)
+            isi = np.concatenate([isi for isi, _ in self._trials]).astype(np.float64)
+            ids = np.concatenate([ids for _, ids in self._trials]).astype(np.int64)
+            self._packed = tuple(_readonly(a) for a in (isi, ids, offsets))
+        return self._packed
 
     @property
     def with_trial_end(self) -> bool:
@@ -495,6 +514,7 @@ class SpikeData:
         obj._trials = tuple(trials)
         obj._n_neurons = self._n_neurons
         obj._with_trial_end = self._with_trial_end
+        obj._packed = None
         return obj
 
     # -- npz ---------------------------------------------------------------------
