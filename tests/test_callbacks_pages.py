@@ -7,6 +7,7 @@ from contextvars import copy_context
 import plotly.graph_objects as go
 import pytest
 from dash import Patch, no_update
+from dash.exceptions import PreventUpdate
 from dash._callback_context import context_value
 from dash._utils import AttributeDict
 
@@ -206,9 +207,12 @@ def test_data_generate_background_function(store):
                                                      dt=1e-4, seed=2, with_trial_end=True,
                                                      val_fraction=0.3, dataset_name="g"))
     progress = []
-    status, opts, value, active = data_cb.generate(progress.append, {"run_id": run_id})
+    status, opts, value = data_cb.generate(progress.append, {"run_id": run_id})
     assert progress[0] == (0, "starting") and progress[-1] == (100, "3/3 trials")
-    assert value == "g" and active == "g" and "Saved dataset" in str(status)
+    assert value == "g" and "Saved dataset" in str(status)
+    assert data_cb.remember_dataset("g") == "g"
+    with pytest.raises(PreventUpdate):
+        data_cb.remember_dataset(None)
 
 
 def test_data_buttons_and_cancel(store):
@@ -392,7 +396,6 @@ def test_runs_empty_store(store):
 
 def test_buttons_do_nothing_without_a_click(store, dataset):
     """Pages insert components; a callback fired by insertion must not act."""
-    from dash.exceptions import PreventUpdate
     run_id = start_fit(epochs="1")[0]
     for fn, args in ((fit_cb.cancel, (None, run_id)), (fit_cb.preset, (None, "d", None)),
                      (runs_cb.delete_run, (None, run_id)), (runs_cb.cancel_run, (None, run_id)),

@@ -61,7 +61,6 @@ def start_generation(_n, *values):
     Output(ids.STATUS, "children", allow_duplicate=True),
     Output(ids.DATASET, "options", allow_duplicate=True),
     Output(ids.DATASET, "value", allow_duplicate=True),
-    Output(app_ids.ACTIVE_DATASET, "data"),
     Input(ids.JOB, "data"),
     background=True,
     progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS, "label")],
@@ -80,14 +79,23 @@ def generate(set_progress, job):
     with open_store() as store:
         record, datasets = store.get_run(job["run_id"]), store.list_datasets()
     if record is None:
-        return alert("The run was deleted.", "warning"), options(datasets), no_update, no_update
+        return alert("The run was deleted.", "warning"), options(datasets), no_update
     name = record["settings"]["dataset_name"]
     if status == DONE:
         return (alert(f"Saved dataset “{name}”: {record['message']}.", "success"),
-                options(datasets), name, name)
+                options(datasets), name)
     text = record.get("error") or record.get("message") or status
     return alert(f"Generation {status}: {text}", "danger" if status == "failed"
-                  else "warning"), options(datasets), no_update, no_update
+                  else "warning"), options(datasets), no_update
+
+
+@callback(Output(app_ids.ACTIVE_DATASET, "data"), Input(ids.DATASET, "value"),
+          prevent_initial_call=True)
+def remember_dataset(name):
+    """The chosen dataset is preselected on the Fit page and after a reload."""
+    if not name:
+        raise PreventUpdate
+    return name
 
 
 @callback(Output(ids.GENERATE, "disabled"), Output(ids.CANCEL, "disabled"),
