@@ -125,7 +125,7 @@ def create_app(store_path: str | os.PathLike = DEFAULT_STORE):
         dcc.Location(id=ids.URL),
         dcc.Store(id=ids.ACTIVE_FIT, storage_type="local"),
         dcc.Store(id=ids.ACTIVE_DATASET, storage_type="local"),
-        dcc.Store(id=ids.GEN_RUNNING, data=False),
+        dcc.Store(id=ids.ACTIVE_GEN, storage_type="local"),
         nav,
         dbc.Toast(id=ids.ERROR_TOAST, header="Request failed", is_open=False, dismissable=True,
                   icon="danger", duration=8000,

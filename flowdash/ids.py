@@ -4,8 +4,9 @@
 URL = "app-url"
 #: dcc.Store (local storage): the fit run the Fit page follows.
 ACTIVE_FIT = "app-active-fit"
-#: dcc.Store (memory): True while a data-generation background job runs.
-GEN_RUNNING = "app-gen-running"
+#: dcc.Store (local storage): the generation run this browser started last
+#: (the Data page follows its progress from the run store, across reloads).
+ACTIVE_GEN = "app-active-gen"
 #: dcc.Store (local storage): the dataset last generated/loaded (pre-selects it).
 ACTIVE_DATASET = "app-active-dataset"
 #: Navigation bar.

@@ -190,15 +190,16 @@ def test_data_lists(store, dataset):
 
 def test_data_start_generation_validates_inline(store):
     out = data_cb.start_generation(1, None, "0", "abc", "0.0001", "x", "0.5", "", True)
-    assert out[0] is no_update
-    invalid, messages = out[2:9], out[9:16]
+    assert out[0] is no_update and out[1] is no_update
+    invalid, messages = out[3:10], out[10:17]
     assert invalid == (True, True, True, False, True, False, True)
     assert messages[1] == "must be between 1 and 10000"
     store.save_model("gt", SPEC)
     out = data_cb.start_generation(1, "gt", "2", "1", "0.0001", "4", "0.5", "new", True)
     run_id = out[0]["run_id"]
+    assert out[1] == run_id  # followed from the run store, across reloads
     assert store.get_run(run_id)["status"] == "queued"
-    assert not any(out[2:9])
+    assert not any(out[3:10])
 
 
 def test_data_generate_background_function(store):
@@ -206,24 +207,24 @@ def test_data_generate_background_function(store):
     run_id = jobs.create_generation(store.path, dict(model="gt", n_trials=3, duration=1.0,
                                                      dt=1e-4, seed=2, with_trial_end=True,
                                                      val_fraction=0.3, dataset_name="g"))
-    progress = []
-    status, opts, value = data_cb.generate(progress.append, {"run_id": run_id})
-    assert progress[0] == (0, "starting") and progress[-1] == (100, "3/3 trials")
+    assert data_cb.follow_generation(1, run_id) == (0.0, "queued", True, False)  # Generate off, Cancel on
+    status, opts, value = data_cb.generate({"run_id": run_id})
     assert value == "g" and "Saved dataset" in str(status)
+    # the progress comes from the run store, so a reloaded page sees it too
+    assert data_cb.follow_generation(2, run_id) == (100.0, "done", False, True)
+    assert data_cb.follow_generation(3, None) == (0.0, "", False, True)
     assert data_cb.remember_dataset("g") == "g"
     with pytest.raises(PreventUpdate):
         data_cb.remember_dataset(None)
 
 
-def test_data_buttons_and_cancel(store):
-    assert data_cb.buttons(True) == (True, False)
-    assert data_cb.buttons(False) == (False, True)
+def test_data_cancel(store):
     store.save_model("gt", SPEC)
     rid = jobs.create_generation(store.path, dict(model="gt", n_trials=1, duration=1.0,
                                                   dt=1e-4, seed=0, with_trial_end=True,
                                                   val_fraction=0, dataset_name="c"))
     store.update_run(rid, status="running")
-    msg, label = data_cb.cancel_generation(1, {"run_id": rid})
+    msg, label = data_cb.cancel_generation(1, rid)
     assert store.get_run(rid)["status"] == CANCELLED and label == "cancelled"
     assert data_cb.cancel_generation(1, None) == (no_update, no_update)
 
@@ -400,7 +401,7 @@ def test_buttons_do_nothing_without_a_click(store, dataset):
     for fn, args in ((fit_cb.cancel, (None, run_id)), (fit_cb.preset, (None, "d", None)),
                      (runs_cb.delete_run, (None, run_id)), (runs_cb.cancel_run, (None, run_id)),
                      (model_cb.save_model, (None, "x") + (None,) * 9),
-                     (data_cb.cancel_generation, (None, {"run_id": run_id})),
+                     (data_cb.cancel_generation, (None, run_id)),
                      (data_cb.load_pmd, (None, ["Left/easy"], "p")),
                      (data_cb.upload, (None, None, "u", "0.5"))):
         with pytest.raises(PreventUpdate):

@@ -33,7 +33,7 @@ def fill_lists(_path, active):
 
 
 @callback(
-    Output(ids.JOB, "data"), Output(ids.STATUS, "children"),
+    Output(ids.JOB, "data"), Output(app_ids.ACTIVE_GEN, "data"), Output(ids.STATUS, "children"),
     *[Output(f, "invalid") for f in FIELD_IDS],
     *[Output({"type": ids.FB, "field": f}, "children") for f in FIELD_IDS],
     Input(ids.GENERATE, "n_clicks"),
@@ -51,9 +51,9 @@ def start_generation(_n, *values):
         run_id, errors = None, exc.errors
     messages = [errors.get(GEN_FIELDS[f]) or "" for f in FIELD_IDS]
     if run_id is None:
-        return no_update, alert("Fix the fields marked in red.", "danger"), \
+        return no_update, no_update, alert("Fix the fields marked in red.", "danger"), \
             *[bool(m) for m in messages], *messages
-    return {"run_id": run_id}, alert("Generation queued…", "info"), \
+    return {"run_id": run_id}, run_id, alert("Generation queued…", "info"), \
         *[False] * len(FIELD_IDS), *messages
 
 
@@ -63,19 +63,14 @@ def start_generation(_n, *values):
     Output(ids.DATASET, "value", allow_duplicate=True),
     Input(ids.JOB, "data"),
     background=True,
-    progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS, "label")],
-    running=[(Output(app_ids.GEN_RUNNING, "data"), True, False)],
     cancel=[Input(ids.CANCEL, "n_clicks")],
-    interval=250,
     prevent_initial_call=True,
 )
-def generate(set_progress, job):
-    """Background job: simulate with progress, save the dataset."""
+def generate(job):
+    """Background job: simulate and save the dataset; progress goes to the run store."""
     if not job or not job.get("run_id"):
         raise PreventUpdate
-    set_progress((0, "starting"))
-    status = jobs.run_generation(store_path(), job["run_id"], on_progress=lambda done, total:
-                                 set_progress((100 * done / total, f"{done}/{total} trials")))
+    status = jobs.run_generation(store_path(), job["run_id"])
     with open_store() as store:
         record, datasets = store.get_run(job["run_id"]), store.list_datasets()
     if record is None:
@@ -98,29 +93,33 @@ def remember_dataset(name):
     return name
 
 
-@callback(Output(ids.GENERATE, "disabled"), Output(ids.CANCEL, "disabled"),
-          Input(app_ids.GEN_RUNNING, "data"))
-def buttons(running):
-    """Generate and Cancel follow the background job."""
-    return bool(running), not running
+@callback(Output(ids.PROGRESS, "value"), Output(ids.PROGRESS, "label"),
+          Output(ids.GENERATE, "disabled"), Output(ids.CANCEL, "disabled"),
+          Input(ids.GEN_POLL, "n_intervals"), Input(app_ids.ACTIVE_GEN, "data"))
+def follow_generation(_n, run_id):
+    """Progress of the followed generation run, read from the run store (survives reloads)."""
+    with open_store() as store:
+        record = store.get_run(run_id) if run_id else None
+    value, label, active = logic.generation_progress(record)
+    return value, label, active, not active
 
 
 @callback(Output(ids.STATUS, "children", allow_duplicate=True),
           Output(ids.PROGRESS, "label", allow_duplicate=True),
-          Input(ids.CANCEL, "n_clicks"), State(ids.JOB, "data"), prevent_initial_call=True)
-def cancel_generation(_n, job):
+          Input(ids.CANCEL, "n_clicks"), State(app_ids.ACTIVE_GEN, "data"), prevent_initial_call=True)
+def cancel_generation(_n, run_id):
     """Dash kills the job process; record the run as cancelled and say what was kept."""
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
-    if not job:
+    if not run_id:
         return no_update, no_update
     with open_store() as store:
-        store.request_cancel(job["run_id"])     # from now on the job cannot save
-        rec = store.get_run(job["run_id"])
+        store.request_cancel(run_id)     # from now on the job cannot save
+        rec = store.get_run(run_id)
         if rec and rec["status"] in ACTIVE_STATUSES:
-            rec = store.finish_run(job["run_id"], CANCELLED, message="cancelled by the user")
+            rec = store.finish_run(run_id, CANCELLED, message="cancelled by the user")
         name = rec["settings"]["dataset_name"] if rec else None
-        saved = name and (store.get_dataset(name) or {}).get("meta", {}).get("run_id") == job["run_id"]
+        saved = name and (store.get_dataset(name) or {}).get("meta", {}).get("run_id") == run_id
     if saved:
         return alert(f"The generation had finished; dataset “{name}” was saved.", "info"), \
             "done"

@@ -12,6 +12,7 @@ CANCEL = "data-cancel"
 PROGRESS = "data-progress"
 STATUS = "data-status"
 JOB = "data-job"
+GEN_POLL = "data-gen-poll"            # dcc.Interval: progress of the followed generation run
 FB = "data-fb"                       # pattern: {"type": FB, "field": field id}
 UPLOAD = "data-upload"
 UPLOAD_NAME = "data-upload-name"

@@ -42,6 +42,7 @@ def layout(**_query):
         dbc.Progress(id=ids.PROGRESS, value=0, label="", striped=True, className="mb-2"),
         html.Div(id=ids.STATUS),
         dcc.Store(id=ids.JOB),
+        dcc.Interval(id=ids.GEN_POLL, interval=400),
     )
     upload = card(
         "Upload a dataset",

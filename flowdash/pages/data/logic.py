@@ -9,6 +9,7 @@ import numpy as np
 
 from flowdash import jobs
 from flowdash import settings
+from flowdash.store import ACTIVE_STATUSES
 
 MAX_SHOWN_TRIALS = 20
 
@@ -180,3 +181,14 @@ def dataset_view(entry: dict, latent: dict | None, trials_text: str, sample: int
             "rates": data.trial_average_rates(), "counts": data.n_spikes(),
             "latent": lat, "latent_note": note,
             "xrange": (g.get("xbegin", -1.0), g.get("xend", 1.0))}
+
+
+def generation_progress(record: dict | None) -> tuple[float, str, bool]:
+    """(percent, bar label, still active) of a generation run record (None: none)."""
+    if record is None:
+        return 0.0, "", False
+    active = record["status"] in ACTIVE_STATUSES
+    label = record.get("message") or record["status"]
+    if not active:
+        label = f"{record['status']}: {label}" if record["status"] != "done" else "done"
+    return 100.0 * float(record.get("progress") or 0.0), label, active
