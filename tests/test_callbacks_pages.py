@@ -211,7 +211,9 @@ def test_data_generate_background_function(store):
     status, opts, value = data_cb.generate({"run_id": run_id})
     assert value == "g" and "Saved dataset" in str(status)
     # the progress comes from the run store, so a reloaded page sees it too
-    assert data_cb.follow_generation(2, run_id) == (100.0, "done", False, True)
+    value, label, generate_off, cancel_off = data_cb.follow_generation(2, run_id)
+    assert (value, generate_off, cancel_off) == (100.0, False, True)
+    assert label.startswith("done: 3 trials in")
     assert data_cb.follow_generation(3, None) == (0.0, "", False, True)
     assert data_cb.remember_dataset("g") == "g"
     with pytest.raises(PreventUpdate):

@@ -47,7 +47,7 @@ def test_fig3_workflow(live_app, browser, tmp_path):
     page.fill("#data-name", "fig3-data")
     page.click("#data-generate")
     page.get_by_text("Saved dataset “fig3-data”").wait_for(timeout=60000)
-    assert "2/2" in page.inner_text("#data-progress")
+    wait_for(lambda: "done: 2 trials" in page.inner_text("#data-progress"), 10, what="progress done")
     page.wait_for_selector("#data-raster .js-plotly-plot")
 
     # Fit 1: 5 epochs; the curve grows while the run is running

@@ -190,5 +190,5 @@ def generation_progress(record: dict | None) -> tuple[float, str, bool]:
     active = record["status"] in ACTIVE_STATUSES
     label = record.get("message") or record["status"]
     if not active:
-        label = f"{record['status']}: {label}" if record["status"] != "done" else "done"
+        label = f"{record['status']}: {label}"
     return 100.0 * float(record.get("progress") or 0.0), label, active
