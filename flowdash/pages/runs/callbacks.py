@@ -102,10 +102,9 @@ def cancel_run(_n, run_id):
     with open_store() as store:
         record = store.get_run(run_id)
     if record is None or record["status"] not in ACTIVE_STATUSES:
-        return dbc.Alert("Only a queued or running run can be cancelled.", color="light",
-                         className="py-1 mb-0"), no_update
+        return alert("Only a queued or running run can be cancelled.", "light"), no_update
     jobs.cancel(store_path(), run_id)
-    return dbc.Alert("Cancel requested.", color="warning", className="py-1 mb-0"), run_id
+    return alert("Cancel requested.", "warning"), run_id
 
 
 @callback(Output(ids.MESSAGE, "children", allow_duplicate=True),
