@@ -91,6 +91,18 @@ def parse_list(value, kind=float, lo=None, hi=None) -> list:
     return out
 
 
+def _optional_number(values: dict, key: str, limits: dict, errors: dict):
+    """``values[key]`` within ``limits[key]``, or None when left blank."""
+    value = values.get(key)
+    if value is None or not str(value).strip():
+        return None
+    try:
+        return parse_number(values[key], *limits[key])
+    except ValueError as exc:
+        errors[key] = str(exc)
+        return None
+
+
 def _parse_fields(values: dict, limits: dict, errors: dict) -> dict:
     out = {}
     for key, (kind, lo, hi) in limits.items():
@@ -119,13 +131,7 @@ def check_generation(values: dict, store: RunStore | None = None):
     limits = {k: v for k, v in GEN_LIMITS.items() if k != "seed"}
     s = _parse_fields(values, limits, errors)
     s.update(model=values.get("model"), with_trial_end=bool(values.get("with_trial_end", True)))
-    if values.get("seed") in (None, "") or not str(values.get("seed")).strip():
-        s["seed"] = None
-    else:
-        try:
-            s["seed"] = parse_number(values["seed"], *GEN_LIMITS["seed"])
-        except ValueError as exc:
-            errors["seed"] = str(exc)
+    s["seed"] = _optional_number(values, "seed", GEN_LIMITS, errors)
     if "dt" in s and "duration" in s and s["dt"] >= s["duration"]:
         errors["dt"] = "dt must be smaller than the trial duration"
     name = str(values.get("dataset_name") or "").strip()
@@ -205,13 +211,7 @@ def check_fit(values: dict, store: RunStore | None = None):
             s["learning_rate"][key] = parse_number(lr.get(key), float, 0, lo_open=True)
         except ValueError as exc:
             errors[f"learning_rate:{key}"] = str(exc)
-    if values.get("Nv") in (None, "") or not str(values.get("Nv")).strip():
-        s["Nv"] = None
-    else:
-        try:
-            s["Nv"] = parse_number(values["Nv"], *FIT_LIMITS["Nv"])
-        except ValueError as exc:
-            errors["Nv"] = str(exc)
+    s["Nv"] = _optional_number(values, "Nv", FIT_LIMITS, errors)
     try:
         snaps = values.get("snapshot_epochs")
         s["snapshot_epochs"] = sorted(set(parse_list(

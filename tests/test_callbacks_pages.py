@@ -135,16 +135,16 @@ def test_model_collect_valid_and_invalid(store):
             {"target": "fr", "neuron": 0}]
     out = model_cb.collect(state, *fields_of(state), values, pids, errs)
     assert isinstance(out[0], go.Figure) and len(out[0].data) == 3
-    assert out[1]["peq_model"]["params"]["xmin"] == 0.6
-    assert out[2:7] == (False,) * 5
+    assert model_form.parse_form(state)[0]["peq_model"]["params"]["xmin"] == 0.6
+    assert out[1:6] == (False,) * 5
     values[pids.index({"target": "peq", "neuron": 0, "name": "depth",
                        "model": "double_well"})] = "deep"
     out = model_cb.collect(state, "8", "x", "-1", "1", "reflecting", "-3", values, pids, errs)
-    assert out[1] is None
-    assert out[3] is True and out[8] == "expected a whole number"      # Ne
-    assert out[6] is True and "positive" in out[11]                    # D
+    assert "Fix the fields" in out[0].layout.annotations[0].text       # no spec, no preview
+    assert out[2] is True and out[7] == "expected a whole number"      # Ne
+    assert out[5] is True and "positive" in out[10]                    # D
     i = [p["name"] for p in pids].index("depth")
-    assert out[12][i] is True and out[13][i] == "expected a number"
+    assert out[11][i] is True and out[12][i] == "expected a number"
 
 
 def save(name, state=None, **changes):

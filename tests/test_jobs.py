@@ -298,3 +298,10 @@ def test_generation_export_has_the_data_and_the_latent_paths(path):
     assert any(k.startswith("data0_") and k.endswith("_ntrials") for k in z.files)
     assert {"latent_t_0", "latent_x_0", "latent_t_1"} <= set(z.files)
     assert z["latent_t_0"].shape == z["latent_x_0"].shape and z["latent_t_0"][0] == 0.0
+
+
+def test_optional_numbers_keep_zero_and_blank_means_none():
+    s, errors = settings.check_generation(dict(GEN, seed=0))
+    assert errors == {} and s["seed"] == 0
+    s, errors = settings.check_generation(dict(GEN, seed="  "))
+    assert errors == {} and s["seed"] is None

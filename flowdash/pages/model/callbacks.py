@@ -85,7 +85,7 @@ def _event(trigger, value, peq, p0, rates, saved):
 
 
 @callback(
-    Output(ids.PREVIEW, "figure"), Output(ids.SPEC, "data"),
+    Output(ids.PREVIEW, "figure"),
     *[Output(i, "invalid") for _, i, _ in GRID_KEYS], Output(ids.D, "invalid"),
     *[Output(fb, "children") for _, _, fb in GRID_KEYS], Output(ids.FB_D, "children"),
     Output(PARAMS_ALL, "invalid"),
@@ -109,7 +109,7 @@ def collect(structure, np_, ne, xb, xe, boundary, D, param_values, param_ids, er
     grid_err = [errors.get(("grid", k)) for k, _, _ in GRID_KEYS]
     param_err = [errors.get((p["target"], p["neuron"], p["name"])) for p in param_ids or []]
     model_err = [errors.get((e["target"], e["neuron"], None)) for e in error_ids or []]
-    return (fig, spec, *[bool(e) for e in grid_err], ("D",) in errors,
+    return (fig, *[bool(e) for e in grid_err], ("D",) in errors,
             *[e or "" for e in grid_err], errors.get(("D",), ""),
             [bool(e) for e in param_err], [e or "" for e in param_err],
             [e or "" for e in model_err])

@@ -18,7 +18,6 @@ MODEL_ERROR = "model-model-error"       # pattern: {"type", "target", "neuron"}
 RATE = "model-rate"                     # pattern: {"type", "neuron"}
 REMOVE = "model-remove"                 # pattern: {"type", "neuron"}
 PREVIEW = "model-preview"
-SPEC = "model-spec"
 NAME = "model-name"
 SAVE = "model-save"
 SAVE_MSG = "model-save-msg"

@@ -124,7 +124,6 @@ def layout(**_query):
     return dbc.Container([
         html.Div([html.H2("Model", className="me-3 mb-0"), presets],
                  className="d-flex align-items-center flex-wrap gap-2 mb-3"),
-        dcc.Store(id=ids.SPEC),
         dcc.Store(id=ids.FORM, data=state),
         dbc.Row([
             dbc.Col([grid_card, peq_card, p0_card, neurons_card], lg=5),
