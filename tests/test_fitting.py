@@ -1,10 +1,10 @@
-"""Fitting: stopping, descent, datasamples, mini-batches, rate rescaling, bad options."""
+"""Fitting: stopping, descent, datasamples, mini-batches, rate rescaling, line search, recording, bad options."""
 
 import numpy as np
 import pytest
 
 from _shared import REFERENCE_DIR
-from flowdash.core.fitting import FitDiverged, FitOptions, fit
+from flowdash.core.fitting import FitDiverged, FitOptions, RecordingSchedule, fit, recorded_epochs
 from flowdash.core.grid import Grid
 from flowdash.core.library import peq_from_library, p0_from_library, rate_from_library
 from flowdash.core.model import Model
@@ -153,3 +153,52 @@ def test_a_diverging_fit_stops_with_a_clear_message_and_keeps_its_epochs(param, 
             raise
     assert partial.nll_train.shape == (1, len(seen)) and np.all(np.isfinite(partial.nll_train))
     assert partial.stopped and np.all(np.isfinite(partial.model.peq))
+
+
+def test_recording_schedule_is_dense_early_log_spaced_late_and_open_ended():
+    kept = recorded_epochs(50_000)
+    np.testing.assert_array_equal(kept[:501], np.arange(501))
+    assert kept[-1] == 50_000 and np.all(np.diff(kept) > 0)
+    assert 1_000 <= len(kept) <= 2_000
+    # About 300 per decade after the dense part.
+    assert abs(np.sum((kept > 5_000) & (kept <= 50_000)) - 300) <= 3
+    # Open-ended: a longer fit keeps the same epochs up to where the shorter ended.
+    longer = recorded_epochs(80_000)
+    np.testing.assert_array_equal(longer[longer < 50_000], kept[:-1][kept[:-1] < 50_000])
+    np.testing.assert_array_equal(recorded_epochs(3), [0, 1, 2, 3])
+    np.testing.assert_array_equal(recorded_epochs(20, dense_until=2, per_decade=5), [0, 1, 2, 3, 5, 8, 12, 18, 20])
+
+
+@pytest.mark.parametrize("num_models", [20, 100, 200, 500])
+def test_recording_schedule_serves_the_fca_model_choice(num_models):
+    # MATH.md §10.3 step 1: for each desired (log-spaced) epoch, the nearest record.
+    kept = recorded_epochs(50_000)
+    desired = np.unique(np.r_[0, np.floor(np.logspace(0, np.log10(kept[-1]), num_models)).astype(int)])
+    pos = np.array([np.argmin(np.abs(kept - e)) for e in desired])
+    assert len(np.unique(pos)) == len(desired)
+    assert np.all(np.abs(kept[pos] - desired) <= 0.005 * desired)
+    # The mirror check reads record min(500, …) as an epoch.
+    assert kept[500] == 500
+
+
+def test_a_recording_schedule_keeps_its_epochs_and_the_last():
+    seen = []
+    options = FitOptions(optimizer="GD", max_epochs=9, params_to_opt=("F",), learning_rate={"F": 0.005},
+                         snapshot_epochs={"dense_until": 2, "per_decade": 5})
+    assert options.snapshot_epochs == RecordingSchedule(2, 5)
+    result = fit(_model(), DATA, None, options, on_epoch=lambda rec: seen.append((rec.epoch, rec.kept)))
+    assert sorted(result.snapshots) == [0, 1, 2, 3, 5, 8, 9]
+    assert [e for e, kept in seen if kept] == [0, 1, 2, 3, 5, 8, 9]
+    stopped = fit(_model(), DATA, None, options, on_epoch=lambda rec: rec.epoch == 5)
+    assert sorted(stopped.snapshots) == [0, 1, 2, 3, 5]
+
+
+@pytest.mark.parametrize("snapshots, message", [
+    ({"dense": 3}, r"snapshot_epochs has unknown keys \['dense'\]; allowed: dense_until, per_decade"),
+    ({"per_decade": 0}, "snapshot_epochs: per_decade must be an integer >= 1, got 0"),
+    ([1, -2], r"snapshot_epochs must be integers >= 0, got \[1, -2\]"),
+    ("1, 2", "snapshot_epochs must be a list of epochs, a RecordingSchedule or None"),
+])
+def test_bad_snapshot_epochs(snapshots, message):
+    with pytest.raises(ValueError, match=message):
+        FitOptions(optimizer="GD", params_to_opt=("F",), learning_rate={"F": 0.1}, snapshot_epochs=snapshots)
