@@ -22,7 +22,7 @@ from .model import PEQ_FLOOR, Model, peq_from_force
 from .spectra import solve_spectrum, validate_Nv
 
 __all__ = ["FitOptions", "EpochRecord", "FitResult", "FitDiverged", "fit", "FITTABLE", "OPTIMIZERS",
-           "RecordingSchedule", "recorded_epochs"]
+           "RecordingSchedule", "recorded_epochs", "line_search_epochs"]
 
 FITTABLE = ("F", "F0", "D", "Fr", "C")
 OPTIMIZERS = ("GD", "ADAM")
@@ -83,6 +83,42 @@ def recorded_epochs(last_epoch: int, dense_until: int = 500, per_decade: int = 3
     return np.array(kept, dtype=np.int64)
 
 
+def line_search_epochs(schedule, max_epochs: int) -> tuple[int, ...]:
+    """The epochs of a line-search schedule, ascending.
+
+    Parameters
+    ----------
+    schedule : sequence of int, or mapping
+        A list of epochs in ``[1, max_epochs]``; ``{'log': n}``: the
+        distinct values of ``round(logspace(0, log10(max_epochs), n))``
+        (at most n epochs from 1 to max_epochs); ``{'every': k}``: ``k, 2k, …``
+        up to max_epochs.
+    max_epochs : int
+        Last epoch of the fit, >= 1.
+
+    Returns
+    -------
+    tuple of int
+    """
+    if not _is_int(max_epochs, 1):
+        raise ValueError(f"max_epochs must be an integer >= 1, got {max_epochs!r}")
+    if isinstance(schedule, Mapping):
+        if len(schedule) != 1 or next(iter(schedule)) not in ("log", "every"):
+            raise ValueError(f"a schedule mapping is {{'log': n}} or {{'every': k}}, got {dict(schedule)!r}")
+        (kind, n), = schedule.items()
+        if not _is_int(n, 1):
+            raise ValueError(f"{kind!r} must be an integer >= 1, got {n!r}")
+        if kind == "every":
+            return tuple(range(n, max_epochs + 1, n))
+        return tuple(int(e) for e in np.unique(np.round(np.logspace(0, np.log10(max_epochs), n))))
+    if isinstance(schedule, (str, bytes)) or not isinstance(schedule, (Sequence, np.ndarray)):
+        raise ValueError(f"expected a list of epochs, {{'log': n}} or {{'every': k}}, got {schedule!r}")
+    epochs = list(schedule)
+    if not all(_is_int(e, 1) and e <= max_epochs for e in epochs):
+        raise ValueError(f"epochs must be integers in [1, max_epochs = {max_epochs}], got {epochs}")
+    return tuple(sorted(set(int(e) for e in epochs)))
+
+
 @dataclass(frozen=True)
 class RecordingSchedule:
     """``FitOptions.snapshot_epochs`` value for long fits: :func:`recorded_epochs`.
@@ -134,9 +170,23 @@ class FitOptions:
         fits. The last completed epoch is always kept. None keeps every
         epoch (mind the memory of a long fit).
     line_search : mapping or None
-        ``{'epochs': [...], 'params': ['C', 'D'], 'max_fun': 5}``: after each
-        listed epoch, minimise the training NLL over C (in [1, 150] Hz)
-        and/or D (in [0.02, 10]) by bounded L-BFGS-B.
+        Line searches on C (in [1, 150] Hz) and D (in [0.02, 10]):
+        ``{'C': {...}, 'D': {...}}`` (either or both), each
+        ``{'epochs': E, 'searches_per_epoch': n, 'max_fun_eval': m}``:
+
+        - ``epochs``: the epochs (passes, 1 … max_epochs) that search: a
+          list, ``{'log': n}`` (n log-spaced epochs from 1 to max_epochs) or
+          ``{'every': k}`` (k, 2k, …); see :func:`line_search_epochs`;
+        - ``searches_per_epoch`` (default 1, at most mini_batch_number; the
+          reference's ``nSearchPerEpoch``): in a searching epoch, after the
+          updates of each of the first n batches of each datasample, that
+          batch's NLL is minimised over the parameter rows its datasample
+          uses (with one batch: the datasample's whole training data);
+        - ``max_fun_eval`` (default 5): NLL evaluations per search
+          (bounded L-BFGS-B).
+
+        The parameter need not be in ``params_to_opt``: a search alone can
+        fit it. C is searched before D.
     """
 
     optimizer: str = "ADAM"
@@ -162,18 +212,45 @@ class FitOptions:
         object.__setattr__(self, "params_to_opt", params)
         object.__setattr__(self, "learning_rate", self._validated_rates())
         object.__setattr__(self, "snapshot_epochs", self._validated_snapshots())
-        if self.line_search is not None:
-            ls = dict(self.line_search)
-            unknown = set(ls) - {"epochs", "params", "max_fun"}
+        object.__setattr__(self, "line_search", self._validated_line_search())
+
+    def _validated_line_search(self) -> dict | None:
+        if self.line_search is None:
+            return None
+        if not isinstance(self.line_search, Mapping):
+            raise ValueError(f"line_search must be a mapping {{'C': {{...}}, 'D': {{...}}}} or None, "
+                             f"got {self.line_search!r}")
+        unknown = set(self.line_search) - set(LINE_SEARCH_BOUNDS)
+        if unknown:
+            raise ValueError(f"line_search has unknown keys {sorted(unknown)}; allowed: C, D")
+        out = {}
+        for p in LINE_SEARCH_BOUNDS:  # C before D, whatever the mapping's order
+            if p not in self.line_search:
+                continue
+            spec = self.line_search[p]
+            where = f"line_search[{p!r}]"
+            if not isinstance(spec, Mapping):
+                raise ValueError(f"{where} must be a mapping with epochs, searches_per_epoch, max_fun_eval; "
+                                 f"got {spec!r}")
+            unknown = set(spec) - {"epochs", "searches_per_epoch", "max_fun_eval"}
             if unknown:
-                raise ValueError(f"line_search has unknown keys {sorted(unknown)}; allowed: epochs, params, max_fun")
-            lp = tuple(ls.get("params", ("C", "D")))
-            if any(p not in LINE_SEARCH_BOUNDS for p in lp):
-                raise ValueError(f"line_search params must be among ['C', 'D'], got {list(lp)}")
-            ls["params"] = lp
-            ls["epochs"] = tuple(int(e) for e in ls.get("epochs", ()))
-            ls["max_fun"] = int(ls.get("max_fun", 5))
-            object.__setattr__(self, "line_search", ls)
+                raise ValueError(f"{where} has unknown keys {sorted(unknown)}; "
+                                 "allowed: epochs, searches_per_epoch, max_fun_eval")
+            if "epochs" not in spec:
+                raise ValueError(f"{where} needs 'epochs': a list, {{'log': n}} or {{'every': k}}")
+            try:
+                epochs = line_search_epochs(spec["epochs"], self.max_epochs)
+            except ValueError as exc:
+                raise ValueError(f"{where}['epochs']: {exc}") from None
+            n = spec.get("searches_per_epoch", 1)
+            if not _is_int(n, 1) or n > self.mini_batch_number:
+                raise ValueError(f"{where}['searches_per_epoch'] must be an integer in "
+                                 f"[1, mini_batch_number = {self.mini_batch_number}], got {n!r}")
+            m = spec.get("max_fun_eval", 5)
+            if not _is_int(m, 1):
+                raise ValueError(f"{where}['max_fun_eval'] must be an integer >= 1, got {m!r}")
+            out[p] = {"epochs": epochs, "searches_per_epoch": int(n), "max_fun_eval": int(m)}
+        return out or None
 
     def _validated_snapshots(self):
         snaps = self.snapshot_epochs
@@ -580,21 +657,27 @@ def _fit(model: Model, train: list, val: list, options: FitOptions, on_epoch) ->
         return bool(on_epoch(EpochRecord(epoch, nll_tr.copy(), nll_va.copy(), current, time.perf_counter() - t0,
                                          kept)))
 
+    searching = {p: set(spec["epochs"]) for p, spec in (options.line_search or {}).items()}
+
     stopped = record(0)
     epoch = 0
     while not stopped and epoch < options.max_epochs:
+        epoch += 1
+        searches = [p for p, epochs in searching.items() if epoch in epochs]
+        searched = dict.fromkeys(range(K), 0)
         for k, idx in _batches(train, options.mini_batch_number, rng):
+            batch = train[k] if idx is None else train[k].subset(idx)
             cached = grad_cache.pop(k, None)
             if idx is None and cached is not None and cached[0] == (k,) + state.key(k):
                 grad = cached[2]
             else:
-                batch = train[k] if idx is None else train[k].subset(idx)
                 _, grad = batch_nll_and_grad(state.ops(k), batch, grads_needed)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is checked below
                 _apply_updates(state, k, grad, options, adam)
-        epoch += 1
-        if options.line_search and epoch in options.line_search["epochs"]:
-            _line_search(state, train, options)
+            for p in searches:
+                if searched[k] < options.line_search[p]["searches_per_epoch"]:
+                    _line_search(state, p, k, batch, options.line_search[p]["max_fun_eval"])
+            searched[k] += 1
         stopped = record(epoch)
     return result(stopped)
 
@@ -639,35 +722,25 @@ def _apply_updates(state: _State, k: int, grad: dict, options: FitOptions, adam:
             state.touch("fr", r)
 
 
-def _line_search(state: _State, train: list, options: FitOptions):
-    """Bounded L-BFGS-B on C and/or D of every row, on the full training NLL."""
-    ls = options.line_search
-    for p in ls["params"]:
-        if p not in options.params_to_opt:
-            continue
-        kind = _ROW_OF[p]
-        lo, hi = LINE_SEARCH_BOUNDS[p]
-        for r in range(len(getattr(state, kind))):
-            users = [k for k in range(state.K) if state.row(kind, k) == r]
+def _line_search(state: _State, p: str, k: int, batch, max_fun_eval: int):
+    """Bounded L-BFGS-B on C or D of datasample ``k``'s row, on ``batch``'s NLL."""
+    kind = _ROW_OF[p]
+    r = state.row(kind, k)
+    lo, hi = LINE_SEARCH_BOUNDS[p]
 
-            def set_value(theta):
-                if p == "D":
-                    state.D[r] = theta[0]
-                else:
-                    state.fr[r] = state.fr[r] * (theta / state.fr[r][0])[None, :]
-                state.touch(kind, r)
+    def set_value(theta):
+        if p == "D":
+            state.D[r] = theta[0]
+        else:
+            state.fr[r] = state.fr[r] * (theta / state.fr[r][0])[None, :]
+        state.touch(kind, r)
 
-            def objective(theta):
-                set_value(theta)
-                total, jac = 0.0, np.zeros_like(theta)
-                for k in users:
-                    value, grad = batch_nll_and_grad(state.ops(k), train[k], (p,))
-                    total += value
-                    jac += np.atleast_1d(grad[p])
-                return total, jac
+    def objective(theta):
+        set_value(theta)
+        value, grad = batch_nll_and_grad(state.ops(k), batch, (p,))
+        return value, np.atleast_1d(grad[p])
 
-            x0 = np.atleast_1d(state.D[r] if p == "D" else state.fr[r][0]).astype(float)
-            x0 = np.clip(x0, lo, hi)
-            res = minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=[(lo, hi)] * len(x0),
-                           options={"maxfun": ls["max_fun"]})
-            set_value(res.x if np.isfinite(res.fun) else x0)
+    x0 = np.clip(np.atleast_1d(state.D[r] if p == "D" else state.fr[r][0]).astype(float), lo, hi)
+    res = minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=[(lo, hi)] * len(x0),
+                   options={"maxfun": max_fun_eval})
+    set_value(res.x if np.isfinite(res.fun) else x0)
