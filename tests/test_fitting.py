@@ -123,7 +123,7 @@ def test_line_search_schedules():
     options = FitOptions(optimizer="GD", max_epochs=100, params_to_opt=("F",), learning_rate={"F": 0.1},
                          line_search={"D": {"epochs": {"log": 3}}, "C": {"epochs": [7], "max_fun_eval": 2}})
     assert list(options.line_search) == ["C", "D"]
-    assert options.line_search["D"] == {"epochs": (1, 10, 100), "searches_per_epoch": 1, "max_fun_eval": 5}
+    assert options.line_search["D"] == {"epochs": {"log": 3}, "searches_per_epoch": 1, "max_fun_eval": 5}
     assert options.line_search["C"] == {"epochs": (7,), "searches_per_epoch": 1, "max_fun_eval": 2}
 
 
