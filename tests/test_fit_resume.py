@@ -1,5 +1,6 @@
 """Continuing a fit from a checkpoint: exactly the uninterrupted fit, through bytes, and the checks."""
 
+import io
 import json
 
 import numpy as np
@@ -137,10 +138,9 @@ def test_a_checkpoint_is_plain_data_and_round_trips_through_bytes():
         np.testing.assert_array_equal(back.arrays[key], value)
 
 
-def test_bad_checkpoint_bytes_are_refused_without_unpickling(tmp_path):
+def test_bad_checkpoint_bytes_are_refused_without_unpickling():
     with pytest.raises(ValueError, match="not a flowdash fit checkpoint"):
         FitCheckpoint.from_bytes(b"certainly not an npz")
-    import io
     buf = io.BytesIO()
     np.savez(buf, __meta__=np.array([{"evil": 1}], dtype=object))
     with pytest.raises(ValueError, match="not a flowdash fit checkpoint"):
@@ -148,6 +148,10 @@ def test_bad_checkpoint_bytes_are_refused_without_unpickling(tmp_path):
     buf = io.BytesIO()
     np.savez(buf, __meta__=np.array(json.dumps({"format": "something else"})))
     with pytest.raises(ValueError, match="not a valid flowdash fit checkpoint: format/version must be"):
+        FitCheckpoint.from_bytes(buf.getvalue())
+    buf = io.BytesIO()
+    np.save(buf, np.arange(3.0))
+    with pytest.raises(ValueError, match="not a flowdash fit checkpoint: not an .npz archive"):
         FitCheckpoint.from_bytes(buf.getvalue())
     with pytest.raises(TypeError, match="data must be bytes, got str"):
         FitCheckpoint.from_bytes("abc")

@@ -4,6 +4,12 @@
 and records the training and validation NLL of every datasample after every
 epoch. It knows nothing of the dashboard: progress leaves through the
 ``on_epoch`` hook, which can also stop the fit.
+
+Long fits: a :class:`FitCheckpoint` (plain arrays and JSON, no pickle) holds
+everything the next epochs depend on, so a stopped or interrupted fit
+continues exactly with ``fit(..., resume=checkpoint)``, in any process;
+:func:`recorded_epochs` says which epochs' models to keep (dense early,
+log-spaced late); ``FitOptions.line_search`` schedules searches on C and D.
 """
 
 from __future__ import annotations
@@ -383,12 +389,13 @@ class FitCheckpoint:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes, got {type(data).__name__}")
         try:
-            with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as z:
-                if not isinstance(z, np.lib.npyio.NpzFile):
-                    raise ValueError("not an .npz archive")
+            z = np.load(io.BytesIO(bytes(data)), allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            with z:
                 meta = json.loads(str(z["__meta__"][()]))
                 arrays = {k: z[k] for k in z.files if k != "__meta__"}
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise ValueError(f"not a flowdash fit checkpoint: {exc}") from None
         return cls(arrays, meta)
 
