@@ -412,8 +412,11 @@ def _check_checkpoint(arrays: Mapping, meta: Mapping):
         raise ValueError(f"meta lacks {sorted(missing)}")
     if not _is_int(meta["epoch"]) or not _is_int(meta["n_datasamples"], 1):
         raise ValueError("epoch and n_datasamples must be integers")
-    if meta["optimizer"] not in OPTIMIZERS or not set(meta["params_to_opt"]) <= set(FITTABLE):
+    if meta["optimizer"] not in OPTIMIZERS or not isinstance(meta["params_to_opt"], list) \
+            or not set(meta["params_to_opt"]) <= set(FITTABLE):
         raise ValueError(f"unknown optimizer {meta['optimizer']!r} or params_to_opt {meta['params_to_opt']!r}")
+    if not isinstance(meta["rates_rescaled"], bool) or not isinstance(meta["seconds"], (int, float)):
+        raise ValueError("rates_rescaled must be true/false and seconds a number")
     g = meta["grid"]
     N = (int(g["Np"]) - 1) * int(g["Ne"]) + 1
     K = meta["n_datasamples"]
