@@ -302,8 +302,10 @@ def test_recipe_validation(make, match):
 
 
 def test_bad_files_name_the_problem(tmp_path, toy):
-    with pytest.raises(ValueError, match="notes.nwb is not an HDF5 file, so not an NWB file"):
+    with pytest.raises(ValueError, match="notes.nwb is not a readable HDF5 file, so not an NWB file"):
         read_nwb(b"hello, not hdf5", name="notes.nwb")
+    with pytest.raises(ValueError, match="uploaded.nwb is not a readable HDF5 file.*truncated"):
+        read_nwb(toy.read_bytes()[:5000])
     plain = tmp_path / "plain.h5"
     with h5py.File(plain, "w") as f:
         f["x"] = np.arange(3)

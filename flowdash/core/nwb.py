@@ -771,7 +771,7 @@ def read_nwb(src: Any, *, name: str | None = None, max_bytes: int | None = None)
     try:
         h5 = h5py.File(target, "r")
     except OSError as exc:
-        raise ValueError(f"{fname} is not an HDF5 file, so not an NWB file ({exc})") from None
+        raise ValueError(f"{fname} is not a readable HDF5 file, so not an NWB file ({exc})") from None
     nwb_io = None
     try:
         version = h5.attrs.get("nwb_version")
@@ -792,8 +792,14 @@ def read_nwb(src: Any, *, name: str | None = None, max_bytes: int | None = None)
             except Exception as exc:  # pynwb/hdmf raise many types on malformed files
                 raise ValueError(f"{fname} (NWB {_text(version)}) cannot be read: "
                                  f"{type(exc).__name__}: {exc}") from None
-            unit_ids, spikes = _read_units(nwb.units, fname)
-            columns, n_trials = _read_trials(nwb.trials, fname)
+            try:
+                unit_ids, spikes = _read_units(nwb.units, fname)
+                columns, n_trials = _read_trials(nwb.trials, fname)
+            except ValueError:
+                raise
+            except Exception as exc:  # e.g. a compression filter this machine lacks
+                raise ValueError(f"{fname}: the units or trials table cannot be read: "
+                                 f"{type(exc).__name__}: {exc}") from None
     finally:
         if nwb_io is not None:
             nwb_io.close()
