@@ -258,10 +258,9 @@ class TrialFilter:
         if self.op not in FILTER_OPS:
             raise ValueError(f"filter on {self.column!r}: op {self.op!r} is unknown; allowed: {', '.join(FILTER_OPS)}")
         where = f"filter {self.op!r} on {self.column!r}"
-        values = self.values if self.values is not None else ()
         if self.op == "in":
-            object.__setattr__(self, "values", _values(f"{where}: values", values))
-        elif len(values):
+            object.__setattr__(self, "values", _values(f"{where}: values", self.values))
+        elif self.values is not None and not (isinstance(self.values, (tuple, list)) and not self.values):
             raise ValueError(f"{where}: values only apply to op 'in'")
         else:
             object.__setattr__(self, "values", ())
