@@ -1,4 +1,4 @@
-"""flowdash benchmark: workloads W1–W5 and W2's scaling, against the reference timings.
+"""flowdash benchmark: workloads W1–W5, W9 and W2's scaling, against the reference timings.
 
     python bench/run.py                # full workloads, table on stdout
     python bench/run.py --quick        # smaller version of each workload
@@ -28,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 REFERENCE = SHARED / "reference"
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W9")
 SCALING_NE = (16, 64, 256, 1024)
 SCALING_NV = (16, 64, 256)
 
@@ -152,34 +152,74 @@ def w4(quick: bool) -> dict:
             "detail": f"median of {len(epochs)} epochs, {int(data.n_spikes().sum())} spikes"}
 
 
+def _pmd_model(n_neurons: int, n_conditions: int):
+    """The initial model of the PMd fits: uniform peq (one per condition), cos² p0, D 1, linear rates."""
+    from flowdash.core.grid import Grid
+    from flowdash.core.model import Model
+
+    spec = {"peq_model": {"model": "uniform", "params": {}}, "p0_model": {"model": "cos_square", "params": {}},
+            "D": 1.0, "fr_model": [{"model": "linear", "params": {"slope": 10, "bias": 30}}] * n_neurons,
+            "params_size": {"peq": n_conditions, "p0": 1, "D": 1, "fr": 1}}
+    return Model.from_spec(spec, Grid(8, 16), "absorbing")
+
+
+PMD_OPTIONS = dict(optimizer="ADAM", params_to_opt=("F", "F0", "D", "Fr", "C"), learning_rate={"alpha": 0.05})
+
+
 def w5(quick: bool) -> dict:
     """One ADAM epoch on the PMd recordings: 4 conditions, shared D, p0, rates; peq per condition."""
     from flowdash.core.fitting import FitOptions
-    from flowdash.core.grid import Grid
-    from flowdash.core.model import Model
-    from flowdash.core.spikedata import even_odd_split, load_pmd_session
+    from flowdash.core.nwb import PMD_RECIPE, from_nwb
+    from flowdash.core.spikedata import even_odd_split
 
-    session = load_pmd_session(SHARED / "data" / "pmd_single_neuron_session.npz")
+    imported = from_nwb(SHARED / "data" / "pmd_single_neuron_session.nwb", PMD_RECIPE)
     train, val = [], []
-    for c in session.conditions:
-        data = session.data[c]
+    for data in imported.datasets():
         if quick:
             data = data.subset(range(data.n_trials // 4))
         even, odd = even_odd_split(data)
         train.append(even)
         val.append(odd)
-    grid = Grid(8, 16)
-    spec = {"peq_model": {"model": "uniform", "params": {}}, "p0_model": {"model": "cos_square", "params": {}},
-            "D": 1.0, "fr_model": [{"model": "linear", "params": {"slope": 10, "bias": 30}}],
-            "params_size": {"peq": len(train), "p0": 1, "D": 1, "fr": 1}}
-    model = Model.from_spec(spec, grid, "absorbing")
-    options = FitOptions(optimizer="ADAM", max_epochs=2 if quick else 6, params_to_opt=("F", "F0", "D", "Fr", "C"),
-                         learning_rate={"alpha": 0.05})
-    epochs = _epoch_times(model, train, val, options)[1:]
+    model = _pmd_model(1, len(train))
+    epochs = _epoch_times(model, train, val, FitOptions(max_epochs=2 if quick else 6, **PMD_OPTIONS))[1:]
     n_trials = sum(d.n_trials for d in train + val)
     spikes = sum(int(d.n_spikes().sum()) for d in train + val)
     return {"seconds": float(np.median(epochs)),
             "detail": f"median of {len(epochs)} epochs, {n_trials} trials, {spikes} spikes"}
+
+
+def w9(quick: bool) -> dict:
+    """One ADAM epoch on the 14-neuron PMd population (NWB): the even trials of each condition.
+
+    Also times the NWB import (path -> datasets with PMD_RECIPE) of both
+    recordings, after pynwb is imported (timed apart).
+    """
+    from flowdash.core.fitting import FitOptions
+    from flowdash.core.nwb import PMD_RECIPE, from_nwb
+
+    t0 = time.perf_counter()
+    import pynwb  # noqa: F401  (its import is a one-off cost of the first NWB import)
+
+    import_s = {"pynwb_import": time.perf_counter() - t0}
+    for key, name in (("single", "pmd_single_neuron_session.nwb"), ("population", "pmd_population_session.nwb")):
+        times = []
+        for _ in range(1 if quick else 3):
+            t0 = time.perf_counter()
+            imported = from_nwb(SHARED / "data" / name, PMD_RECIPE)
+            times.append(time.perf_counter() - t0)
+        import_s[key] = float(np.median(times))
+    train = imported.half(0)  # the population: even trials of each condition
+    if quick:
+        train = [d.subset(range(d.n_trials // 4)) for d in train]
+    model = _pmd_model(train[0].n_neurons, len(train))
+    epochs = _epoch_times(model, train, None, FitOptions(max_epochs=2 if quick else 6, **PMD_OPTIONS))[1:]
+    n_trials = sum(d.n_trials for d in train)
+    spikes = sum(int(d.n_spikes().sum()) for d in train)
+    return {"seconds": float(np.median(epochs)), "import_seconds": import_s,
+            "detail": (f"median of {len(epochs)} epochs, {train[0].n_neurons} neurons, {n_trials} trials, "
+                       f"{spikes} spikes; NWB import {import_s['single']:.2f} s (single neuron), "
+                       f"{import_s['population']:.2f} s (population), pynwb import "
+                       f"{import_s['pynwb_import']:.2f} s")}
 
 
 def scaling(quick: bool) -> dict:
@@ -195,7 +235,7 @@ def scaling(quick: bool) -> dict:
     return {"seconds": float(sum(r["seconds"] for r in rows)), "rows": rows}
 
 
-RUNNERS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "scaling": scaling}
+RUNNERS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W9": w9, "scaling": scaling}
 
 
 # --------------------------------------------------------------------------- driver
@@ -268,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller version of each workload")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--plot", type=Path, help="save the scaling plot (PNG) here")
-    parser.add_argument("--only", help="comma-separated subset of W1,W2,W3,W4,W5,scaling")
+    parser.add_argument("--only", help="comma-separated subset of W1,W2,W3,W4,W5,W9,scaling")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:

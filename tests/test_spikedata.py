@@ -1,4 +1,4 @@
-"""SpikeData (MATH.md §2): validation, conversions, files, PMd loader."""
+"""SpikeData (MATH.md §2): validation, conversions, files (the PMd recordings: test_nwb.py)."""
 
 import io
 import json
@@ -11,7 +11,6 @@ from flowdash.core.spikedata import (
     SpikeData,
     concatenate,
     even_odd_split,
-    load_pmd_session,
     load_reference_set,
 )
 
@@ -291,40 +290,6 @@ def test_bad_npz(tmp_path):
         SpikeData.load_npz(tmp_path / "missing.npz")
     with pytest.raises(TypeError, match="path, bytes or a file-like"):
         SpikeData.load_npz(12)
-
-
-# ---- PMd recordings ----------------------------------------------------------------
-
-
-def test_pmd_session():
-    s = load_pmd_session(DATA_DIR / "pmd_single_neuron_session.npz")
-    counts = {c: s.data[c].n_trials for c in s.conditions}
-    assert counts == {"Left/easy": 280, "Left/hard": 267, "Right/easy": 279, "Right/hard": 291}
-    md = s.metadata
-    for c in s.conditions:
-        d = s.data[c]
-        assert d.with_trial_end and d.n_neurons == 1
-        idx = s.trial_index[c]
-        np.testing.assert_allclose(d.durations(), md["RT"][idx] - 0.12, atol=1e-12)
-        assert np.all(md["chosen_side"][idx] == c.split("/")[0])
-    # spikes of trial 0 inside its window, relative to the window start
-    raw = np.load(DATA_DIR / "pmd_single_neuron_session.npz")
-    t = raw["spike_times_concat"][: raw["spike_counts"][0]]
-    start, end = raw["stim_onset"][0] + 0.12, raw["stim_onset"][0] + raw["RT"][0]
-    c = f"{raw['chosen_side'][0]}/{raw['stim_difficulty'][0]}"
-    assert s.trial_index[c][0] == 0
-    times, _, _ = s.data[c].to_spike_times()
-    expected = t[(t >= start - 1e-9) & (t <= end + 1e-9)] - start
-    np.testing.assert_allclose(times[0][0], np.clip(expected, 0, end - start), atol=1e-12)
-    even, odd = even_odd_split(s.data["Left/easy"])
-    assert (even.n_trials, odd.n_trials) == (140, 140)
-
-
-def test_pmd_bad_window():
-    with pytest.raises(ValueError, match="RT"):
-        load_pmd_session(DATA_DIR / "pmd_single_neuron_session.npz", t_after_onset=0.5)
-    with pytest.raises(ValueError, match="t_after_onset"):
-        load_pmd_session(DATA_DIR / "pmd_single_neuron_session.npz", t_after_onset=-1)
 
 
 def test_packed_is_the_trials_end_to_end_and_read_only():

@@ -23,7 +23,6 @@ import io
 import math
 import os
 import zipfile
-from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterable, Mapping, Sequence, Union
 
 import numpy as np
@@ -33,9 +32,12 @@ __all__ = [
     "TRIAL_END",
     "concatenate",
     "load_reference_set",
-    "load_pmd_session",
-    "PMDSession",
     "even_odd_split",
+    "from_nwb",
+    "read_nwb",
+    "summarize",
+    "Recipe",
+    "PMD_RECIPE",
 ]
 
 #: Neuron id that marks the trial-end interval.
@@ -971,106 +973,22 @@ def _parse_cell(text: str, kind: type, where: str) -> Any:
 
 
 # ---------------------------------------------------------------------------
-# the real recordings (PMd)
+# recorded sessions (NWB)
 # ---------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class PMDSession:
-    """The PMd session cut into decision windows, per condition.
-
-    Attributes
-    ----------
-    conditions : tuple of str
-        Condition labels ``"<choice>/<difficulty>"``, e.g. ``"Left/easy"``,
-        sorted.
-    data : dict str -> SpikeData
-        One neuron, with trial end; each trial runs from
-        ``stim_onset + t_after_onset`` to ``stim_onset + RT`` (ISIs relative
-        to that window start).
-    trial_index : dict str -> ndarray of int, shape (n_trials_c,)
-        Index of each condition's trials in the session (session order).
-    metadata : dict str -> ndarray, shape (n_session_trials,)
-        ``chosen_side``, ``correct_response``, ``stim_difficulty``,
-        ``stim_onset`` (s), ``RT`` (s), ``spike_counts``.
-    t_after_onset : float
-        Window start after stimulus onset, seconds.
-    """
-
-    conditions: tuple[str, ...]
-    data: dict[str, SpikeData]
-    trial_index: dict[str, np.ndarray]
-    metadata: dict[str, np.ndarray] = field(repr=False)
-    t_after_onset: float = 0.12
+# Real recordings arrive as NWB files; the importer (which needs pynwb, slow
+# to import) lives in flowdash.core.nwb and its names are served from here on
+# first use. The PMd recordings are its PMD_RECIPE.
+_NWB_NAMES = ("from_nwb", "read_nwb", "summarize", "Recipe", "Window", "TrialFilter", "ConditionColumn",
+              "NWBImport", "NWBSession", "NWBSummary", "ImportReport", "PMD_RECIPE")
 
 
-_EDGE_TOL = 1e-9  # seconds
+def __getattr__(name: str) -> Any:
+    if name in _NWB_NAMES:
+        from . import nwb
 
-_PMD_KEYS = ("chosen_side", "correct_response", "stim_difficulty", "stim_onset", "RT",
-             "spike_counts", "spike_times_concat")
-
-
-def load_pmd_session(src: PathOrBuffer, t_after_onset: float = 0.12) -> PMDSession:
-    """Load the PMd recording (``shared/data/pmd_single_neuron_session.npz``).
-
-    Parameters
-    ----------
-    src : path, bytes or file-like
-        The ``.npz`` (read without pickle).
-    t_after_onset : float
-        Start of each trial's window after stimulus onset, seconds (0.12 in
-        the published analysis). Must be smaller than every RT.
-
-    Returns
-    -------
-    PMDSession
-        Per condition (chosen side × difficulty) a SpikeData of the decision
-        windows ``[stim_onset + t_after_onset, stim_onset + RT]`` with trial
-        end; spikes on the window edges (within 1 ns) are kept.
-    """
-    try:
-        t0 = float(t_after_onset)
-    except (TypeError, ValueError):
-        raise ValueError(f"t_after_onset must be a number of seconds, got {t_after_onset!r}") from None
-    if not math.isfinite(t0) or t0 < 0:
-        raise ValueError(f"t_after_onset must be finite and >= 0 seconds, got {t_after_onset!r}")
-    npz = _open_npz(src)
-    arr = {k: _npz_get(npz, k) for k in _PMD_KEYS}
-    n = arr["stim_onset"].shape[0]
-    for k in _PMD_KEYS[:-1]:
-        if arr[k].shape != (n,):
-            raise ValueError(f"PMd file: {k} has shape {arr[k].shape}, expected ({n},) like stim_onset")
-    counts = arr["spike_counts"].astype(np.int64)
-    if np.any(counts < 0) or counts.sum() != arr["spike_times_concat"].size:
-        raise ValueError("PMd file: spike_counts do not add up to the length of spike_times_concat")
-    onset, rt = arr["stim_onset"].astype(np.float64), arr["RT"].astype(np.float64)
-    if not (np.all(np.isfinite(onset)) and np.all(np.isfinite(rt))):
-        raise ValueError("PMd file: stim_onset and RT must be finite")
-    short = np.flatnonzero(rt < t0)
-    if short.size:
-        i = int(short[0])
-        raise ValueError(
-            f"PMd trial {i} has RT {float(rt[i])!r} s < t_after_onset {t0!r} s; choose a smaller t_after_onset"
-        )
-    starts, ends = onset + t0, onset + rt
-    per_trial = np.split(arr["spike_times_concat"].astype(np.float64), np.cumsum(counts)[:-1])
-    labels = np.char.add(np.char.add(arr["chosen_side"].astype(str), "/"), arr["stim_difficulty"].astype(str))
-    conditions = tuple(sorted(set(labels.tolist())))
-    data, index = {}, {}
-    for c in conditions:
-        idx = np.flatnonzero(labels == c)
-        spikes = []
-        for i in idx:
-            t = per_trial[i]
-            # Times are stored in ms steps and onset + 0.12 carries float
-            # noise: a 1 ns tolerance keeps spikes that sit on a window edge
-            # regardless of rounding; they are clipped onto the edge.
-            keep = (t >= starts[i] - _EDGE_TOL) & (t <= ends[i] + _EDGE_TOL)
-            spikes.append([np.clip(t[keep], starts[i], ends[i])])
-        data[c] = SpikeData.from_spike_times(spikes, starts[idx], ends[idx], with_trial_end=True, n_neurons=1)
-        index[c] = _readonly(idx.astype(np.int64))
-    metadata = {k: _readonly(np.array(arr[k])) for k in _PMD_KEYS[:-1]}
-    return PMDSession(conditions, data, index, metadata, t0)
+        return getattr(nwb, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def even_odd_split(data: SpikeData) -> tuple[SpikeData, SpikeData]:

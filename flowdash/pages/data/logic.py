@@ -105,12 +105,12 @@ def import_upload(contents, filenames, val_fraction, seed=0):
 
 
 def pmd_path() -> Path:
-    """The PMd recording: ``$FLOWDASH_PMD`` or ``<repo>/../shared/data/...``."""
+    """The PMd recording (NWB): ``$FLOWDASH_PMD`` or ``<repo>/../shared/data/...``."""
     env = os.environ.get("FLOWDASH_PMD")
     if env:
         return Path(env)
     repo = Path(__file__).resolve().parents[3]
-    return repo.parent / "shared" / "data" / "pmd_single_neuron_session.npz"
+    return repo.parent / "shared" / "data" / "pmd_single_neuron_session.nwb"
 
 
 def pmd_conditions() -> list[str]:
@@ -120,24 +120,25 @@ def pmd_conditions() -> list[str]:
 def import_pmd(conditions, path=None):
     """The PMd decision windows of the chosen conditions, one datasample each.
 
-    Even trials train, odd trials validate (as in the published analysis).
+    The NWB importer with the published choices (``PMD_RECIPE``): even
+    trials train, odd trials validate.
     """
-    from flowdash.core.spikedata import load_pmd_session
+    from flowdash.core.nwb import PMD_RECIPE, from_nwb
 
     if not conditions:
         raise ValueError("choose at least one condition")
     path = Path(path or pmd_path())
     if not path.exists():
         raise ValueError(f"the PMd recording is not at {path}")
-    session = load_pmd_session(str(path))
-    unknown = [c for c in conditions if c not in session.conditions]
+    imported = from_nwb(path, PMD_RECIPE)
+    unknown = [c for c in conditions if c not in imported.conditions]
     if unknown:
-        raise ValueError(f"unknown conditions {unknown}; allowed {list(session.conditions)}")
-    samples = [session.data[c] for c in conditions]
+        raise ValueError(f"unknown conditions {unknown}; allowed {list(imported.conditions)}")
+    samples = [imported.data[c] for c in conditions]
     meta = {"source": "pmd", "conditions": list(conditions), "n_datasamples": len(samples),
-            "n_neurons": 1, "n_trials": int(sum(s.n_trials for s in samples)),
+            "n_neurons": samples[0].n_neurons, "n_trials": int(sum(s.n_trials for s in samples)),
             "with_trial_end": True, "split": {"kind": "even_odd"}, "model_spec": None,
-            "t_after_onset": session.t_after_onset}
+            "t_after_onset": imported.recipe.window.start_offset, "recipe": imported.recipe.to_dict()}
     return samples, meta
 
 
