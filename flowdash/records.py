@@ -169,7 +169,8 @@ def unreadable_run(run_id: str, reason: str) -> RunRecord:
 class Snapshot(TypedDict, total=False):
     """Model parameters at one epoch: ``peq`` (K, N) or (N,), ``p0`` (same or
     None when not fitted), ``D`` (K,), ``fr`` (K, N, n_neurons) or (N,
-    n_neurons) in Hz, or None when not fitted. Lists of floats."""
+    n_neurons) in Hz, or None when not fitted. Lists of floats; the store keeps
+    epoch snapshots as float32 (display copies, 7 significant digits)."""
     peq: list
     p0: Optional[list]
     D: list
