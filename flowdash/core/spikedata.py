@@ -209,9 +209,10 @@ class NpzArchive(Mapping):
             infos = self._zip.infolist()
         except (zipfile.BadZipFile, OSError, ValueError, EOFError):
             raise ValueError("not a valid .npz file: it is not an npz archive (a .npz file is "
-                             "a zip archive of .npy arrays, as numpy.savez writes it); this "
-                             + ("looks like text" if _looks_like_text(raw) else
-                                "file holds other bytes") + ", perhaps renamed") from None
+                             "a zip archive of .npy arrays, as numpy.savez writes it); this file "
+                             + ("is empty" if not raw else "looks like text"
+                                if _looks_like_text(raw) else "holds other bytes")
+                             + ", perhaps renamed to .npz") from None
         if len(infos) > MAX_NPZ_MEMBERS:
             raise ValueError(f"npz file has {len(infos)} members; at most {MAX_NPZ_MEMBERS} are "
                              "allowed")
