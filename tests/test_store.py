@@ -459,3 +459,34 @@ def test_app_secret_key_file_is_private(tmp_path, monkeypatch):
     assert stat.S_IMODE(os.stat(tmp_path / "secret_key").st_mode) == 0o600
     monkeypatch.setenv("FLOWDASH_SECRET_KEY", "from-env")
     assert app.secret_key(str(tmp_path)) == "from-env"
+
+
+def test_migrating_an_old_pickled_store(tmp_path):
+    """The old layout (pickles) converts once, with a reader that refuses code."""
+    import diskcache
+    from flowdash.store.migrate import migrate
+    folder = tmp_path / "old"
+    rid = "0123456789ab"
+    c = diskcache.Cache(str(folder / "runs"))
+    c.set(f"run:{rid}", {"id": rid, "kind": "fit", "name": "old", "status": "done",
+                         "settings": {"snapshot_epochs": [1]}, "refs": {}, "created": 1.0})
+    c.set("runs:index", [rid])
+    c.set(f"nepochs:{rid}", 2)
+    c.set(f"epochs:{rid}:0", {"epoch": 0, "nll_train": [3.0], "D": [1.0]})
+    c.set(f"epochs:{rid}:1", {"epoch": 1, "nll_train": [2.0], "D": [1.0],
+                              "snapshot": {"peq": [0.5, 0.5], "p0": None}})
+    c.set(f"result:{rid}", {"x": [0.0, 1.0]})
+    c.set("models:m", SPEC)
+    c.set("models:evil", _Evil())
+    c.set("datasets:d", {"meta": {"n_trials": 1}, "npz": [b"blob"]})
+    c.set("latent:d", {"t": [[0.0]], "x": [[1.0]]})
+    c.close()
+    problems = migrate(folder)
+    assert any("models:evil" in p and "refused" in p for p in problems)
+    assert not os.path.exists("/tmp/flowdash-pwned")
+    s = open_store(folder)
+    assert s.get_run(rid)["name"] == "old" and s.n_epochs(rid) == 2
+    assert s.read_epoch(rid, 1)["snapshot"]["peq"] == [0.5, 0.5]
+    assert s.get_result(rid) == {"x": [0.0, 1.0]} and s.list_models() == ["m"]
+    assert s.get_dataset("d")["npz"] == [b"blob"] and s.get_latent("d")["x"] == [[1.0]]
+    assert (folder / "runs.pickled-old").exists()
