@@ -490,3 +490,35 @@ def test_migrating_an_old_pickled_store(tmp_path):
     assert s.get_result(rid) == {"x": [0.0, 1.0]} and s.list_models() == ["m"]
     assert s.get_dataset("d")["npz"] == [b"blob"] and s.get_latent("d")["x"] == [[1.0]]
     assert (folder / "runs.pickled-old").exists()
+
+
+def test_a_50000_epoch_fit_stays_small_and_reads_cheaply(tmp_path):
+    """Example 1's grid (N = 1793): NLLs at every epoch, 2,000 snapshots of peq,
+    p0 and one rate, the latest parameters every 10 epochs — under 100 MB."""
+    folder = tmp_path / "st"
+    store = open_store(folder)
+    run = store.create_run("fit", "long", {})
+    E, N, every = 50_000, 1793, 25
+    rng = np.random.default_rng(0)
+    base = rng.random(N)
+    for k in range(E + 1):
+        e = {"epoch": k, "nll_train": [1000.0 - 1e-3 * k], "nll_val": [1200.0 - 1e-3 * k],
+             "elapsed": 0.05 * k, "time": 1.0e9 + k, "D": [10.0]}
+        if k % every == 0:
+            e["snapshot"] = {"peq": base * (1 + 1e-3 * rng.random(N)),
+                             "p0": base * (1 + 1e-3 * rng.random(N)),
+                             "fr": 100 * base[:, None], "D": [10.0]}
+        store.append_epoch(run, e)
+        if k % 10 == 0:
+            store.set_latest(run, {"epoch": k, "peq": base, "p0": None, "fr": None})
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    assert size < 100 * 2**20, f"{size / 2**20:.0f} MB"
+    assert len(store.snapshot_epochs(run)) == E // every + 1
+    new = store.read_columns(run, start=E - 2)              # a poll: the last chunk only
+    assert new["epoch"].tolist() == [E - 2, E - 1, E]
+    full = store.read_columns(run)                           # the whole curve, one read
+    assert full["nll_train"].shape == (E + 1, 1) and full["epoch"][-1] == E
+    shown = store.read_columns(run, max_points=2000)         # decimated for display
+    assert len(shown["epoch"]) <= 2000 and shown["epoch"][-1] == E
+    snap = store.read_snapshot(run, E, as_lists=False)
+    assert snap["peq"].shape == (N,) and snap["fr"].shape == (N, 1)
