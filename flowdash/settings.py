@@ -317,6 +317,11 @@ def check_fit(values: dict, store: RunStore | None = None):
     s.update(dataset=values.get("dataset"), init_model=values.get("init_model"),
              peq_override=values.get("peq_override") or None,
              optimizer=values.get("optimizer") or "GD")
+    if s["peq_override"] is not None:
+        from .core import library
+        if not isinstance(s["peq_override"], str) or s["peq_override"] not in library.PEQ_MODELS:
+            errors["peq_override"] = (f"unknown peq model {str(s['peq_override'])[:40]!r}; "
+                                      f"allowed: {', '.join(sorted(library.PEQ_MODELS))}")
     if s["optimizer"] not in OPTIMIZERS:
         errors["optimizer"] = f"choose one of {', '.join(OPTIMIZERS)}"
     chosen = list(values.get("params_to_opt") or [])
