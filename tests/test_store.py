@@ -522,3 +522,23 @@ def test_a_50000_epoch_fit_stays_small_and_reads_cheaply(tmp_path):
     assert len(shown["epoch"]) <= 2000 and shown["epoch"][-1] == E
     snap = store.read_snapshot(run, E, as_lists=False)
     assert snap["peq"].shape == (N,) and snap["fr"].shape == (N, 1)
+
+
+def test_an_unreachable_redis_says_what_to_do():
+    from flowdash.store import StoreError
+    with pytest.raises(StoreError, match="cannot reach the Redis store.*start redis-server"):
+        open_store("redis://127.0.0.1:1/0")
+
+
+def test_the_job_layer_runs_on_either_backend(location):
+    """A generation through the job layer, with the store given as a folder or a URL."""
+    from flowdash import jobs
+    store = open_store(location)
+    store.save_model("gt", SPEC)
+    rid = jobs.create_generation(location, dict(model="gt", n_trials=2, duration=0.5, dt=1e-3,
+                                                seed=1, with_trial_end=True, val_fraction=0.5,
+                                                dataset_name="d"))
+    assert jobs.run_generation(location, rid) == DONE
+    samples, meta = jobs.load_dataset(store, "d")
+    assert samples[0].n_trials == 2 and meta["run_id"] == rid
+    assert len(store.get_latent("d")["t"]) == 2
