@@ -37,12 +37,6 @@ __all__ = [
     "load_pmd_session",
     "PMDSession",
     "even_odd_split",
-    "NpzArchive",
-    "MAX_TRIALS",
-    "MAX_NEURONS",
-    "MAX_SPIKES",
-    "MAX_NPZ_BYTES",
-    "MAX_NPZ_MEMBERS",
 ]
 
 #: Neuron id that marks the trial-end interval.
@@ -58,6 +52,9 @@ _NPZ_FORMAT = 1
 MAX_TRIALS = 100_000
 MAX_NEURONS = 1000
 MAX_SPIKES = 20_000_000
+__all__ += ["NpzArchive", "MAX_TRIALS", "MAX_NEURONS", "MAX_SPIKES", "MAX_NPZ_BYTES",
+            "MAX_NPZ_MEMBERS"]
+
 #: Members of an npz archive (two arrays per trial plus metadata).
 MAX_NPZ_MEMBERS = 2 * MAX_TRIALS + 64
 #: Total expanded size of an npz archive's arrays, bytes.
