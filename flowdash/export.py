@@ -1,4 +1,8 @@
-"""Export of a run: every recorded array as ``.npz`` and the record as JSON."""
+"""Export of a run: every recorded array as ``.npz`` and the record as JSON.
+
+Snapshots come out as the store keeps them (float32 values, as float64
+arrays); the result arrays (initial, final model) at full precision.
+"""
 from __future__ import annotations
 
 import io
@@ -15,22 +19,18 @@ def export_npz(store: RunStore, run_id: str) -> bytes:
         raise ValueError(f"no run {run_id!r}")
     arrays = {}
     if record["kind"] == "fit":
-        epochs = store.read_epochs(run_id)
-        if epochs:
-            arrays["epoch"] = np.array([e["epoch"] for e in epochs])
+        cols = store.read_columns(run_id)  # one read of the NLL columns, however long the fit
+        if len(cols["epoch"]):
+            arrays["epoch"] = cols["epoch"]
             for key in ("nll_train", "nll_val"):
-                width = max(len(e.get(key) or []) for e in epochs)
-                if width:  # (datasamples, epochs); a missing or short entry is NaN
-                    arrays[key] = np.stack([np.pad(nll_array(e.get(key) or []),
-                                                   (0, width - len(e.get(key) or [])),
-                                                   constant_values=np.nan)
-                                            for e in epochs], axis=1)
-            arrays["elapsed"] = np.array([e["elapsed"] for e in epochs], float)
-            arrays["D"] = np.array([e["D"] for e in epochs], float)
-            for e in epochs:
-                for key, value in (e.get("snapshot") or {}).items():
+                if cols[key] is not None and cols[key].shape[1]:
+                    arrays[key] = cols[key].T   # (datasamples, epochs); missing is NaN
+            arrays["elapsed"] = cols["elapsed"]
+            arrays["D"] = cols["D"]
+            for k in store.snapshot_epochs(run_id):
+                for key, value in (store.read_snapshot(run_id, k, as_lists=False) or {}).items():
                     if value is not None:
-                        arrays[f"snapshot_{e['epoch']}_{key}"] = np.asarray(value, float)
+                        arrays[f"snapshot_{k}_{key}"] = np.asarray(value, float)
         for part, value in (store.get_result(run_id) or {}).items():
             if isinstance(value, dict):
                 for key, arr in value.items():

@@ -246,7 +246,7 @@ def test_data_upload_npz_and_rejects_garbage(store, dataset):
     assert "Validation fraction (Generate card): required" in str(msg)
     wide = "data:text/csv;base64," + base64.b64encode(b"trial,neuron,time\n0,300000,0.1\n").decode()
     msg = data_cb.upload([wide], ["s.csv"], "wide", "0")[0]
-    assert "300001 neurons" in str(msg) and "at most 1000" in str(msg)
+    assert "300000 is too large" in str(msg) and "at most 1000" in str(msg)
 
 
 def test_data_upload_csv(store, dataset):

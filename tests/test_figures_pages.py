@@ -133,3 +133,12 @@ def test_traces_the_live_view_extends_are_plain_json_lists():
     # the first poll of a fresh run comes before epoch 0 is recorded
     empty = fit_figures.params_figure([], D=[])
     assert len(empty.data) == 1 and list(empty.data[0].x) == []
+
+
+def test_run_names_in_titles_and_legends_are_text_not_links():
+    from flowdash.pages.fit import figures as fit_figures
+    name = '<a href="http://evil.example">click</a>'
+    fig = fit_figures.nll_figure([0, 1], [1.0, 0.5], [1.0, 0.7], f"NLL · {name}")
+    assert "<a" not in fig.layout.title.text and "&lt;a href" in fig.layout.title.text
+    over = fit_figures.overlay_figure([(name, [0, 1], [1.0, 0.5], [1.0, 0.7])])
+    assert all("<a" not in t.name and "&lt;a" in t.name for t in over.data)

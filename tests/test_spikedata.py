@@ -303,3 +303,99 @@ def test_packed_is_the_trials_end_to_end_and_read_only():
     sub_isi, _, sub_offsets = data.subset([1]).packed()
     np.testing.assert_array_equal(sub_isi, [0.3])
     np.testing.assert_array_equal(sub_offsets, [0, 1])
+
+
+# ---- inputs that cannot exhaust the server ------------------------------------------
+
+
+def _peak_mb():
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def test_csv_trial_bomb_is_refused_from_the_columns():
+    """29 bytes asking for ten million trials: refused before any per-trial structure."""
+    raw = b"trial,neuron,time\n10000000,0,1\n"
+    before = _peak_mb()
+    with pytest.raises(ValueError, match="column 'trial': 10000000 is too large; at most 100000"):
+        SpikeData.load_csv(raw)
+    assert _peak_mb() - before < 50
+    with pytest.raises(ValueError, match="column 'neuron': 300000 is too large; at most 1000"):
+        SpikeData.load_csv(b"trial,neuron,time\n0,300000,0.1\n")
+    with pytest.raises(ValueError, match="n_neurons.*at most 1000"):
+        SpikeData.load_csv(b"# n_neurons=99999999\ntrial,neuron,time\n0,0,0.1\n")
+    with pytest.raises(ValueError, match="out of range"):
+        SpikeData.load_csv(b"trial,neuron,time\n" + b"9" * 40 + b",0,0.1\n")
+
+
+def test_csv_row_count_is_capped(monkeypatch):
+    import flowdash.core.spikedata as sd
+    monkeypatch.setattr(sd, "MAX_SPIKES", 10)
+    rows = b"".join(b"0,0,%d\n" % i for i in range(11))
+    with pytest.raises(ValueError, match="more than 10 rows"):
+        SpikeData.load_csv(b"trial,neuron,time\n" + rows)
+
+
+def _npz_bytes(**arrays):
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def test_npz_zip_bomb_is_refused_from_its_directory():
+    """A 1 MB file that expands to 1 GiB is refused without being decompressed."""
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("data_isi_0.npy", "w", force_zip64=True) as fp:
+            header = {"descr": "<f8", "fortran_order": False, "shape": (2**27,)}
+            np.lib.format.write_array_header_1_0(fp, header)
+            zeros = bytes(2**24)
+            for _ in range(64):
+                fp.write(zeros)
+    raw = buf.getvalue()
+    assert len(raw) < 2 * 2**20
+    before = _peak_mb()
+    with pytest.raises(ValueError, match="expands to 1024 MB; at most 512 MB"):
+        SpikeData.load_npz(raw)
+    assert _peak_mb() - before < 50
+
+
+def test_npz_header_that_lies_about_its_shape_is_refused():
+    """A small member whose .npy header declares 10^10 values is refused before allocation."""
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        member = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            member, {"descr": "<f8", "fortran_order": False, "shape": (10**10,)})
+        member.write(b"\0" * 64)
+        zf.writestr("data_isi_0.npy", member.getvalue())
+    with pytest.raises(ValueError, match=r"declares shape \(10000000000,\)"):
+        SpikeData.load_npz(buf.getvalue())
+
+
+def test_npz_trial_count_and_neurons_are_capped():
+    with pytest.raises(ValueError, match="data_ntrials = 10000000; at most 100000"):
+        SpikeData.load_npz(_npz_bytes(data_ntrials=np.array(10**7)))
+    raw = _npz_bytes(data_ntrials=np.array(1), data_n_neurons=np.array(10**9),
+                     data_isi_0=np.array([0.1]), data_ids_0=np.array([0]))
+    with pytest.raises(ValueError, match="1000000000 neurons.*at most 1000"):
+        SpikeData.load_npz(raw)
+
+
+@pytest.mark.parametrize("raw, what", [
+    (b"trial,neuron,time\n0,0,0.1\n", "looks like text"),
+    (bytes(range(256)) * 4, "other bytes"),
+    (b"", "is empty"),
+])
+def test_fake_npz_says_it_is_not_an_npz_archive(raw, what):
+    with pytest.raises(ValueError, match=f"not an npz archive.*{what}"):
+        SpikeData.load_npz(raw)
+
+
+def test_npz_object_array_is_refused_at_opening():
+    buf = io.BytesIO()
+    np.savez(buf, data_ntrials=np.array(1), other=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="'other' holds Python objects.*without pickle"):
+        SpikeData.load_npz(buf.getvalue())

@@ -18,6 +18,7 @@ ever unpickled):
 
 from __future__ import annotations
 
+import array
 import csv
 import io
 import math
@@ -46,6 +47,20 @@ TRIAL_END = -1
 PathOrBuffer = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, io.TextIOBase]
 
 _NPZ_FORMAT = 1
+
+#: Caps of the file readers (npz, CSV): a file beyond them is refused from
+#: its parsed columns or its zip directory, before any per-trial structure
+#: or array is built.
+MAX_TRIALS = 100_000
+MAX_NEURONS = 1000
+MAX_SPIKES = 20_000_000
+__all__ += ["NpzArchive", "MAX_TRIALS", "MAX_NEURONS", "MAX_SPIKES", "MAX_NPZ_BYTES",
+            "MAX_NPZ_MEMBERS"]
+
+#: Members of an npz archive (two arrays per trial plus metadata).
+MAX_NPZ_MEMBERS = 2 * MAX_TRIALS + 64
+#: Total expanded size of an npz archive's arrays, bytes.
+MAX_NPZ_BYTES = 512 * 2**20
 
 
 # ---------------------------------------------------------------------------
@@ -160,17 +175,106 @@ def _read_bytes(src: PathOrBuffer, what: str) -> bytes:
 
 
 def _open_npz(src: Any) -> Mapping[str, np.ndarray]:
-    """np.load without pickle, for paths, bytes and file-likes; clear errors."""
+    """An npz archive, checked before any array is read (paths, bytes, file-likes).
+
+    Mappings and ``np.load`` results are used as they are.
+    """
     if isinstance(src, Mapping) or isinstance(src, np.lib.npyio.NpzFile):
         return src
-    raw = _read_bytes(src, "npz")
+    return NpzArchive(_read_bytes(src, "npz"))
+
+
+class NpzArchive(Mapping):
+    """A ``.npz`` archive whose every member was checked before reading.
+
+    At opening, each member's size in the zip directory and its ``.npy``
+    header (shape, dtype) are read — no array data — and compared with the
+    caps: :data:`MAX_NPZ_MEMBERS` members, :data:`MAX_NPZ_BYTES` expanded
+    in all (a zip bomb is refused from its directory), no object arrays
+    (they need pickle), and a header that matches the member's size. Arrays
+    are read on access, without pickle.
+
+    Raises
+    ------
+    ValueError
+        Naming the member and what is wrong; for something that is not a zip
+        archive, that it is not an npz archive.
+    """
+
+    def __init__(self, raw: bytes):
+        self._raw = raw
+        try:
+            self._zip = zipfile.ZipFile(io.BytesIO(raw))
+            infos = self._zip.infolist()
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+            raise ValueError("not a valid .npz file: it is not an npz archive (a .npz file is "
+                             "a zip archive of .npy arrays, as numpy.savez writes it); this file "
+                             + ("is empty" if not raw else "looks like text"
+                                if _looks_like_text(raw) else "holds other bytes")
+                             + ", perhaps renamed to .npz") from None
+        if len(infos) > MAX_NPZ_MEMBERS:
+            raise ValueError(f"npz file has {len(infos)} members; at most {MAX_NPZ_MEMBERS} are "
+                             "allowed")
+        total = sum(i.file_size for i in infos)
+        if total > MAX_NPZ_BYTES:
+            raise ValueError(f"npz file expands to {total / 2**20:.0f} MB; at most "
+                             f"{MAX_NPZ_BYTES / 2**20:.0f} MB are allowed (a compressed file "
+                             "that expands this much is refused before it is read)")
+        self._members: dict[str, zipfile.ZipInfo] = {}
+        for info in infos:
+            if not info.filename.endswith(".npy"):
+                raise ValueError(f"npz member {info.filename!r} is not a .npy array")
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise ValueError(f"npz member {info.filename!r} uses an unsupported compression")
+            self._check_header(info)
+            self._members[info.filename[:-4]] = info
+
+    def _check_header(self, info: zipfile.ZipInfo) -> None:
+        key = info.filename[:-4]
+        fmt = np.lib.format
+        try:
+            with self._zip.open(info) as fp:
+                version = fmt.read_magic(fp)
+                if version == (1, 0):
+                    shape, _, dtype = fmt.read_array_header_1_0(fp, max_header_size=10000)
+                elif version == (2, 0):
+                    shape, _, dtype = fmt.read_array_header_2_0(fp, max_header_size=10000)
+                else:
+                    raise ValueError(f"npy format version {version} is not supported")
+                offset = fp.tell()
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError) as exc:
+            raise ValueError(f"npz key {key!r}: not a readable .npy array ({exc})") from None
+        if dtype.hasobject:
+            raise ValueError(f"npz key {key!r} holds Python objects, which cannot be read "
+                             "without pickle; flowdash never unpickles")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes != info.file_size - offset:
+            raise ValueError(f"npz key {key!r} declares shape {shape} of {dtype} "
+                             f"({nbytes} bytes) but holds {info.file_size - offset} bytes")
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        info = self._members[key]
+        with self._zip.open(info) as fp:
+            return np.lib.format.read_array(fp, allow_pickle=False)
+
+    def __iter__(self):
+        return iter(self._members)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    @property
+    def files(self) -> list[str]:
+        return list(self._members)
+
+
+def _looks_like_text(raw: bytes) -> bool:
+    head = raw[:512]
     try:
-        npz = np.load(io.BytesIO(raw), allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"not a valid .npz file: {exc}") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise ValueError("not a valid .npz file: it holds a single array, expected an npz archive")
-    return npz
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c >= 32 or c in (9, 10, 13) for c in head)
 
 
 def _npz_get(npz: Mapping[str, np.ndarray], key: str) -> np.ndarray:
@@ -646,11 +750,13 @@ class SpikeData:
         ValueError
             Naming the table, row, column and what is allowed.
         """
-        meta_s, rows_s = _parse_csv(spikes, "spikes", ("trial", "neuron", "time"), (int, int, float))
+        meta_s, rows_s = _parse_csv(spikes, "spikes", ("trial", "neuron", "time"), (int, int, float),
+                                    MAX_SPIKES)
         meta_t: dict[str, str] = {}
         rows_t = None
         if trials is not None:
-            meta_t, rows_t = _parse_csv(trials, "trials", ("trial", "start", "end"), (int, float, float))
+            meta_t, rows_t = _parse_csv(trials, "trials", ("trial", "start", "end"), (int, float, float),
+                                        MAX_TRIALS)
         meta = {**meta_t, **meta_s}
         if with_trial_end is None:
             if "with_trial_end" in meta:
@@ -661,14 +767,21 @@ class SpikeData:
             else:
                 with_trial_end = rows_t is not None
         with_trial_end = _validate_flag("with_trial_end", with_trial_end)
-        s_trial, s_neuron, s_time = (np.array(c) for c in rows_s) if rows_s[0] else (
-            np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-        for r, n in enumerate(s_neuron):
-            if n < 0:
-                raise ValueError(f"spikes table row {r + 1}, column 'neuron': {n} is negative; allowed 0, 1, 2, …")
-        for r, t in enumerate(s_trial):
-            if t < 0:
-                raise ValueError(f"spikes table row {r + 1}, column 'trial': {t} is negative; allowed 0, 1, 2, …")
+        s_trial, s_neuron, s_time = (np.frombuffer(c, dtype=np.int64 if c.typecode == "q" else
+                                                   np.float64) for c in rows_s)
+        # ids and counts are checked on the columns, before any per-trial structure
+        for name, col in (("neuron", s_neuron), ("trial", s_trial)):
+            neg = np.flatnonzero(col < 0)
+            if neg.size:
+                r = int(neg[0])
+                raise ValueError(f"spikes table row {r + 1}, column {name!r}: {col[r]} is negative; "
+                                 "allowed 0, 1, 2, …")
+        for name, col, cap in (("neuron", s_neuron, MAX_NEURONS), ("trial", s_trial, MAX_TRIALS)):
+            big = np.flatnonzero(col >= cap)
+            if big.size:
+                r = int(big[0])
+                raise ValueError(f"spikes table row {r + 1}, column {name!r}: {col[r]} is too large; "
+                                 f"at most {cap} {name}s (ids 0..{cap - 1}) are allowed")
         if n_neurons is None:
             if "n_neurons" in meta:
                 try:
@@ -680,6 +793,7 @@ class SpikeData:
                     raise ValueError("spikes table has no rows; pass n_neurons=")
                 n_neurons = int(s_neuron.max()) + 1
         n_neurons = _validate_n_neurons(n_neurons)
+        _check_cap("neurons", n_neurons, MAX_NEURONS, "n_neurons")
         big = np.flatnonzero(s_neuron >= n_neurons)
         if big.size:
             r = int(big[0])
@@ -688,7 +802,8 @@ class SpikeData:
                 f"allowed 0..{n_neurons - 1}"
             )
         if rows_t is not None:
-            t_trial, t_start, t_end = (np.array(c) for c in rows_t)
+            t_trial, t_start, t_end = (np.frombuffer(c, dtype=np.int64 if c.typecode == "q" else
+                                                     np.float64) for c in rows_t)
             n_trials = t_trial.size
             if n_trials == 0:
                 raise ValueError("trials table has no rows; at least one trial is needed")
@@ -866,6 +981,8 @@ def load_reference_set(
     n_trials = _npz_scalar_int(npz, f"{prefix}_ntrials")
     if n_trials < 1:
         raise ValueError(f"{prefix}_ntrials = {n_trials}; at least one trial is needed")
+    if n_trials > MAX_TRIALS:
+        raise ValueError(f"{prefix}_ntrials = {n_trials}; at most {MAX_TRIALS} trials are allowed")
     trials = [
         (_npz_get(npz, f"{prefix}_isi_{i}"), _npz_get(npz, f"{prefix}_ids_{i}")) for i in range(n_trials)
     ]
@@ -882,7 +999,15 @@ def load_reference_set(
         else:
             max_id = max((int(np.max(ids)) for _, ids in trials if np.size(ids)), default=-1)
             n_neurons = max(max_id + 1, 1)
+    _check_cap("neurons", n_neurons, MAX_NEURONS, "the highest neuron id + 1, or n_neurons")
+    spikes = sum(int(np.size(ids)) for _, ids in trials)
+    _check_cap("spikes", spikes, MAX_SPIKES, "entries of the ids arrays")
     return SpikeData(trials, n_neurons, with_trial_end)
+
+
+def _check_cap(what: str, value: int, cap: int, counted: str) -> None:
+    if isinstance(value, (int, np.integer)) and value > cap:
+        raise ValueError(f"the data has {value} {what} ({counted}); at most {cap} are allowed")
 
 
 # ---------------------------------------------------------------------------
@@ -904,13 +1029,15 @@ def _write_text(dst: Any, text: str) -> None:
 
 
 def _parse_csv(
-    src: PathOrBuffer, table: str, columns: tuple[str, ...], kinds: tuple[type, ...]
-) -> tuple[dict[str, str], tuple[list, ...]]:
-    """Strictly parse a small numeric CSV table.
+    src: PathOrBuffer, table: str, columns: tuple[str, ...], kinds: tuple[type, ...],
+    max_rows: int,
+) -> tuple[dict[str, str], tuple[array.array, ...]]:
+    """Strictly parse a small numeric CSV table of at most ``max_rows`` rows.
 
-    Returns the metadata of ``# key=value`` comment lines and one list per
-    column. Every problem raises ValueError naming the table, the row (data
-    row number, 1-based, and the file line) and the column.
+    Returns the metadata of ``# key=value`` comment lines and one packed
+    column per header name (``array('q')`` of integers or ``array('d')``;
+    8 bytes per value). Every problem raises ValueError naming the table, the
+    row (data row number, 1-based, and the file line) and the column.
     """
     raw = _read_bytes(src, f"{table} table")
     try:
@@ -918,7 +1045,7 @@ def _parse_csv(
     except UnicodeDecodeError as exc:
         raise ValueError(f"{table} table is not UTF-8 text (byte {exc.start})") from None
     meta: dict[str, str] = {}
-    cols: tuple[list, ...] = tuple([] for _ in columns)
+    cols = tuple(array.array("q" if kind is int else "d") for kind in kinds)
     header_seen = False
     row = 0
     try:
@@ -942,6 +1069,9 @@ def _parse_csv(
                 header_seen = True
                 continue
             row += 1
+            if row > max_rows:
+                raise ValueError(f"{table} table has more than {max_rows} rows; at most {max_rows} "
+                                 "are allowed")
             where = f"{table} table row {row} (line {line_no})"
             if len(fields) != len(columns):
                 raise ValueError(
@@ -960,9 +1090,12 @@ def _parse_cell(text: str, kind: type, where: str) -> Any:
     s = text.strip()
     if kind is int:
         try:
-            return int(s)
+            v = int(s)
         except ValueError:
-            raise ValueError(f"{where}: {text!r} is not an integer; allowed 0, 1, 2, …") from None
+            raise ValueError(f"{where}: {text[:40]!r} is not an integer; allowed 0, 1, 2, …") from None
+        if not -2**62 < v < 2**62:
+            raise ValueError(f"{where}: {text[:40]!r} is out of range; allowed 0, 1, 2, …")
+        return v
     try:
         v = float(s)
     except ValueError:

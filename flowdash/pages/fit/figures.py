@@ -5,6 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from flowdash.names import plot_text
 from flowdash.pages import theme
 
 NLL_Y_TITLE = "NLL − NLL(epoch 0) (nats)"
@@ -55,7 +56,7 @@ def nll_figure(epochs, train, val, title: str = "Negative log-likelihood") -> go
     """
     epochs = list(epochs)
     base_t, base_v = first_finite(train), first_finite(val)
-    fig = theme.base_figure(title, height=400)
+    fig = theme.base_figure(plot_text(title), height=400)  # may carry a run name
     fig.add_trace(go.Scatter(x=epochs, y=shifted(train, base_t), mode="lines+markers",
                              name="training", line=dict(color=theme.TRAIN_COLOR, width=3),
                              marker=dict(size=6)))
@@ -169,7 +170,7 @@ def overlay_figure(curves) -> go.Figure:
     """
     fig = theme.base_figure("NLL of the selected runs", height=420)
     for i, (label, epochs, train, val) in enumerate(curves):
-        c = theme.color(i)
+        c, label = theme.color(i), plot_text(label)   # run names are user text
         base_t, base_v = first_finite(train), first_finite(val)
         fig.add_trace(go.Scatter(x=list(epochs), y=shifted(train, base_t), mode="lines",
                                  name=f"{label} · training", line=dict(color=c, width=3)))

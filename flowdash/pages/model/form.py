@@ -22,13 +22,14 @@ import math
 import numpy as np
 
 from flowdash.core import library
+from flowdash import settings
 from flowdash.settings import parse_list, parse_number
 
 #: Library models that need a Python callable cannot be entered in a browser.
 HIDDEN_MODELS = ("custom",)
 EQUILIBRIUM = "equilibrium"
-MAX_NEURONS = 12
-MAX_N = 20001  # largest grid the preview accepts
+MAX_NEURONS = settings.MAX_MODEL_NEURONS  # the caps every server-side entry point applies
+MAX_N = settings.MAX_GRID_N
 
 
 def peq_model_names() -> list[str]:
@@ -207,10 +208,10 @@ def parse_form(state: dict):
             errors[("grid", key)] = "expected a whole number" if typ is int else "expected a number"
     grid = None
     if not errors:
-        if not 2 <= grid_vals["Np"] <= 20:
-            errors[("grid", "Np")] = "Np must be between 2 and 20"
-        if not 1 <= grid_vals["Ne"] <= 2000:
-            errors[("grid", "Ne")] = "Ne must be between 1 and 2000"
+        if not settings.MIN_NP <= grid_vals["Np"] <= settings.MAX_NP:
+            errors[("grid", "Np")] = f"Np must be between {settings.MIN_NP} and {settings.MAX_NP}"
+        if not 1 <= grid_vals["Ne"] <= settings.MAX_NE:
+            errors[("grid", "Ne")] = f"Ne must be between 1 and {settings.MAX_NE}"
         if grid_vals["xend"] <= grid_vals["xbegin"]:
             errors[("grid", "xend")] = "xend must be larger than xbegin"
         if not errors and (grid_vals["Np"] - 1) * grid_vals["Ne"] + 1 > MAX_N:

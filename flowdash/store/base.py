@@ -1,0 +1,937 @@
+"""The run store's interface and logic, on a few primitives each backend provides.
+
+A backend stores **bytes under text keys** and runs a function atomically
+(:meth:`RunStore._transaction`); everything else is here, once, for both
+backends. Values are JSON text (records) or ``.npz`` bytes (arrays, read with
+``allow_pickle=False``) — never pickles — so whoever can write the store
+cannot run code in the server.
+
+Keys
+----
+``format``                store layout version (:data:`STORE_FORMAT`)
+``run:<id>``              run record (JSON, :class:`~flowdash.records.RunRecord`)
+``runs:index``            run ids, oldest first (JSON list)
+``nepochs:<id>``          number of epoch rows of a run (JSON int)
+``chunk:<id>:<c>``        epoch rows ``c·CHUNK … c·CHUNK + CHUNK − 1`` (JSON list;
+                          a row is an :class:`~flowdash.records.EpochEntry`
+                          without its snapshot)
+``snaps:<id>``            epochs that have a snapshot (JSON list)
+``snap:<id>:<k>``         the snapshot of epoch k (npz)
+``latest:<id>``           parameters of the most recent epoch (npz, overwritten)
+``result:<id>``           a run's result arrays (JSON)
+``ckpt:<id>``             a fit's checkpoint (opaque bytes of the job layer)
+``cancel:<id>``           present when a cancel was requested (JSON time)
+``model:<name>``          saved model spec (JSON); ``models:index`` (JSON list)
+``dataset:<name>``        ``{"meta": ..., "n_npz": k}`` (JSON); ``datasets:index``
+``dsnpz:<name>:<i>``      spike data of datasample i (``SpikeData.save_npz`` bytes)
+``latent:<name>``         latent paths of a synthetic dataset (npz)
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import socket
+import time
+import uuid
+import zipfile
+
+import numpy as np
+
+from .. import names
+from ..records import (ACTIVE_STATUSES, CANCELLED, FINAL_STATUSES, INTERRUPTED, QUEUED,
+                       RUN_KINDS, RUNNING, UNREADABLE, EpochColumns, new_run_record,
+                       unreadable_run)
+
+log = logging.getLogger("flowdash.store")
+
+#: Version of the key layout and encodings above.
+STORE_FORMAT = 2
+#: Epoch rows per chunk: a poll reads one or two chunks; appending rewrites one.
+CHUNK = 128
+#: Largest JSON value of each kind, bytes (a request cannot grow the store without bound).
+MAX_RECORD_BYTES = 256 * 1024
+MAX_SPEC_BYTES = 64 * 1024
+MAX_RESULT_BYTES = 64 * 1024 * 1024
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used; the message says what to do."""
+
+
+class StoreFormatError(StoreError):
+    """The store was written in another layout (e.g. an older flowdash's pickles)."""
+
+
+class StoreDamaged(StoreError):
+    """A store file is damaged (the message says how to recover)."""
+
+
+class CorruptValue(ValueError):
+    """One stored value cannot be decoded (it is skipped and logged)."""
+
+
+class NameTaken(ValueError):
+    """A model or dataset of that name exists (saving never overwrites)."""
+
+
+class RunActive(ValueError):
+    """The run is queued or running (cancel it first)."""
+
+
+class UnknownRun(KeyError):
+    """There is no run with that id."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else "no such run"
+
+
+class EpochOrderError(ValueError):
+    """An epoch was appended out of order (its predecessor is missing)."""
+
+
+# ---------------------------------------------------------------------------
+# encodings
+# ---------------------------------------------------------------------------
+class Unreadable(bytes):
+    """What a backend returns for a value it refuses to decode (e.g. a pickle):
+    empty bytes carrying the reason; every decoder turns it into CorruptValue."""
+
+    def __new__(cls, reason: str):
+        obj = super().__new__(cls, b"")
+        obj.reason = reason
+        return obj
+
+
+def dumps(value, limit: int | None = None, what: str = "value") -> bytes:
+    """JSON bytes of plain data; ValueError past ``limit`` bytes."""
+    try:
+        blob = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"the {what} must be plain JSON data (dict, list, str, number, "
+                        f"bool, None): {exc}") from None
+    if limit is not None and len(blob) > limit:
+        raise ValueError(f"the {what} is too large ({len(blob)} bytes; at most {limit})")
+    return blob
+
+
+def loads(blob: bytes | None, what: str = "value"):
+    """The JSON value of ``blob`` (None stays None); CorruptValue if undecodable."""
+    if blob is None:
+        return None
+    if isinstance(blob, Unreadable):
+        raise CorruptValue(f"the {what} is not readable ({blob.reason})")
+    try:
+        return json.loads(blob)
+    except (ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
+        raise CorruptValue(f"the {what} is not readable JSON ({exc})") from None
+
+
+def pack_arrays(values: dict, float_dtype=None) -> bytes:
+    """A dict of arrays (or nested lists, numbers, None) as npz bytes.
+
+    None values are kept by name; everything else must be numeric. With
+    ``float_dtype`` (e.g. float32) float arrays are stored in that type.
+    """
+    arrays, nones = {}, []
+    for key, value in values.items():
+        if value is None:
+            nones.append(key)
+            continue
+        try:
+            arr = np.asarray(value)
+        except ValueError as exc:  # ragged lists
+            raise TypeError(f"{key!r} must be a regular array of numbers: {exc}") from None
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{key!r} must be numbers (got dtype {arr.dtype})")
+        if float_dtype is not None and arr.dtype.kind == "f":
+            arr = arr.astype(float_dtype)
+        arrays[key] = arr
+    arrays["__none__"] = np.array(nones, dtype="U64")
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def unpack_arrays(blob: bytes | None, as_lists: bool = True, what: str = "value") -> dict | None:
+    """Inverse of :func:`pack_arrays` (no pickle); lists by default."""
+    if blob is None:
+        return None
+    if isinstance(blob, Unreadable):
+        raise CorruptValue(f"the {what} is not readable ({blob.reason})")
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+            out = {k: z[k] for k in z.files if k != "__none__"}
+            nones = z["__none__"].tolist() if "__none__" in z.files else []
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise CorruptValue(f"the {what} is not a readable npz archive ({exc})") from None
+    if as_lists:
+        out = {k: (v.item() if v.ndim == 0 else v.tolist()) for k, v in out.items()}
+    out.update(dict.fromkeys(nones))
+    return out
+
+
+def _check_run_id(run_id) -> str:
+    return names.validate_run_id(run_id)
+
+
+# ---------------------------------------------------------------------------
+# transactions
+# ---------------------------------------------------------------------------
+class Tx:
+    """Reads and buffered writes of one transaction.
+
+    Reads see the transaction's own writes; the writes are applied together
+    by the backend when the function returns (nothing if it raises).
+    """
+
+    def __init__(self, read, read_many):
+        self._read, self._read_many = read, read_many
+        self.writes: dict[str, bytes | None] = {}
+
+    def get(self, key: str):
+        return self.writes[key] if key in self.writes else self._read(key)
+
+    def mget(self, keys: list[str]) -> list:
+        missing = [k for k in keys if k not in self.writes]
+        got = dict(zip(missing, self._read_many(missing))) if missing else {}
+        return [self.writes[k] if k in self.writes else got[k] for k in keys]
+
+    def set(self, key: str, value: bytes) -> None:
+        self.writes[key] = bytes(value)
+
+    def delete(self, key: str) -> None:
+        self.writes[key] = None
+
+
+# ---------------------------------------------------------------------------
+# the interface
+# ---------------------------------------------------------------------------
+class RunStore:
+    """Runs, epoch logs, models and datasets, in a folder or in Redis.
+
+    ``RunStore(location)`` opens the backend that ``location`` names (see
+    :func:`flowdash.store.open_store`): a folder path (diskcache, the
+    embedded default) or ``redis://host:port/db``. ``path`` is the location
+    as given (a folder or a URL); pass it to other processes to share the
+    store.
+    """
+
+    path: str
+
+    def __new__(cls, location=None, *args, **kwargs):
+        if cls is RunStore:
+            from . import backend_class
+            cls = backend_class(location)
+        return super().__new__(cls)
+
+    @property
+    def location(self) -> str:
+        return self.path
+
+    # -- primitives (each backend) -------------------------------------------
+    def _get(self, key: str) -> bytes | None:
+        raise NotImplementedError
+
+    def _mget(self, keys: list[str]) -> list:
+        raise NotImplementedError
+
+    def _transaction(self, fn):
+        """Run ``fn(tx: Tx)`` atomically and return its result.
+
+        ``fn`` may run more than once (optimistic backends retry it), so it
+        must act only through ``tx``; if it raises, nothing is written.
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release this store's connections (the data stay)."""
+
+    def secret_key(self) -> str:
+        """A random key kept in the store (created once), shared by every
+        server process and worker that uses this store."""
+        raise NotImplementedError
+
+    # -- helpers -------------------------------------------------------------
+    def _json(self, key: str, what: str):
+        return loads(self._get(key), what)
+
+    def _check_format(self, empty: bool) -> None:
+        """Write the layout version into a new store; refuse another layout."""
+        def fn(tx):
+            found = loads(tx.get("format"), "store format")
+            if found is None:
+                tx.set("format", dumps(STORE_FORMAT))
+                return STORE_FORMAT
+            return found
+        found = self._transaction(fn)
+        if found != STORE_FORMAT:
+            raise StoreFormatError(
+                f"the run store at {self.path} has layout version {found!r}; this flowdash "
+                f"reads version {STORE_FORMAT}. Use the flowdash version that wrote it, or "
+                "start with a new store (--store / FLOWDASH_STORE).")
+
+    # -- runs ----------------------------------------------------------------
+    def create_run(self, kind: str, name: str, settings: dict, refs: dict | None = None) -> str:
+        """Create a queued run and return its id (12 lowercase hex digits).
+
+        The record is a :class:`~flowdash.records.RunRecord`; ``name``
+        defaults to the id and is checked like every name.
+        """
+        if kind not in RUN_KINDS:
+            raise ValueError(f"kind must be one of {RUN_KINDS}, got {kind!r}")
+        run_id = uuid.uuid4().hex[:names.RUN_ID_LENGTH]
+        name = names.validate_name(str(name or run_id), "run", names.MAX_RUN_NAME_LENGTH)
+        blob = dumps(new_run_record(run_id, kind, name, settings, refs), MAX_RECORD_BYTES,
+                     "run record")
+
+        def fn(tx):
+            index = loads(tx.get("runs:index"), "run index") or []
+            tx.set(f"run:{run_id}", blob)
+            tx.set(f"nepochs:{run_id}", dumps(0))
+            tx.set("runs:index", dumps(index + [run_id]))
+        self._transaction(fn)
+        return run_id
+
+    def _record(self, blob, run_id):
+        """Decode a run record; an undecodable one becomes an ``unreadable`` record."""
+        try:
+            record = loads(blob, f"record of run {run_id}")
+            if not isinstance(record, dict) or record.get("id") != run_id or \
+                    "status" not in record:
+                raise CorruptValue(f"the record of run {run_id} is not a run record")
+            return record
+        except CorruptValue as exc:
+            log.warning("run %s: unreadable record skipped (%s)", run_id, exc)
+            return unreadable_run(run_id, str(exc))
+
+    def get_run(self, run_id: str) -> dict | None:
+        """The run record, or None (also for a malformed id: the store is not read).
+
+        An undecodable record comes back as an ``unreadable`` record.
+        """
+        if not names.is_run_id(run_id):
+            return None
+        blob = self._get(f"run:{run_id}")
+        return None if blob is None else self._record(blob, run_id)
+
+    def _change_run(self, run_id: str, change):
+        """Apply ``change(record) -> bool`` atomically; returns (changed, record)."""
+        if not names.is_run_id(run_id):
+            return False, None
+        key = f"run:{run_id}"
+
+        def fn(tx):
+            blob = tx.get(key)
+            if blob is None:
+                return False, None
+            record = self._record(blob, run_id)
+            if record["status"] == UNREADABLE or not change(record):
+                return False, record
+            tx.set(key, dumps(record, MAX_RECORD_BYTES, "run record"))
+            return True, record
+        return self._transaction(fn)
+
+    def update_run(self, run_id: str, **changes) -> dict | None:
+        """Change fields of an active run record atomically; return the record.
+
+        A record with a final status is never changed (a late progress
+        message cannot undo a cancel); None if there is no such run.
+        """
+        def change(record):
+            if record["status"] in FINAL_STATUSES:
+                return False
+            record.update(changes)
+            return True
+        return self._change_run(run_id, change)[1]
+
+    def start_run(self, run_id: str, pid: int, pid_started: float | None,
+                  message: str = "starting") -> bool:
+        """queued -> running for the process ``pid``, only if still queued.
+
+        Returns False (and changes nothing) if the run was cancelled,
+        interrupted or started meanwhile.
+        """
+        def change(record):
+            if record["status"] != QUEUED:
+                return False
+            record.update(status=RUNNING, started=time.time(), pid=pid,
+                          pid_started=pid_started, host=socket.gethostname(), message=message)
+            return True
+        return self._change_run(run_id, change)[0]
+
+    def finish_run(self, run_id: str, status: str, error: str | None = None,
+                   message: str | None = None) -> dict | None:
+        """Set a final status unless the run already has one (first wins)."""
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"status must be one of {FINAL_STATUSES}, got {status!r}")
+
+        def change(record):
+            if record["status"] in FINAL_STATUSES:
+                return False
+            record.update(status=status, finished=time.time(), error=error,
+                          message=message or status)
+            return True
+        return self._change_run(run_id, change)[1]
+
+    def run_ids(self) -> list[str]:
+        """Every run id, newest first (one read)."""
+        return list(reversed(self._json("runs:index", "run index") or []))
+
+    def get_runs(self, run_ids: list[str]) -> list[dict]:
+        """The records of ``run_ids`` in that order (one read); missing runs are
+        left out, undecodable ones come back as ``unreadable`` records."""
+        ids = [r for r in run_ids if names.is_run_id(r)]
+        blobs = self._mget([f"run:{r}" for r in ids]) if ids else []
+        return [self._record(b, r) for r, b in zip(ids, blobs) if b is not None]
+
+    def list_runs(self, kind: str | None = None) -> list[dict]:
+        """All run records, newest first (optionally of one kind).
+
+        A record that cannot be decoded is logged and listed as an
+        ``unreadable`` run (kind ``"unreadable"``; only without ``kind``).
+        """
+        records = self.get_runs(self.run_ids())
+        return [r for r in records if kind is None or r["kind"] == kind]
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run that is not active, its epoch log and its results.
+
+        Raises RunActive for a queued or running run: its worker would keep
+        writing; cancel it first. Unreadable runs can be deleted.
+        """
+        if not names.is_run_id(run_id):
+            return
+
+        def fn(tx):
+            blob = tx.get(f"run:{run_id}")
+            record = None if blob is None else self._record(blob, run_id)
+            if record is not None and record["status"] in ACTIVE_STATUSES:
+                raise RunActive(f"the run “{record['name']}” is {record['status']}; "
+                                "cancel it first, then delete it")
+            n = self._count(tx.get(f"nepochs:{run_id}"))
+            try:
+                snaps = loads(tx.get(f"snaps:{run_id}")) or []
+            except CorruptValue:
+                snaps = []
+            index = loads(tx.get("runs:index"), "run index") or []
+            if run_id in index:
+                tx.set("runs:index", dumps([r for r in index if r != run_id]))
+            for key in ([f"chunk:{run_id}:{c}" for c in range(math.ceil(n / CHUNK))]
+                        + [f"snap:{run_id}:{int(k)}" for k in snaps]
+                        + [f"{part}:{run_id}" for part in ("run", "nepochs", "snaps", "latest",
+                                                           "result", "ckpt", "cancel")]):
+                tx.delete(key)
+        self._transaction(fn)
+
+    # -- epoch log -----------------------------------------------------------
+    @staticmethod
+    def _count(blob) -> int:
+        try:
+            n = loads(blob)
+        except CorruptValue:
+            return 0
+        return n if isinstance(n, int) and n >= 0 else 0
+
+    def append_epoch(self, run_id: str, record: dict, expected: int | None = None) -> int:
+        """Append one epoch record at index ``expected``; return the index.
+
+        ``expected`` defaults to ``record["epoch"]`` (epoch record k is epoch
+        k), or the end of the log for a record without an epoch. Appending
+        index k to a log of n records:
+
+        * k == n: stored (with its ``snapshot``, if any, as npz of float32:
+          snapshots are display copies with 7 significant digits, which
+          keeps 2,000 snapshots of a 1793-node model with p0 and rates near
+          45 MB; the result, the latest parameters and the checkpoint keep
+          float64);
+        * k < n: the epoch is already there (a retried task): nothing is
+          written, k is returned — never a second copy;
+        * k > n: :class:`EpochOrderError` (an epoch is missing).
+
+        Raises :class:`UnknownRun` if the run does not exist (e.g. deleted).
+        """
+        _check_run_id(run_id)
+        if expected is None and isinstance(record.get("epoch"), (int, np.integer)):
+            expected = int(record["epoch"])
+        row = {k: v for k, v in record.items() if k != "snapshot"}
+        line = dumps(row, MAX_RECORD_BYTES, "epoch record") + b"\n"  # JSON has no raw newline
+        snapshot = record.get("snapshot")
+        snap_blob = pack_arrays(snapshot, np.float32) if snapshot else None
+
+        def fn(tx):
+            count = tx.get(f"nepochs:{run_id}")   # created with the run, deleted with it
+            if count is None:
+                raise UnknownRun(f"there is no run {run_id}")
+            n = self._count(count)
+            k = n if expected is None else int(expected)
+            if k < n:
+                return k
+            if k > n:
+                raise EpochOrderError(f"run {run_id}: epoch record {k} cannot follow record "
+                                      f"{n - 1}; the log has {n} records")
+            key = f"chunk:{run_id}:{k // CHUNK}"
+            # a chunk is JSON lines: appending never decodes the rows before it
+            tx.set(key, ((tx.get(key) or b"") if k % CHUNK else b"") + line)
+            tx.set(f"nepochs:{run_id}", dumps(k + 1))
+            if snap_blob is not None:
+                snaps = loads(tx.get(f"snaps:{run_id}")) or []
+                tx.set(f"snap:{run_id}:{k}", snap_blob)
+                tx.set(f"snaps:{run_id}", dumps(snaps + [k]))
+            return k
+        return self._transaction(fn)
+
+    def n_epochs(self, run_id: str) -> int:
+        """How many epoch records the run has (0 for an unknown run)."""
+        if not names.is_run_id(run_id):
+            return 0
+        return self._count(self._get(f"nepochs:{run_id}"))
+
+    def _rows(self, run_id: str, start: int, stop: int) -> list[dict]:
+        """Rows ``start … stop−1`` (one read of the chunks that hold them).
+
+        A chunk that cannot be decoded ends the rows there (logged).
+        """
+        if stop <= start:
+            return []
+        first, last = start // CHUNK, (stop - 1) // CHUNK
+        blobs = self._mget([f"chunk:{run_id}:{c}" for c in range(first, last + 1)])
+        rows = []
+        for c, blob in zip(range(first, last + 1), blobs):
+            try:
+                if blob is None or isinstance(blob, Unreadable):
+                    chunk = loads(blob, f"epoch chunk {c} of run {run_id}")
+                else:
+                    chunk = loads(b"[" + blob.rstrip(b"\n").replace(b"\n", b",") + b"]",
+                                  f"epoch chunk {c} of run {run_id}")
+            except CorruptValue as exc:
+                log.warning("%s; the epochs after it are not shown", exc)
+                break
+            if not isinstance(chunk, list):
+                break
+            rows.extend(chunk)
+            if len(chunk) < CHUNK:
+                break
+        offset = start - first * CHUNK
+        return rows[offset:offset + stop - start]
+
+    def snapshot_epochs(self, run_id: str) -> list[int]:
+        """Indices of the epoch records that have a snapshot, in order."""
+        if not names.is_run_id(run_id):
+            return []
+        try:
+            return [int(k) for k in self._json(f"snaps:{run_id}", "snapshot list") or []]
+        except CorruptValue as exc:
+            log.warning("run %s: %s", run_id, exc)
+            return []
+
+    def read_snapshot(self, run_id: str, k: int, as_lists: bool = True) -> dict | None:
+        """The snapshot of epoch record k (:class:`~flowdash.records.Snapshot`), or None."""
+        if not names.is_run_id(run_id):
+            return None
+        try:
+            return unpack_arrays(self._get(f"snap:{run_id}:{int(k)}"), as_lists,
+                                 f"snapshot {k} of run {run_id}")
+        except CorruptValue as exc:
+            log.warning("%s", exc)
+            return None
+
+    def _with_snapshots(self, run_id: str, rows: list[dict], start: int) -> list[dict]:
+        stop = start + len(rows)
+        ks = [k for k in self.snapshot_epochs(run_id) if start <= k < stop]
+        if ks:
+            blobs = self._mget([f"snap:{run_id}:{k}" for k in ks])
+            for k, blob in zip(ks, blobs):
+                try:
+                    snap = unpack_arrays(blob, True, f"snapshot {k} of run {run_id}")
+                except CorruptValue as exc:
+                    log.warning("%s", exc)
+                    snap = None
+                if snap is not None:
+                    rows[k - start] = dict(rows[k - start], snapshot=snap)
+        return rows
+
+    def read_epochs(self, run_id: str, start: int = 0, snapshots: bool = True) -> list[dict]:
+        """Epoch records ``start, start+1, ...`` that exist now, with their
+        snapshots (``snapshots=False`` leaves them out: a cheap poll)."""
+        if not names.is_run_id(run_id):
+            return []
+        start = max(0, int(start))
+        rows = self._rows(run_id, start, self.n_epochs(run_id))
+        return self._with_snapshots(run_id, rows, start) if snapshots else rows
+
+    def read_epoch(self, run_id: str, k: int) -> dict | None:
+        """The k-th epoch record (with its snapshot), or None."""
+        k = int(k)
+        if not names.is_run_id(run_id) or k < 0:
+            return None
+        rows = self._rows(run_id, k, min(k + 1, self.n_epochs(run_id)))
+        return self._with_snapshots(run_id, rows, k)[0] if rows else None
+
+    def read_columns(self, run_id: str, start: int = 0,
+                     max_points: int | None = None) -> EpochColumns:
+        """Epochs from ``start`` as columns (:class:`~flowdash.records.EpochColumns`).
+
+        Reads only the chunks that hold them (a poll since its last epoch
+        reads one or two values). ``max_points`` decimates for display: the
+        first and last epochs, the minima of the NLLs and evenly spaced epochs.
+        """
+        start = max(0, int(start))
+        n = self.n_epochs(run_id)
+        rows = self._rows(run_id, start, n) if names.is_run_id(run_id) else []
+        if max_points is not None and len(rows) > max(int(max_points), 2):
+            rows = _decimate(rows, int(max_points))
+        return _columns(rows, start, n)
+
+    def set_latest(self, run_id: str, params: dict) -> None:
+        """The parameters of the most recent epoch (npz; overwritten each epoch)."""
+        _check_run_id(run_id)
+        blob = pack_arrays(params)
+        self._transaction(lambda tx: tx.set(f"latest:{run_id}", blob))
+
+    def get_latest(self, run_id: str) -> dict | None:
+        if not names.is_run_id(run_id):
+            return None
+        try:
+            return unpack_arrays(self._get(f"latest:{run_id}"), True, f"latest of {run_id}")
+        except CorruptValue as exc:
+            log.warning("%s", exc)
+            return None
+
+    def set_result(self, run_id: str, result: dict) -> None:
+        """A run's result (JSON data: arrays as lists)."""
+        _check_run_id(run_id)
+        blob = dumps(result, MAX_RESULT_BYTES, "run result")
+        self._transaction(lambda tx: tx.set(f"result:{run_id}", blob))
+
+    def get_result(self, run_id: str) -> dict | None:
+        if not names.is_run_id(run_id):
+            return None
+        try:
+            return self._json(f"result:{run_id}", f"result of run {run_id}")
+        except CorruptValue as exc:
+            log.warning("%s", exc)
+            return None
+
+    def set_checkpoint(self, run_id: str, blob: bytes) -> None:
+        """Keep a fit's checkpoint (opaque bytes of the job layer; overwritten)."""
+        _check_run_id(run_id)
+        if not isinstance(blob, (bytes, bytearray, memoryview)):
+            raise TypeError(f"a checkpoint is bytes, got {type(blob).__name__}")
+        blob = bytes(blob)
+
+        def fn(tx):
+            if tx.get(f"run:{run_id}") is None:
+                raise UnknownRun(f"there is no run {run_id}")
+            tx.set(f"ckpt:{run_id}", blob)
+        self._transaction(fn)
+
+    def get_checkpoint(self, run_id: str) -> bytes | None:
+        """The last checkpoint of a run, or None."""
+        blob = self._get(f"ckpt:{run_id}") if names.is_run_id(run_id) else None
+        if isinstance(blob, Unreadable):
+            log.warning("run %s: checkpoint not readable (%s)", run_id, blob.reason)
+            return None
+        return blob
+
+    # -- cancel ----------------------------------------------------------------
+    def request_cancel(self, run_id: str) -> bool:
+        """Ask a run to stop at its next check; a queued run is cancelled at once.
+
+        Raises ValueError for a malformed id (nothing is stored); returns False
+        (nothing stored) if there is no such run.
+        """
+        _check_run_id(run_id)
+
+        def fn(tx):
+            blob = tx.get(f"run:{run_id}")
+            if blob is None:
+                return False
+            tx.set(f"cancel:{run_id}", dumps(time.time()))
+            record = self._record(blob, run_id)
+            if record["status"] == QUEUED:
+                record.update(status=CANCELLED, finished=time.time(), error=None,
+                              message="cancelled before it started")
+                tx.set(f"run:{run_id}", dumps(record))
+            return True
+        return self._transaction(fn)
+
+    def cancel_requested(self, run_id: str) -> bool:
+        return names.is_run_id(run_id) and self._get(f"cancel:{run_id}") is not None
+
+    # -- crash recovery --------------------------------------------------------
+    def mark_interrupted(self, is_alive=None) -> list[str]:
+        """Mark queued/running runs whose process is gone as ``interrupted``.
+
+        ``is_alive(record) -> bool`` decides; by default the recorded pid and
+        its start time are checked with psutil. Returns the ids marked.
+        Unreadable records are skipped.
+        """
+        is_alive = is_alive or process_alive
+        marked = []
+        for record in self.list_runs():
+            if record["status"] in ACTIVE_STATUSES and not is_alive(record):
+                self.finish_run(record["id"], INTERRUPTED,
+                                error="the server or the worker stopped while the run was active",
+                                message="interrupted")
+                marked.append(record["id"])
+        return marked
+
+    # -- models and datasets ---------------------------------------------------
+    def _save_named(self, kind: str, name: str, blobs: dict, overwrite: bool, unless=None):
+        """Write ``blobs`` for the ``kind`` named ``name`` and index it."""
+        def fn(tx):
+            if unless is not None and unless(tx):
+                return None
+            main = f"{kind}:{name}"
+            old = tx.get(main)
+            if old is not None and not overwrite:
+                raise NameTaken(f"a {kind} named “{name}” exists; choose another name "
+                                f"or delete the old {kind} first")
+            if old is not None:
+                self._delete_named(tx, kind, name)
+            for key, blob in blobs.items():
+                tx.set(key, blob) if blob is not None else tx.delete(key)
+            index = loads(tx.get(f"{kind}s:index"), f"{kind} index") or []
+            if name not in index:
+                tx.set(f"{kind}s:index", dumps(sorted(index + [name])))
+            return name
+        return self._transaction(fn)
+
+    def _delete_named(self, tx, kind: str, name: str) -> None:
+        main = f"{kind}:{name}"
+        if kind == "dataset":
+            try:
+                n = int((loads(tx.get(main)) or {}).get("n_npz", 0))
+            except (CorruptValue, AttributeError, TypeError, ValueError):
+                n = 0
+            for i in range(n):
+                tx.delete(f"dsnpz:{name}:{i}")
+            tx.delete(f"latent:{name}")
+        tx.delete(main)
+
+    def _remove_named(self, kind: str, name: str) -> None:
+        try:
+            name = names.validate_name(name, kind)
+        except ValueError:
+            return
+
+        def fn(tx):
+            self._delete_named(tx, kind, name)
+            index = loads(tx.get(f"{kind}s:index"), f"{kind} index") or []
+            if name in index:
+                tx.set(f"{kind}s:index", dumps([n for n in index if n != name]))
+        self._transaction(fn)
+
+    def _names(self, kind: str) -> list[str]:
+        try:
+            return list(self._json(f"{kind}s:index", f"{kind} index") or [])
+        except CorruptValue as exc:
+            log.warning("%s", exc)
+            return []
+
+    @staticmethod
+    def _valid(name, kind) -> str | None:
+        try:
+            return names.validate_name(name, kind)
+        except ValueError:
+            return None
+
+    def save_model(self, name: str, spec: dict, overwrite: bool = False) -> str:
+        """Save a model spec under ``name``; raises NameTaken if it exists.
+
+        The spec must pass the Model form's caps
+        (:func:`flowdash.settings.check_model_spec`; SettingsError otherwise).
+        """
+        from ..settings import validate_model_spec
+
+        name = names.validate_name(name, "model")
+        validate_model_spec(spec)
+        blob = dumps(dict(spec, saved=time.time()), MAX_SPEC_BYTES, "model spec")
+        return self._save_named("model", name, {f"model:{name}": blob}, overwrite)
+
+    def get_model(self, name: str) -> dict | None:
+        name = self._valid(name, "model")
+        if name is None:
+            return None
+        try:
+            return self._json(f"model:{name}", f"model {name}")
+        except CorruptValue as exc:
+            log.warning("%s", exc)
+            return None
+
+    def list_models(self) -> list[str]:
+        return self._names("model")
+
+    def delete_model(self, name: str) -> None:
+        self._remove_named("model", name)
+
+    def has_model(self, name: str) -> bool:
+        name = self._valid(name, "model")
+        return name is not None and self._get(f"model:{name}") is not None
+
+    def save_dataset(self, name: str, npz_blobs: list[bytes], meta: dict,
+                     latent: dict | None = None, overwrite: bool = False,
+                     unless_cancelled: str | None = None) -> str | None:
+        """Save a dataset: one ``SpikeData.save_npz`` blob per datasample.
+
+        Raises NameTaken if a dataset of that name exists (unless ``overwrite``).
+        With ``unless_cancelled=run_id`` nothing is saved (and None returned)
+        once a cancel of that run was requested: a cancel either sees the
+        dataset or prevents it. ``latent``: :class:`~flowdash.records.Latent`.
+        """
+        name = names.validate_name(name, "dataset")
+        blobs = [bytes(b) for b in npz_blobs]
+        meta = dict(meta, name=name, saved=time.time())
+        entry = dumps({"meta": meta, "n_npz": len(blobs)}, MAX_RECORD_BYTES, "dataset meta")
+        writes = {f"dataset:{name}": entry,
+                  **{f"dsnpz:{name}:{i}": b for i, b in enumerate(blobs)},
+                  f"latent:{name}": None if latent is None else _pack_latent(latent)}
+        unless = None
+        if unless_cancelled:
+            _check_run_id(unless_cancelled)
+
+            def unless(tx):
+                return tx.get(f"cancel:{unless_cancelled}") is not None
+        return self._save_named("dataset", name, writes, overwrite, unless)
+
+    def get_dataset_meta(self, name: str) -> dict | None:
+        """A dataset's meta (:class:`~flowdash.records.DatasetMeta`) without its spike data."""
+        name = self._valid(name, "dataset")
+        if name is None:
+            return None
+        try:
+            entry = self._json(f"dataset:{name}", f"dataset {name}")
+        except CorruptValue as exc:
+            log.warning("%s", exc)
+            return None
+        return None if entry is None else entry.get("meta")
+
+    def get_dataset(self, name: str) -> dict | None:
+        """``{"meta": DatasetMeta, "npz": [bytes per datasample]}``, or None."""
+        name = self._valid(name, "dataset")
+        if name is None:
+            return None
+        try:
+            entry = self._json(f"dataset:{name}", f"dataset {name}")
+        except CorruptValue as exc:
+            log.warning("%s", exc)
+            return None
+        if entry is None:
+            return None
+        blobs = self._mget([f"dsnpz:{name}:{i}" for i in range(int(entry.get("n_npz", 0)))])
+        bad = [i for i, b in enumerate(blobs) if b is None or isinstance(b, Unreadable)]
+        if bad:
+            log.warning("dataset %s: datasample(s) %s missing or not readable", name, bad)
+        return {"meta": entry.get("meta") or {},
+                "npz": [b for i, b in enumerate(blobs) if i not in bad]}
+
+    def get_latent(self, name: str) -> dict | None:
+        name = self._valid(name, "dataset")
+        if name is None:
+            return None
+        try:
+            return _unpack_latent(self._get(f"latent:{name}"))
+        except CorruptValue as exc:
+            log.warning("%s", exc)
+            return None
+
+    def list_datasets(self) -> list[str]:
+        return self._names("dataset")
+
+    def delete_dataset(self, name: str) -> None:
+        self._remove_named("dataset", name)
+
+    def has_dataset(self, name: str) -> bool:
+        name = self._valid(name, "dataset")
+        return name is not None and self._get(f"dataset:{name}") is not None
+
+
+# ---------------------------------------------------------------------------
+def _pack_latent(latent: dict) -> bytes:
+    t, x = latent.get("t") or [], latent.get("x") or []
+    arrays = {f"t_{i}": np.asarray(v, float) for i, v in enumerate(t)}
+    arrays.update({f"x_{i}": np.asarray(v, float) for i, v in enumerate(x)})
+    arrays["n"] = np.array([len(t), len(x)])
+    return pack_arrays(arrays)
+
+
+def _unpack_latent(blob) -> dict | None:
+    arrays = unpack_arrays(blob, as_lists=False, what="latent paths")
+    if arrays is None:
+        return None
+    nt, nx = (int(v) for v in arrays["n"])
+    return {"t": [arrays[f"t_{i}"].tolist() for i in range(nt)],
+            "x": [arrays[f"x_{i}"].tolist() for i in range(nx)]}
+
+
+def _matrix(values: list) -> np.ndarray:
+    """(n, K) floats from per-row lists (None -> NaN; short or missing rows padded)."""
+    try:  # the usual case: every row has K values (numpy turns None into NaN)
+        out = np.array(values, dtype=float)
+        if out.ndim == 2 or not values:
+            return out.reshape(len(values), -1)
+    except (ValueError, TypeError):
+        pass
+    width = max((len(v) for v in values if v is not None), default=0)
+    out = np.full((len(values), width), np.nan)
+    for i, v in enumerate(values):
+        if v is not None:
+            out[i, :len(v)] = [np.nan if x is None else x for x in v]
+    return out
+
+
+def _nll_matrix(rows, key):
+    """(n, K) floats with NaN for None; None when no row has the key's values."""
+    values = [r.get(key) for r in rows]
+    if all(v is None for v in values):
+        return None
+    return _matrix(values)
+
+
+def _columns(rows: list[dict], start: int, n: int) -> EpochColumns:
+    train = _nll_matrix(rows, "nll_train")
+    return EpochColumns(
+        start=start, n_epochs=n,
+        epoch=np.array([r.get("epoch", start + i) for i, r in enumerate(rows)], dtype=np.int64),
+        nll_train=np.zeros((len(rows), 0)) if train is None else train,
+        nll_val=_nll_matrix(rows, "nll_val"),
+        elapsed=np.array([r.get("elapsed", np.nan) for r in rows], float),
+        time=np.array([r.get("time", np.nan) for r in rows], float),
+        D=_matrix([r.get("D") or [] for r in rows]))
+
+
+def _decimate(rows: list[dict], max_points: int) -> list[dict]:
+    """At most about ``max_points`` rows: evenly spaced ones plus the first,
+    the last and the minima of the summed training and validation NLLs."""
+    n = len(rows)
+    keep = set(np.linspace(0, n - 1, max(max_points - 4, 2)).round().astype(int).tolist())
+    for key in ("nll_train", "nll_val"):
+        m = _nll_matrix(rows, key)
+        if m is not None and m.size:
+            total = m.sum(axis=1)
+            if np.isfinite(total).any():
+                keep.add(int(np.nanargmin(np.where(np.isfinite(total), total, np.nan))))
+    return [rows[i] for i in sorted(keep)]
+
+
+def process_alive(record: dict) -> bool:
+    """True if the process recorded in a run record still runs."""
+    import psutil
+
+    pid = record.get("pid")
+    if record.get("host") not in (None, socket.gethostname()):
+        return True  # a worker on another machine (Celery): its pid cannot be checked here
+    if not pid:
+        # queued but never picked up by a worker: alive only if very recent
+        return record["status"] == QUEUED and time.time() - record["created"] < 30
+    try:
+        proc = psutil.Process(int(pid))
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        started = record.get("pid_started")
+        return started is None or abs(proc.create_time() - started) < 1.0
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return False
+

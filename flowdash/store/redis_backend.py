@@ -1,0 +1,107 @@
+"""The shared backend: a Redis database (``redis://host:port/db``).
+
+Web servers and workers on different machines share runs, datasets and
+models through it. Every key is prefixed ``flowdash:``; values are the same
+bytes as in the folder backend (JSON text or npz). Transactions are
+optimistic: the keys a transaction reads are WATCHed, its writes go in one
+MULTI/EXEC, and it is retried from the start if another client changed a
+watched key meanwhile — so a transaction sees and writes a consistent state
+exactly as the folder backend's ``transact()`` does (first final status wins,
+queued → running only if still queued, saving never overwrites, an active
+run cannot be deleted, a cancel either sees the dataset or prevents it).
+"""
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+
+from .base import RunStore, StoreError, Tx
+
+PREFIX = "flowdash:"
+
+
+@functools.lru_cache(maxsize=16)
+def _client(url: str, pid: int):
+    """One connection pool per URL and process (redis-py pools are not shared
+    across fork; the pid in the key gives a child its own)."""
+    import redis
+
+    return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30,
+                                health_check_interval=30)
+
+
+class RedisStore(RunStore):
+    """The run store in Redis; see the module docstring."""
+
+    def __init__(self, location: str):
+        import redis
+
+        self.path = str(location)
+        self._errors = (redis.ConnectionError, redis.TimeoutError)
+        self._watch_error = redis.WatchError
+        try:
+            self.r = _client(self.path, os.getpid())
+            self.r.ping()
+        except self._errors as exc:
+            raise self._unreachable(exc) from None
+        except (ValueError, redis.RedisError) as exc:
+            raise StoreError(f"cannot use the Redis store {self.path}: {exc}") from None
+        self._check_format(empty=False)
+
+    def _unreachable(self, exc) -> StoreError:
+        return StoreError(f"cannot reach the Redis store at {self.path} ({exc}); start "
+                          "redis-server there or correct --store / FLOWDASH_STORE")
+
+    # -- primitives ---------------------------------------------------------
+    def _get(self, key):
+        try:
+            return self.r.get(PREFIX + key)
+        except self._errors as exc:
+            raise self._unreachable(exc) from None
+
+    def _mget(self, keys):
+        if not keys:
+            return []
+        try:
+            return self.r.mget([PREFIX + k for k in keys])
+        except self._errors as exc:
+            raise self._unreachable(exc) from None
+
+    def _transaction(self, fn):
+        try:
+            while True:
+                with self.r.pipeline(transaction=True) as pipe:
+                    def read(key):
+                        pipe.watch(PREFIX + key)
+                        return pipe.get(PREFIX + key)
+
+                    def read_many(keys):
+                        pipe.watch(*[PREFIX + k for k in keys])
+                        return pipe.mget([PREFIX + k for k in keys])
+
+                    tx = Tx(read, read_many)
+                    result = fn(tx)
+                    if not tx.writes:
+                        return result
+                    pipe.multi()
+                    for key, value in tx.writes.items():
+                        if value is None:
+                            pipe.delete(PREFIX + key)
+                        else:
+                            pipe.set(PREFIX + key, value)
+                    try:
+                        pipe.execute()
+                    except self._watch_error:
+                        continue  # another client changed what we read: start again
+                    return result
+        except self._errors as exc:
+            raise self._unreachable(exc) from None
+
+    def secret_key(self) -> str:
+        key = PREFIX + "secret_key"
+        try:
+            self.r.set(key, secrets.token_hex(32), nx=True)
+            return self.r.get(key).decode()
+        except self._errors as exc:
+            raise self._unreachable(exc) from None
