@@ -704,6 +704,10 @@ class ModelCache:
             self._values[key] = value
         return value
 
+    def __len__(self) -> int:
+        """Number of memoised model rows (FC and densities)."""
+        return len(self._values)
+
     def clear(self) -> None:
         with self._lock:
             self._spectra.clear()
