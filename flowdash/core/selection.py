@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
+import scipy.linalg as sla
 
-from ._parallel import parallel_map
+from ._parallel import blas_threads, parallel_map
 from .grid import Grid
 from .model import BOUNDARY_MODES, Model
 from .spectra import solve_spectrum
@@ -57,6 +58,8 @@ DENSITY_FLOOR = 1e-10
 MIRROR_RECORD = 500
 #: A p0 maximum counts in the mirror check only when more than this many nodes from the centre.
 MIRROR_P0_MARGIN = 5
+#: Largest grid whose full absorbing spectrum is solved densely here (beyond it, by flowdash.core.spectra).
+_DENSE_MAX_N = 400
 #: The 2020 analysis: the "early" model is the first with FC above FC(selected) minus this.
 EARLY_FC_GAP = 4.0
 
@@ -157,7 +160,35 @@ class _RowSpectrum:
     G: np.ndarray  # (N-2,): Σ w Q_i (D/4) F² √peq
 
 
+def _absorbing_pairs(grid: Grid, peq: np.ndarray, D: float) -> tuple[np.ndarray, np.ndarray]:
+    """All N-2 eigenpairs ``(lQ, Qx)`` of the §4 problem with absorbing walls, by one dense solve.
+
+    With Dirichlet walls the constrained basis is the inner nodes scaled by
+    ``1/√(w·peq)``, so the problem is the symmetric matrix
+    ``K_in / √(m_i m_j)``, assembled here directly: for the full spectrum of
+    a small grid that halves the time of the general banded route, and the
+    feature consistency analysis solves one problem per recorded model.
+    """
+    idx = grid._elem_index
+    De = grid.elem_D
+    blocks = D * np.einsum("ji,ej,jk->eik", De, grid.elem_w[None, :] * peq[idx], De)
+    K = np.zeros((grid.N, grid.N))
+    for parity in (0, 1):  # elements of one parity share no node
+        e = np.arange(parity, grid.Ne, 2)
+        K[idx[e][:, :, None], idx[e][:, None, :]] += blocks[e]
+    s = 1.0 / np.sqrt(grid.w[1:-1] * peq[1:-1])
+    A = K[1:-1, 1:-1] * s[:, None] * s[None, :]
+    lQ, z = sla.eigh(A, driver="evd", check_finite=False)
+    Qx = np.zeros((grid.N, grid.N - 2))
+    Qx[1:-1] = (np.sqrt(peq[1:-1]) * s)[:, None] * z
+    return lQ, Qx
+
+
 def _row_spectrum(grid: Grid, peq: np.ndarray, D: float, boundary_mode: str) -> _RowSpectrum:
+    if boundary_mode == "absorbing" and grid.N <= _DENSE_MAX_N:
+        lQ, Qx = _absorbing_pairs(grid, peq, D)
+        F = grid.derivative(np.log(peq))
+        return _RowSpectrum(lQ, Qx, Qx.T @ (grid.w * (0.25 * D) * F * F * np.sqrt(peq)))
     spec = solve_spectrum(grid, peq, D, boundary_mode)
     lQ = np.array(spec.lQ)
     if boundary_mode == "reflecting":
@@ -190,10 +221,13 @@ def _densities(grid: Grid, spec: _RowSpectrum, peq: np.ndarray, p0: np.ndarray, 
                number_of_timesteps: int) -> np.ndarray:
     """``p(x, t_j)`` at ``t_j = j T/(n-1)``, j = 1…n-1, shape (n-1, N)."""
     t = terminal_time * np.arange(1, number_of_timesteps) / (number_of_timesteps - 1)
-    rho = _rho(grid, spec, peq, p0)
-    # Components damped below e^-700 underflow to 0, as they should.
-    coef = rho[None, :] * np.exp(-np.minimum(np.outer(t, spec.lQ), 700.0))
-    return np.sqrt(peq)[None, :] * (coef @ spec.Qx.T)
+    # Components damped below e^-60 already at t_1 are left out: they are far
+    # below round-off, and their tiny factors would be denormal numbers, which
+    # make the product two orders of magnitude slower.
+    k = max(int(np.searchsorted(spec.lQ, 60.0 / t[0], side="right")), 1)
+    rho = _rho(grid, spec, peq, p0)[:k]
+    coef = rho[None, :] * np.exp(-np.outer(t, spec.lQ[:k]))
+    return np.sqrt(peq)[None, :] * (coef @ spec.Qx[:, :k].T)
 
 
 def _js_t_rows(grid: Grid, d1: np.ndarray, d2: np.ndarray, absorbing: bool) -> np.ndarray:
@@ -839,7 +873,8 @@ class FeatureConsistency:
             _, _, (peq, p0, D) = job
             return self.cache.row(grid, peq, p0, D, mode, s.terminal_time, s.number_of_timesteps)
 
-        values = parallel_map(one, jobs)
+        with blas_threads(1):
+            values = parallel_map(one, jobs)
         K = path.n_rows
         fc = np.array([v[0] for v in values]).reshape(len(records), K).sum(axis=1)
         dens = np.array([v[1] for v in values]).reshape(len(records), K, *values[0][1].shape)

@@ -291,48 +291,100 @@ def _finish_node(r, L, Qxd, e, sqrt_peq, a, m, bxr, ids_s, logf):
     return score
 
 
-def _make_decoder(parallel: bool):
-    loop = prange if parallel else range
+@njit(cache=True, nogil=True, parallel=True)
+def _decode_tiles(L, Qxd, lQd, sqrt_peq, logp0, logf, isi, ids, lo, hi, tile, ptr, a_out):
+    """Forward recursion of one trial; fills ``ptr`` (S, N) and the final scores ``a_out`` (N,).
 
-    def decode(L, Qxd, lQd, sqrt_peq, logp0, logf, isi, ids, lo, hi, tile, ptr, a_out):
-        N, Nv = Qxd.shape
-        S = isi.shape[0]
-        nt = (hi - lo + tile - 1) // tile
-        a = np.full(N, -np.inf)
-        a_new = np.full(N, -np.inf)
+    The x'-tiles of each interval are spread over the cores.
+    """
+    N, Nv = Qxd.shape
+    S = isi.shape[0]
+    nt = (hi - lo + tile - 1) // tile
+    a = np.full(N, -np.inf)
+    a_new = np.full(N, -np.inf)
+    for x in range(lo, hi):
+        a[x] = logp0[x]
+    v = np.zeros((N, Nv))
+    e = np.empty(Nv)
+    tl = (np.empty((nt, Nv)), np.empty((nt, Nv)), np.empty((4, nt)))
+    tv = (np.empty((nt, Nv)), np.empty((nt, Nv)), np.empty((4, nt)))
+    for s in range(S):
+        dt = isi[s]
+        m, amax, xa = _prepare(L, Qxd, lQd, sqrt_peq, a, dt, lo, hi, tile, e, v, tl, tv)
+        if xa < 0:
+            for x in range(N):
+                a_out[x] = -np.inf
+            return
+        tls = (tl[0], tl[1], tl[2])
+        tvs = (tv[0], tv[1], tv[2])
+        for P in prange(nt):
+            best = np.empty(tile)
+            bx = np.empty(tile, dtype=np.int64)
+            _tile_rows(P, L, v, m, lo, hi, tile, nt, tls, tvs, xa, best, bx)
+            r0 = lo + P * tile
+            for r in range(r0, min(r0 + tile, hi)):
+                ptr[s, r] = bx[r - r0]
+                a_new[r] = _finish_node(r, L, Qxd, e, sqrt_peq, a, m, bx[r - r0], ids[s], logf)
         for x in range(lo, hi):
-            a[x] = logp0[x]
-        v = np.zeros((N, Nv))
-        e = np.empty(Nv)
-        tl = (np.empty((nt, Nv)), np.empty((nt, Nv)), np.empty((4, nt)))
-        tv = (np.empty((nt, Nv)), np.empty((nt, Nv)), np.empty((4, nt)))
-        for s in range(S):
-            dt = isi[s]
-            m, amax, xa = _prepare(L, Qxd, lQd, sqrt_peq, a, dt, lo, hi, tile, e, v, tl, tv)
-            if xa < 0:
-                for x in range(N):
-                    a_out[x] = -np.inf
-                return
-            tls = (tl[0], tl[1], tl[2])
-            tvs = (tv[0], tv[1], tv[2])
-            for P in loop(nt):
-                best = np.empty(tile)
-                bx = np.empty(tile, dtype=np.int64)
-                _tile_rows(P, L, v, m, lo, hi, tile, nt, tls, tvs, xa, best, bx)
-                r0 = lo + P * tile
-                for r in range(r0, min(r0 + tile, hi)):
-                    ptr[s, r] = bx[r - r0]
-                    a_new[r] = _finish_node(r, L, Qxd, e, sqrt_peq, a, m, bx[r - r0], ids[s], logf)
+            a[x] = a_new[x]
+    for x in range(N):
+        a_out[x] = a[x]
+
+
+@njit(cache=True, nogil=True)
+def _decode_dense(LT, Qxd, lQd, sqrt_peq, logp0, logf, isi, ids, lo, hi, ptr, a_out):
+    """The same recursion without bounds, for small grids.
+
+    When m is close to N (short intervals on a coarse grid) the vectors are
+    not smooth over a tile and the bounds prune nothing; one BLAS product
+    per interval (``ℓ·v`` for all pairs) then is the fastest exact route.
+    ``LT`` is ``L`` transposed, (Nv, N).
+    """
+    N, Nv = Qxd.shape
+    S = isi.shape[0]
+    a = np.full(N, -np.inf)
+    a_new = np.full(N, -np.inf)
+    for x in range(lo, hi):
+        a[x] = logp0[x]
+    VT = np.zeros((Nv, N))
+    e = np.empty(Nv)
+    for s in range(S):
+        dt = isi[s]
+        m = 0
+        while m < Nv and lQd[m] * dt < CUTOFF:
+            m += 1
+        m = max(m, 1)
+        amax = -np.inf
+        xa = -1
+        for x in range(lo, hi):
+            if a[x] > amax:
+                amax = a[x]
+                xa = x
+        if xa < 0:
+            for x in range(N):
+                a_out[x] = -np.inf
+            return
+        for i in range(m):
+            e[i] = np.exp(-lQd[i] * dt)
+        for x in range(lo, hi):
+            wx = np.exp(a[x] - amax) / sqrt_peq[x]
+            for i in range(m):
+                VT[i, x] = wx * e[i] * Qxd[x, i]
+        IP = np.dot(LT[:m].T, VT[:m])  # IP[x', x] = ℓ(x')·v_x
+        for r in range(lo, hi):
+            best = 1e-10
+            bx = xa
             for x in range(lo, hi):
-                a[x] = a_new[x]
-        for x in range(N):
-            a_out[x] = a[x]
-
-    return decode
-
-
-_decode_serial = njit(cache=True, nogil=True)(_make_decoder(False))
-_decode_parallel = njit(cache=True, nogil=True, parallel=True)(_make_decoder(True))
+                val = IP[r, x]
+                if val > best or (val == best and x < bx):
+                    best = val
+                    bx = x
+            ptr[s, r] = bx
+            a_new[r] = _finish_node(r, LT.T, Qxd, e, sqrt_peq, a, m, bx, ids[s], logf)
+        for x in range(lo, hi):
+            a[x] = a_new[x]
+    for x in range(N):
+        a_out[x] = a[x]
 
 
 # ---------------------------------------------------------------------------
@@ -419,6 +471,7 @@ def viterbi(model: Model, data: SpikeData, trials: int | Iterable[int] | None = 
     sqrt_peq = np.sqrt(ops.peq)
     Qxd = np.ascontiguousarray(ops.Qxd)
     L = np.ascontiguousarray(sqrt_peq[:, None] * Qxd)
+    LT = np.ascontiguousarray(L.T)
     with np.errstate(divide="ignore"):
         logp0 = np.log(ops.p0)
         logf = np.ascontiguousarray(np.log(ops.fr).T)  # (n_neurons, N)
@@ -434,9 +487,9 @@ def viterbi(model: Model, data: SpikeData, trials: int | Iterable[int] | None = 
                 keep_lo, keep_hi, TILE, ptr, a_end)
         if big:
             with _parallel_lock:
-                _decode_parallel(*args)
+                _decode_tiles(*args)
         else:
-            _decode_serial(*args)
+            _decode_dense(LT, *args[1:10], ptr, a_end)
         inds, score = _trace(ptr, a_end, model.boundary_mode, keep_lo, keep_hi)
         t = np.concatenate(([0.0], np.cumsum(isi)))
         return ViterbiPath(trial, t, grid.x[inds], inds, score)
