@@ -264,3 +264,30 @@ def test_a_growing_path_reuses_the_cache():
     FeatureConsistency(path1.head(20), path2.head(20), cache).analyse(FCASettings.paper_2024(
         num_models=1000, JS_thres=1e-5, FC_stride=4, epoch_offset=3))
     assert len(cache) == 39
+
+
+def test_the_dense_absorbing_spectrum_equals_the_general_solver():
+    from flowdash.core.selection import _absorbing_pairs
+    from flowdash.core.spectra import solve_spectrum
+
+    peq, D = _well(0.2, 3.0), 0.9
+    lQ, Qx = _absorbing_pairs(GRID, peq, D)
+    spec = solve_spectrum(GRID, peq, D, "absorbing")
+    np.testing.assert_allclose(lQ, spec.lQ, rtol=1e-9)
+    # same eigenvectors up to sign, orthonormal in the w inner product
+    overlap = np.abs(np.sum(GRID.w[:, None] * Qx[:, :20] * spec.Qx[:, :20], axis=0))
+    np.testing.assert_allclose(overlap, 1.0, atol=1e-9)
+    # beyond the dense route the general solver gives the same FC
+    from flowdash.core import selection
+
+    big = Grid(8, 64)
+    wide = np.exp(-3 * (big.x - 0.2) ** 2)
+    wide /= big.integrate(wide)
+    start = np.exp(-20 * big.x**2)
+    start /= big.integrate(start)
+    general = fc_nonequilibrium(big, wide, start, D, "absorbing")
+    lQ, Qx = _absorbing_pairs(big, wide, D)
+    F = big.derivative(np.log(wide))
+    dense = selection._fc_row(big, selection._RowSpectrum(lQ, Qx, Qx.T @ (big.w * 0.25 * D * F**2 * np.sqrt(wide))),
+                              wide, start, "absorbing", 1.0)
+    assert big.N > selection._DENSE_MAX_N and general == pytest.approx(dense, rel=1e-9)

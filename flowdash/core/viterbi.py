@@ -46,8 +46,9 @@ __all__ = ["ViterbiPath", "viterbi", "viterbi_margin", "excluded_nodes", "CUTOFF
 CUTOFF = 40.0
 #: The kernel is clipped below at this value before its log.
 KERNEL_FLOOR = 1e-10
-#: Nodes per tile of the bounds (see the kernels).
+#: Nodes per tile of x (predecessors) and of x' (see the kernels).
 TILE = 16
+NODE_TILE = 16
 #: Grids with at least this many nodes decode one trial on both cores (prange over x');
 #: smaller ones decode trials side by side, one per core.
 _PARALLEL_MIN_N = 600
@@ -186,8 +187,8 @@ def _tiles(X, m, lo, hi, tile, C, U, zmin, zmax, rho, nmax):
 
 
 @njit(cache=True, nogil=True)
-def _prepare(L, Qxd, lQd, sqrt_peq, a, dt, lo, hi, tile, e, v, tl, tv):
-    """One interval's propagator e (m,), vectors v (N, m) and the tiles of ℓ and v.
+def _prepare(L, Qxd, lQd, sqrt_peq, a, dt, lo, hi, ltile, tile, e, v, vT, tl, tv):
+    """One interval's propagator e (m,), vectors v (N, m) (and transposed, vT), and the tiles of ℓ and v.
 
     Returns (m, amax, first argmax of a); the argmax is -1 when every score is -inf.
     """
@@ -210,7 +211,8 @@ def _prepare(L, Qxd, lQd, sqrt_peq, a, dt, lo, hi, tile, e, v, tl, tv):
         wx = np.exp(a[x] - amax) / sqrt_peq[x]  # 0 where a = -inf
         for i in range(m):
             v[x, i] = wx * e[i] * Qxd[x, i]
-    _tiles(L, m, lo, hi, tile, tl[0], tl[1], tl[2][0], tl[2][1], tl[2][2], tl[2][3])
+            vT[i, x] = v[x, i]
+    _tiles(L, m, lo, hi, ltile, tl[0], tl[1], tl[2][0], tl[2][1], tl[2][2], tl[2][3])
     _tiles(v, m, lo, hi, tile, tv[0], tv[1], tv[2][0], tv[2][1], tv[2][2], tv[2][3])
     return m, amax, xa
 
@@ -220,39 +222,63 @@ _SEED = 3  # nodes tried on each side of the left neighbour's choice
 
 
 @njit(cache=True, nogil=True)
-def _tile_rows(P, L, v, m, lo, hi, tile, nt, tl, tv, xa, best, bx):
+def _pair_bounds(tl, tv, m, ntl, nt, out):
+    """Upper bound of ℓ·v over every (x'-tile, x-tile) pair, out (ntl, nt)."""
+    Cl = np.ascontiguousarray(tl[0][:ntl, :m])
+    Ul = np.ascontiguousarray(tl[1][:ntl, :m])
+    Cv = np.ascontiguousarray(tv[0][:nt, :m]).T.copy()
+    Uv = np.ascontiguousarray(tv[1][:nt, :m]).T.copy()
+    A0 = Cl @ Cv
+    A1 = Cl @ Uv
+    A2 = Ul @ Cv
+    A3 = Ul @ Uv
+    sl, sv = tl[2], tv[2]
+    for P in range(ntl):
+        for b in range(nt):
+            corner = -np.inf
+            for zl in (sl[0, P], sl[1, P]):
+                for zv in (sv[0, b], sv[1, b]):
+                    corner = max(corner, A1[P, b] * zv + A2[P, b] * zl + A3[P, b] * zl * zv)
+            scale = (sl[3, P] + sl[2, P]) * sv[3, b]
+            out[P, b] = (A0[P, b] + corner + (sl[3, P] + sl[2, P]) * sv[2, b] + sl[2, P] * sv[3, b]
+                         + _MARGIN * scale)
+
+
+@njit(cache=True, nogil=True, fastmath=_REASSOC)
+def _exact(r, L, vT, m, x0, x1, acc):
+    """acc[j] = ℓ(r)·v_{x0+j} for x0 <= x < x1 (vectorised over x)."""
+    n = x1 - x0
+    for j in range(n):
+        acc[j] = 0.0
+    for i in range(m):
+        li = L[r, i]
+        for j in range(n):
+            acc[j] += li * vT[i, x0 + j]
+
+
+@njit(cache=True, nogil=True)
+def _tile_rows(P, L, vT, m, lo, hi, ltile, tile, nt, tv, bound, xa, best, bx, acc):
     """Best predecessor of every node of x'-tile P (linear domain, relative to amax).
 
     Fills ``best`` and ``bx`` for the tile's nodes (indexed from its first
     node). Each node first tries a few x around its left neighbour's choice
     (the choice moves little from node to node), which gives a good value to
-    prune with; then the x-tiles by decreasing tile-pair bound, skipping a
-    tile whose node bound is below the best value so far.
+    prune with; then the x-tiles by decreasing tile-pair bound ``bound``
+    (nt,), skipping a tile whose node bound is below the best value so far.
     """
-    Cl, Ul, sl = tl
     Cv, Uv, sv = tv
-    r0 = lo + P * tile
-    r1 = min(r0 + tile, hi)
-    bound = np.empty(nt)
-    for b in range(nt):
-        A0 = _dot(Cl, P, Cv, b, m)
-        A1 = _dot(Cl, P, Uv, b, m)
-        A2 = _dot(Ul, P, Cv, b, m)
-        A3 = _dot(Ul, P, Uv, b, m)
-        corner = -np.inf
-        for zl in (sl[0, P], sl[1, P]):
-            for zv in (sv[0, b], sv[1, b]):
-                corner = max(corner, A1 * zv + A2 * zl + A3 * zl * zv)
-        scale = (sl[3, P] + sl[2, P]) * sv[3, b]
-        bound[b] = A0 + corner + (sl[3, P] + sl[2, P]) * sv[2, b] + sl[2, P] * sv[3, b] + _MARGIN * scale
+    r0 = lo + P * ltile
+    r1 = min(r0 + ltile, hi)
     order = np.argsort(-bound)
     seed = lo + order[0] * tile
     for r in range(r0, r1):
         k = r - r0
         best[k] = 1e-10  # the floor term, reached at the first argmax of a
         bx[k] = xa
-        for x in range(max(seed - _SEED, lo), min(seed + _SEED + 1, hi)):
-            val = _dot(L, r, v, x, m)
+        x0, x1 = max(seed - _SEED, lo), min(seed + _SEED + 1, hi)
+        _exact(r, L, vT, m, x0, x1, acc)
+        for x in range(x0, x1):
+            val = acc[x - x0]
             if val > best[k] or (val == best[k] and x < bx[k]):
                 best[k] = val
                 bx[k] = x
@@ -270,8 +296,10 @@ def _tile_rows(P, L, v, m, lo, hi, tile, nt, tl, tv, xa, best, bx):
             if ub < best[k]:
                 continue
             x0 = lo + b * tile
-            for x in range(x0, min(x0 + tile, hi)):
-                val = _dot(L, r, v, x, m)
+            x1 = min(x0 + tile, hi)
+            _exact(r, L, vT, m, x0, x1, acc)
+            for x in range(x0, x1):
+                val = acc[x - x0]
                 if val > best[k] or (val == best[k] and x < bx[k]):
                     best[k] = val
                     bx[k] = x
@@ -292,7 +320,7 @@ def _finish_node(r, L, Qxd, e, sqrt_peq, a, m, bxr, ids_s, logf):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _decode_tiles(L, Qxd, lQd, sqrt_peq, logp0, logf, isi, ids, lo, hi, tile, ptr, a_out):
+def _decode_tiles(L, Qxd, lQd, sqrt_peq, logp0, logf, isi, ids, lo, hi, ltile, tile, ptr, a_out):
     """Forward recursion of one trial; fills ``ptr`` (S, N) and the final scores ``a_out`` (N,).
 
     The x'-tiles of each interval are spread over the cores.
@@ -300,29 +328,33 @@ def _decode_tiles(L, Qxd, lQd, sqrt_peq, logp0, logf, isi, ids, lo, hi, tile, pt
     N, Nv = Qxd.shape
     S = isi.shape[0]
     nt = (hi - lo + tile - 1) // tile
+    ntl = (hi - lo + ltile - 1) // ltile
     a = np.full(N, -np.inf)
     a_new = np.full(N, -np.inf)
     for x in range(lo, hi):
         a[x] = logp0[x]
     v = np.zeros((N, Nv))
+    vT = np.zeros((Nv, N))
     e = np.empty(Nv)
-    tl = (np.empty((nt, Nv)), np.empty((nt, Nv)), np.empty((4, nt)))
+    tl = (np.empty((ntl, Nv)), np.empty((ntl, Nv)), np.empty((4, ntl)))
     tv = (np.empty((nt, Nv)), np.empty((nt, Nv)), np.empty((4, nt)))
+    bounds = np.empty((ntl, nt))
     for s in range(S):
         dt = isi[s]
-        m, amax, xa = _prepare(L, Qxd, lQd, sqrt_peq, a, dt, lo, hi, tile, e, v, tl, tv)
+        m, amax, xa = _prepare(L, Qxd, lQd, sqrt_peq, a, dt, lo, hi, ltile, tile, e, v, vT, tl, tv)
         if xa < 0:
             for x in range(N):
                 a_out[x] = -np.inf
             return
-        tls = (tl[0], tl[1], tl[2])
+        _pair_bounds(tl, tv, m, ntl, nt, bounds)
         tvs = (tv[0], tv[1], tv[2])
-        for P in prange(nt):
-            best = np.empty(tile)
-            bx = np.empty(tile, dtype=np.int64)
-            _tile_rows(P, L, v, m, lo, hi, tile, nt, tls, tvs, xa, best, bx)
-            r0 = lo + P * tile
-            for r in range(r0, min(r0 + tile, hi)):
+        for P in prange(ntl):
+            best = np.empty(ltile)
+            bx = np.empty(ltile, dtype=np.int64)
+            acc = np.empty(max(tile, 2 * _SEED + 1))
+            _tile_rows(P, L, vT, m, lo, hi, ltile, tile, nt, tvs, bounds[P], xa, best, bx, acc)
+            r0 = lo + P * ltile
+            for r in range(r0, min(r0 + ltile, hi)):
                 ptr[s, r] = bx[r - r0]
                 a_new[r] = _finish_node(r, L, Qxd, e, sqrt_peq, a, m, bx[r - r0], ids[s], logf)
         for x in range(lo, hi):
@@ -484,7 +516,7 @@ def viterbi(model: Model, data: SpikeData, trials: int | Iterable[int] | None = 
         ptr = np.full((S, N), -1, dtype=np.int32 if N > 32000 else np.int16)
         a_end = np.empty(N)
         args = (L, Qxd, lQd, sqrt_peq, logp0, logf, np.ascontiguousarray(isi), np.ascontiguousarray(ids),
-                keep_lo, keep_hi, TILE, ptr, a_end)
+                keep_lo, keep_hi, NODE_TILE, TILE, ptr, a_end)
         if big:
             with _parallel_lock:
                 _decode_tiles(*args)
