@@ -10,26 +10,27 @@ clipped below at 1e-10 before the log, with the eigenpairs that the
 likelihood uses (:class:`~flowdash.core.likelihood.Operators`).
 
 The forward recursion ``a_s(x') = max_x [log T_s(x'←x) + a_{s-1}(x)]`` is
-O(N²) per interval if done plainly. Two exact shortcuts make it fast:
+O(N²) per interval if done plainly. It stays exact but gets cheaper:
 
 - components with ``lQd_i Δt`` above :data:`CUTOFF` are left out, as in
   the likelihood: a term below e^-40 of its size is smaller than the
   round-off of the kernel's own sum, so each interval's kernel has rank
   ``m`` (often 10–30 of 64);
-- the max over x is pruned by branch and bound. With ``e_i > 0``,
-  Cauchy–Schwarz bounds the kernel by a product of a function of x' and a
-  function of x: ``T(x'←x) ≤ √peq(x') u(x') · u(x)/√peq(x)``, with
-  ``u(x)² = Σ_i e_i Qxd_i(x)²``. Candidates x are visited in decreasing
-  order of ``a(x) + log(u(x)/√peq(x))``; once that bound (plus the x'
-  part) falls below the best score found, no later x can win. Ties keep
-  the smallest x, as a plain argmax does.
+- in the linear domain the max over x is a largest inner product
+  ``ℓ(x')·v_x`` (see the kernels); on fine grids it is pruned by branch and
+  bound over tiles of nodes, with bounds from a centre-chord-residual model
+  of each tile; on coarse grids (m close to N, where the bounds prune
+  nothing) one BLAS product per interval does all pairs.
+
+Both agree with a plain max-plus over all eigenpairs (tests/test_viterbi.py);
+ties keep the smallest x, as a plain argmax does.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 from numba import njit, prange
@@ -46,11 +47,10 @@ __all__ = ["ViterbiPath", "viterbi", "viterbi_margin", "excluded_nodes", "CUTOFF
 CUTOFF = 40.0
 #: The kernel is clipped below at this value before its log.
 KERNEL_FLOOR = 1e-10
-#: Nodes per tile of x (predecessors) and of x' (see the kernels).
+#: Nodes per tile of the bounds (see the kernels).
 TILE = 16
-NODE_TILE = 16
-#: Grids with at least this many nodes decode one trial on both cores (prange over x');
-#: smaller ones decode trials side by side, one per core.
+#: Grids with at least this many nodes use the tile bounds, one trial at a time on both
+#: cores; smaller ones one BLAS product per interval, trials side by side.
 _PARALLEL_MIN_N = 600
 # numba's default threading layer must not run two parallel regions at once.
 _parallel_lock = threading.Lock()
@@ -108,89 +108,80 @@ class ViterbiPath:
 # ---------------------------------------------------------------------------
 #
 # In the linear domain the recursion is a maximum of inner products: with
-# w(x) = e^{a(x) - amax}, v_x = w(x)·R(x) and ℓ(x') = √peq(x')·Qxd(x'),
+# w(x) = e^{a(x) - amax}, v_x = w(x)·R(x), R_i(x) = e^{-lQd_i Δt} Qxd_i(x)/√peq(x)
+# and ℓ(x') = √peq(x')·Qxd(x'),
 #
 #     max_x [a(x) + log max(T(x'←x), floor)] - amax
 #         = log max( max_x ℓ(x')·v_x , floor )      (the floor term peaks at argmax a).
 #
-# x and x' are cut into tiles of TILE nodes. Over a tile the vectors follow a
-# smooth curve, well described by a centre, one direction (the chord) and a
-# small residual radius, which bounds ℓ·v over a tile from above:
-# - tile × tile: ℓ = ℓc + zl·α + r_l, v = vc + zv·u + r_v: the bilinear part
-#   peaks at a corner of the (zl, zv) box, the residuals add at most
-#   (|ℓ|max + ρl)·ρv + ρl·|v|max;
-# - node × tile: ℓ·v ≤ ℓ·vc + max(β·zmin, β·zmax) + |ℓ|·ρv, β = ℓ·u.
-# A tile is evaluated exactly only where its bound reaches the best value
-# found so far (which starts at the floor), visiting tiles by decreasing
-# bound. The bounds carry a margin far above the round-off of the sums.
+# The predecessors x are cut into tiles of TILE nodes. Over a tile the v_x
+# follow a smooth curve, well described by a centre c, one direction u (the
+# chord), coordinates z along it and a small residual radius ρ, so that
+#
+#     ℓ·v_x <= ℓ·c + max(β·zmin, β·zmax) + |ℓ|·ρ,   β = ℓ·u.
+#
+# ℓ·c and ℓ·u for all nodes and tiles are two BLAS products per interval;
+# a tile is evaluated exactly only where its bound reaches the best value
+# found so far. Each node starts from a few x around its left neighbour's
+# choice (it moves little from node to node), which makes that value nearly
+# final at once. The bounds carry a margin far above the round-off of the sums.
 
 _REASSOC = {"reassoc", "contract"}  # vectorised sums; no assumptions about inf or nan
-
-
-@njit(cache=True, nogil=True, fastmath=_REASSOC)
-def _dot(A, i, B, j, m):
-    s = 0.0
-    for k in range(m):
-        s += A[i, k] * B[j, k]
-    return s
-
-
-@njit(cache=True, nogil=True, fastmath=_REASSOC)
-def _dot_vec(A, i, u, m):
-    s = 0.0
-    for k in range(m):
-        s += A[i, k] * u[k]
-    return s
+_MARGIN = 1e-9  # relative safety margin of the bounds (round-off is ~1e-15 of the same scale)
+_SEED = 3  # nodes tried on each side of the left neighbour's choice
 
 
 @njit(cache=True, nogil=True)
-def _tiles(X, m, lo, hi, tile, C, U, zmin, zmax, rho, nmax):
-    """Centre, chord direction, coordinate range, residual radius and largest norm of each tile of rows."""
+def _tiles(v, m, lo, hi, tile, CT, UT, stats):
+    """Per tile of rows of v: centre and chord direction (columns of CT, UT (m, nt)) and
+    ``stats`` (4, nt): smallest and largest coordinate along the chord, residual radius,
+    and a bound on |v| over the tile (the scale of the bounds' round-off)."""
     nt = (hi - lo + tile - 1) // tile
+    c = np.empty(m)
+    u = np.empty(m)
     for t in range(nt):
         r0 = lo + t * tile
         r1 = min(r0 + tile, hi)
         n = r1 - r0
+        dn = 0.0
         for k in range(m):
             s = 0.0
             for r in range(r0, r1):
-                s += X[r, k]
-            C[t, k] = s / n
-        dn = 0.0
-        for k in range(m):
-            d = X[r1 - 1, k] - X[r0, k]
-            U[t, k] = d
+                s += v[r, k]
+            c[k] = s / n
+            d = v[r1 - 1, k] - v[r0, k]
+            u[k] = d
             dn += d * d
         dn = np.sqrt(dn)
+        cn = 0.0
         for k in range(m):
-            U[t, k] = U[t, k] / dn if dn > 0 else 0.0
-        zlo, zhi, rr, nn = 0.0, 0.0, 0.0, 0.0
+            u[k] = u[k] / dn if dn > 0 else 0.0
+            CT[k, t] = c[k]
+            UT[k, t] = u[k]
+            cn += c[k] * c[k]
+        zlo, zhi, rr = 0.0, 0.0, 0.0
         for r in range(r0, r1):
             z = 0.0
             for k in range(m):
-                z += (X[r, k] - C[t, k]) * U[t, k]
+                z += (v[r, k] - c[k]) * u[k]
             res = 0.0
-            norm = 0.0
             for k in range(m):
-                d = X[r, k] - C[t, k] - z * U[t, k]
+                d = v[r, k] - c[k] - z * u[k]
                 res += d * d
-                norm += X[r, k] * X[r, k]
             zlo = min(zlo, z)
             zhi = max(zhi, z)
             rr = max(rr, res)
-            nn = max(nn, norm)
-        zmin[t] = zlo
-        zmax[t] = zhi
-        rho[t] = np.sqrt(rr)
-        nmax[t] = np.sqrt(nn)
-    return nt
+        stats[0, t] = zlo
+        stats[1, t] = zhi
+        stats[2, t] = np.sqrt(rr)
+        stats[3, t] = np.sqrt(cn) + max(-zlo, zhi) + stats[2, t]
 
 
 @njit(cache=True, nogil=True)
-def _prepare(L, Qxd, lQd, sqrt_peq, a, dt, lo, hi, ltile, tile, e, v, vT, tl, tv):
-    """One interval's propagator e (m,), vectors v (N, m) (and transposed, vT), and the tiles of ℓ and v.
+def _prepare(Qxd, lQd, sqrt_peq, a, dt, lo, hi, e, v):
+    """One interval's propagator e (m,) and vectors v (N, m).
 
-    Returns (m, amax, first argmax of a); the argmax is -1 when every score is -inf.
+    Returns (m, first argmax of a); the argmax is -1 when every score is -inf.
     """
     N, Nv = Qxd.shape
     m = 0
@@ -204,105 +195,69 @@ def _prepare(L, Qxd, lQd, sqrt_peq, a, dt, lo, hi, ltile, tile, e, v, vT, tl, tv
             amax = a[x]
             xa = x
     if xa < 0:
-        return m, amax, xa
+        return m, xa
     for i in range(m):
         e[i] = np.exp(-lQd[i] * dt)
     for x in range(lo, hi):
         wx = np.exp(a[x] - amax) / sqrt_peq[x]  # 0 where a = -inf
         for i in range(m):
             v[x, i] = wx * e[i] * Qxd[x, i]
-            vT[i, x] = v[x, i]
-    _tiles(L, m, lo, hi, ltile, tl[0], tl[1], tl[2][0], tl[2][1], tl[2][2], tl[2][3])
-    _tiles(v, m, lo, hi, tile, tv[0], tv[1], tv[2][0], tv[2][1], tv[2][2], tv[2][3])
-    return m, amax, xa
-
-
-_MARGIN = 1e-9  # relative safety margin of the bounds (round-off is ~1e-15 of the same scale)
-_SEED = 3  # nodes tried on each side of the left neighbour's choice
-
-
-@njit(cache=True, nogil=True)
-def _pair_bounds(tl, tv, m, ntl, nt, out):
-    """Upper bound of ℓ·v over every (x'-tile, x-tile) pair, out (ntl, nt)."""
-    Cl = np.ascontiguousarray(tl[0][:ntl, :m])
-    Ul = np.ascontiguousarray(tl[1][:ntl, :m])
-    Cv = np.ascontiguousarray(tv[0][:nt, :m]).T.copy()
-    Uv = np.ascontiguousarray(tv[1][:nt, :m]).T.copy()
-    A0 = Cl @ Cv
-    A1 = Cl @ Uv
-    A2 = Ul @ Cv
-    A3 = Ul @ Uv
-    sl, sv = tl[2], tv[2]
-    for P in range(ntl):
-        for b in range(nt):
-            corner = -np.inf
-            for zl in (sl[0, P], sl[1, P]):
-                for zv in (sv[0, b], sv[1, b]):
-                    corner = max(corner, A1[P, b] * zv + A2[P, b] * zl + A3[P, b] * zl * zv)
-            scale = (sl[3, P] + sl[2, P]) * sv[3, b]
-            out[P, b] = (A0[P, b] + corner + (sl[3, P] + sl[2, P]) * sv[2, b] + sl[2, P] * sv[3, b]
-                         + _MARGIN * scale)
+    return m, xa
 
 
 @njit(cache=True, nogil=True, fastmath=_REASSOC)
-def _exact(r, L, vT, m, x0, x1, acc):
-    """acc[j] = ℓ(r)·v_{x0+j} for x0 <= x < x1 (vectorised over x)."""
-    n = x1 - x0
-    for j in range(n):
-        acc[j] = 0.0
-    for i in range(m):
-        li = L[r, i]
-        for j in range(n):
-            acc[j] += li * vT[i, x0 + j]
+def _exact(r, L, v, m, x0, x1, acc):
+    """acc[j] = ℓ(r)·v_{x0+j} for x0 <= x < x1 (rows of v are contiguous: the fastest layout)."""
+    for x in range(x0, x1):
+        s = 0.0
+        for i in range(m):
+            s += L[r, i] * v[x, i]
+        acc[x - x0] = s
 
 
 @njit(cache=True, nogil=True)
-def _tile_rows(P, L, vT, m, lo, hi, ltile, tile, nt, tv, bound, xa, best, bx, acc):
-    """Best predecessor of every node of x'-tile P (linear domain, relative to amax).
+def _better(acc, x0, x1, k, best, bx):
+    for x in range(x0, x1):
+        val = acc[x - x0]
+        if val > best[k] or (val == best[k] and x < bx[k]):
+            best[k] = val
+            bx[k] = x
 
-    Fills ``best`` and ``bx`` for the tile's nodes (indexed from its first
-    node). Each node first tries a few x around its left neighbour's choice
-    (the choice moves little from node to node), which gives a good value to
-    prune with; then the x-tiles by decreasing tile-pair bound ``bound``
-    (nt,), skipping a tile whose node bound is below the best value so far.
-    """
-    Cv, Uv, sv = tv
-    r0 = lo + P * ltile
-    r1 = min(r0 + ltile, hi)
-    order = np.argsort(-bound)
-    seed = lo + order[0] * tile
+
+@njit(cache=True, nogil=True, fastmath=_REASSOC)
+def _tile_bounds(k, LC, LU, nl, stats, out):
+    """Bound of ℓ(node k)·v over every tile, out (nt,)."""
+    for b in range(out.shape[0]):
+        beta = LU[k, b]
+        out[b] = LC[k, b] + max(beta * stats[0, b], beta * stats[1, b]) + nl * (stats[2, b] + _MARGIN * stats[3, b])
+
+
+@njit(cache=True, nogil=True)
+def _node_tile(r0, r1, L, v, m, lo, hi, tile, CT, UT, stats, xa, best, bx, acc, ub):
+    """Best predecessor (linear domain, relative to amax) of nodes r0…r1-1; fills best, bx."""
+    nt = CT.shape[1]
+    Lr = np.ascontiguousarray(L[r0:r1, :m])
+    LC = Lr @ CT  # ℓ·c for every node and tile
+    LU = Lr @ UT  # ℓ·u
+    seed = xa
     for r in range(r0, r1):
         k = r - r0
-        best[k] = 1e-10  # the floor term, reached at the first argmax of a
+        best[k] = KERNEL_FLOOR  # the floor term, reached at the first argmax of a
         bx[k] = xa
         x0, x1 = max(seed - _SEED, lo), min(seed + _SEED + 1, hi)
-        _exact(r, L, vT, m, x0, x1, acc)
-        for x in range(x0, x1):
-            val = acc[x - x0]
-            if val > best[k] or (val == best[k] and x < bx[k]):
-                best[k] = val
-                bx[k] = x
+        _exact(r, L, v, m, x0, x1, acc)
+        _better(acc, x0, x1, k, best, bx)
         nl = 0.0
         for i in range(m):
             nl += L[r, i] * L[r, i]
-        nl = np.sqrt(nl)
-        for j in range(nt):
-            b = order[j]
-            if bound[b] < best[k]:
-                break  # every later tile has a smaller bound
-            beta = _dot(L, r, Uv, b, m)
-            c = _dot(L, r, Cv, b, m)
-            ub = c + max(beta * sv[0, b], beta * sv[1, b]) + nl * sv[2, b] + _MARGIN * nl * sv[3, b]
-            if ub < best[k]:
+        _tile_bounds(k, LC, LU, np.sqrt(nl), stats, ub)
+        for b in range(nt):
+            if ub[b] < best[k]:
                 continue
             x0 = lo + b * tile
             x1 = min(x0 + tile, hi)
-            _exact(r, L, vT, m, x0, x1, acc)
-            for x in range(x0, x1):
-                val = acc[x - x0]
-                if val > best[k] or (val == best[k] and x < bx[k]):
-                    best[k] = val
-                    bx[k] = x
+            _exact(r, L, v, m, x0, x1, acc)
+            _better(acc, x0, x1, k, best, bx)
         seed = bx[k]
 
 
@@ -313,48 +268,47 @@ def _finish_node(r, L, Qxd, e, sqrt_peq, a, m, bxr, ids_s, logf):
     for i in range(m):
         t += L[r, i] * e[i] * Qxd[bxr, i]
     t /= sqrt_peq[bxr]
-    score = a[bxr] + (np.log(t) if t > 1e-10 else np.log(1e-10))
+    score = a[bxr] + np.log(max(t, KERNEL_FLOOR))
     if ids_s >= 0:
         score += logf[ids_s, r]
     return score
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _decode_tiles(L, Qxd, lQd, sqrt_peq, logp0, logf, isi, ids, lo, hi, ltile, tile, ptr, a_out):
+def _decode_tiles(L, Qxd, lQd, sqrt_peq, logp0, logf, isi, ids, lo, hi, tile, ptr, a_out):
     """Forward recursion of one trial; fills ``ptr`` (S, N) and the final scores ``a_out`` (N,).
 
-    The x'-tiles of each interval are spread over the cores.
+    Blocks of nodes x' are spread over the cores.
     """
     N, Nv = Qxd.shape
     S = isi.shape[0]
     nt = (hi - lo + tile - 1) // tile
-    ntl = (hi - lo + ltile - 1) // ltile
     a = np.full(N, -np.inf)
     a_new = np.full(N, -np.inf)
     for x in range(lo, hi):
         a[x] = logp0[x]
     v = np.zeros((N, Nv))
-    vT = np.zeros((Nv, N))
     e = np.empty(Nv)
-    tl = (np.empty((ntl, Nv)), np.empty((ntl, Nv)), np.empty((4, ntl)))
-    tv = (np.empty((nt, Nv)), np.empty((nt, Nv)), np.empty((4, nt)))
-    bounds = np.empty((ntl, nt))
+    stats = np.empty((4, nt))
     for s in range(S):
         dt = isi[s]
-        m, amax, xa = _prepare(L, Qxd, lQd, sqrt_peq, a, dt, lo, hi, ltile, tile, e, v, vT, tl, tv)
+        m, xa = _prepare(Qxd, lQd, sqrt_peq, a, dt, lo, hi, e, v)
         if xa < 0:
             for x in range(N):
                 a_out[x] = -np.inf
             return
-        _pair_bounds(tl, tv, m, ntl, nt, bounds)
-        tvs = (tv[0], tv[1], tv[2])
-        for P in prange(ntl):
-            best = np.empty(ltile)
-            bx = np.empty(ltile, dtype=np.int64)
+        CT = np.empty((m, nt))
+        UT = np.empty((m, nt))
+        _tiles(v, m, lo, hi, tile, CT, UT, stats)
+        for P in prange(nt):
+            r0 = lo + P * tile
+            r1 = min(r0 + tile, hi)
+            best = np.empty(tile)
+            bx = np.empty(tile, dtype=np.int64)
             acc = np.empty(max(tile, 2 * _SEED + 1))
-            _tile_rows(P, L, vT, m, lo, hi, ltile, tile, nt, tvs, bounds[P], xa, best, bx, acc)
-            r0 = lo + P * ltile
-            for r in range(r0, min(r0 + ltile, hi)):
+            ub = np.empty(nt)
+            _node_tile(r0, r1, L, v, m, lo, hi, tile, CT, UT, stats, xa, best, bx, acc, ub)
+            for r in range(r0, r1):
                 ptr[s, r] = bx[r - r0]
                 a_new[r] = _finish_node(r, L, Qxd, e, sqrt_peq, a, m, bx[r - r0], ids[s], logf)
         for x in range(lo, hi):
@@ -404,7 +358,7 @@ def _decode_dense(LT, Qxd, lQd, sqrt_peq, logp0, logf, isi, ids, lo, hi, ptr, a_
                 VT[i, x] = wx * e[i] * Qxd[x, i]
         IP = np.dot(LT[:m].T, VT[:m])  # IP[x', x] = ℓ(x')·v_x
         for r in range(lo, hi):
-            best = 1e-10
+            best = KERNEL_FLOOR
             bx = xa
             for x in range(lo, hi):
                 val = IP[r, x]
@@ -516,7 +470,7 @@ def viterbi(model: Model, data: SpikeData, trials: int | Iterable[int] | None = 
         ptr = np.full((S, N), -1, dtype=np.int32 if N > 32000 else np.int16)
         a_end = np.empty(N)
         args = (L, Qxd, lQd, sqrt_peq, logp0, logf, np.ascontiguousarray(isi), np.ascontiguousarray(ids),
-                keep_lo, keep_hi, NODE_TILE, TILE, ptr, a_end)
+                keep_lo, keep_hi, TILE, ptr, a_end)
         if big:
             with _parallel_lock:
                 _decode_tiles(*args)
