@@ -28,6 +28,7 @@ ties keep the smallest x, as a plain argmax does.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from typing import Iterable
@@ -52,7 +53,8 @@ TILE = 16
 #: Grids with at least this many nodes use the tile bounds, one trial at a time on both
 #: cores; smaller ones one BLAS product per interval, trials side by side.
 _PARALLEL_MIN_N = 600
-# numba's default threading layer must not run two parallel regions at once.
+# One decode at a time uses the parallel kernel: two would share the same two cores
+# (and numba's fallback threading layer, workqueue, cannot run two at once).
 _parallel_lock = threading.Lock()
 
 
@@ -472,6 +474,10 @@ def viterbi(model: Model, data: SpikeData, trials: int | Iterable[int] | None = 
         args = (L, Qxd, lQd, sqrt_peq, logp0, logf, np.ascontiguousarray(isi), np.ascontiguousarray(ids),
                 keep_lo, keep_hi, TILE, ptr, a_end)
         if big:
+            # numba's OpenMP workers otherwise spin between the parallel regions
+            # (one per interval) and take a core from whatever runs beside, such
+            # as a fit; read when the OpenMP runtime starts, at the first region.
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             with _parallel_lock:
                 _decode_tiles(*args)
         else:
