@@ -133,6 +133,11 @@ def test_bad_input():
         viterbi(model, [(np.array([0.1]), np.array([0]))])
     with pytest.raises(ValueError, match="Nv"):
         viterbi(model, data, Nv=10_000)
+    other = Operators.build(_model(Grid(6, 9), "absorbing"))
+    with pytest.raises(ValueError, match="operators must be built from this model"):
+        viterbi(model, data, operators=other)
+    with pytest.raises(ValueError, match="datasample"):
+        viterbi(model, data, datasample=1)
 
 
 def test_excluded_nodes():

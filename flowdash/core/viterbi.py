@@ -451,6 +451,11 @@ def viterbi(model: Model, data: SpikeData, trials: int | Iterable[int] | None = 
         raise ValueError(f"the data has {data.n_neurons} neuron(s) but the model has {model.n_neurons}; "
                          "decode with a model of the same neurons")
     trials = _validate_trials(trials, data.n_trials)
+    if operators is not None and (not isinstance(operators, Operators) or operators.grid != model.grid
+                                  or operators.boundary_mode != model.boundary_mode
+                                  or operators.fr.shape != model.fr_of(datasample).shape):
+        raise ValueError("operators must be built from this model (same grid, boundary mode and neurons), "
+                         "e.g. Operators.build(model, datasample, Nv)")
     ops = operators if operators is not None else Operators.build(model, datasample, Nv)
     grid = model.grid
     N = grid.N
@@ -471,17 +476,16 @@ def viterbi(model: Model, data: SpikeData, trials: int | Iterable[int] | None = 
         S = len(isi)
         ptr = np.full((S, N), -1, dtype=np.int32 if N > 32000 else np.int16)
         a_end = np.empty(N)
-        args = (L, Qxd, lQd, sqrt_peq, logp0, logf, np.ascontiguousarray(isi), np.ascontiguousarray(ids),
-                keep_lo, keep_hi, TILE, ptr, a_end)
+        isi, ids = np.ascontiguousarray(isi), np.ascontiguousarray(ids)
         if big:
             # numba's OpenMP workers otherwise spin between the parallel regions
             # (one per interval) and take a core from whatever runs beside, such
             # as a fit; read when the OpenMP runtime starts, at the first region.
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             with _parallel_lock:
-                _decode_tiles(*args)
+                _decode_tiles(L, Qxd, lQd, sqrt_peq, logp0, logf, isi, ids, keep_lo, keep_hi, TILE, ptr, a_end)
         else:
-            _decode_dense(LT, *args[1:10], ptr, a_end)
+            _decode_dense(LT, Qxd, lQd, sqrt_peq, logp0, logf, isi, ids, keep_lo, keep_hi, ptr, a_end)
         inds, score = _trace(ptr, a_end, model.boundary_mode, keep_lo, keep_hi)
         t = np.concatenate(([0.0], np.cumsum(isi)))
         return ViterbiPath(trial, t, grid.x[inds], inds, score)
