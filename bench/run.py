@@ -1,4 +1,4 @@
-"""flowdash benchmark: workloads W1–W5, W9 and W2's scaling, against the reference timings.
+"""flowdash benchmark: workloads W1–W9 and W2's scaling, against the reference timings.
 
     python bench/run.py                # full workloads, table on stdout
     python bench/run.py --quick        # smaller version of each workload
@@ -28,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 REFERENCE = SHARED / "reference"
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W9")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9")
 SCALING_NE = (16, 64, 256, 1024)
 SCALING_NV = (16, 64, 256)
 
@@ -235,7 +235,80 @@ def scaling(quick: bool) -> dict:
     return {"seconds": float(sum(r["seconds"] for r in rows)), "rows": rows}
 
 
-RUNNERS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W9": w9, "scaling": scaling}
+def w6(quick: bool) -> dict:
+    """Feature consistency analysis of fca_nonequilibrium's two paths, every recorded epoch (151 per path)."""
+    from flowdash.core.grid import Grid
+    from flowdash.core.selection import FCASettings, FeatureConsistency, FitPath
+
+    case = json.loads((REFERENCE / "selection" / "fca_nonequilibrium.json").read_text())
+    npz = np.load(REFERENCE / "selection" / "fca_nonequilibrium.npz")
+    settings = dict(case["fca_settings"])
+    mode = settings.pop("boundary_mode")
+    settings = FCASettings(**{**settings, "num_models": 10000})
+    grid = Grid(case["grid"]["Np"], case["grid"]["Ne"])
+    R = 40 if quick else len(npz["iter_num1"])
+    fitted = case["opt_options"]["params_to_opt"]
+    paths = [FitPath(grid, mode, npz[f"iter_num{k}"][:R], npz[f"peq{k}"][:R], npz[f"p0{k}"][:R], npz[f"D{k}"][:R],
+                     npz[f"fr{k}"][:R], fitted) for k in (1, 2)]
+    FeatureConsistency(*(p.head(12) for p in paths)).analyse(settings)  # warm-up (LAPACK, thread pool)
+    times, cpu = [], []
+    for _ in range(3):
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = FeatureConsistency(*paths).analyse(settings)  # a fresh cache: everything is computed
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return {"seconds": float(np.median(times)), "cpu_seconds": float(np.median(cpu)),
+            "detail": f"median of 3 (CPU {np.median(cpu):.2f} s), {len(result.FCs1)} + {len(result.FCs2)} models, "
+                      f"N = {grid.N}, selected position {result.selected}"}
+
+
+def _viterbi_runs(model, data, repeats: int, **kwargs) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``repeats`` decodes (the model's operators included)."""
+    from flowdash.core.viterbi import viterbi
+
+    times, cpu = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        viterbi(model, data, **kwargs)
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return float(np.median(times)), float(np.median(cpu))
+
+
+def w7(quick: bool) -> dict:
+    """Viterbi paths of the 10 trials of viterbi_absorbing with the ground-truth model."""
+    from flowdash.core.grid import Grid
+    from flowdash.core.model import Model
+    from flowdash.core.spikedata import load_reference_set
+
+    case = json.loads((REFERENCE / "selection" / "viterbi_absorbing.json").read_text())
+    grid = Grid(case["grid"]["Np"], case["grid"]["Ne"])
+    model = Model.from_spec(case["ground_truth_model"], grid, case["boundary_mode"])
+    data = load_reference_set(REFERENCE / "selection" / "viterbi_absorbing.npz", "data", n_neurons=2,
+                              with_trial_end=True)
+    _viterbi_runs(model, data.subset([3]), 1)  # warm-up: the numba kernels
+    seconds, cpu = _viterbi_runs(model, data, 3 if quick else 11)
+    return {"seconds": seconds, "cpu_seconds": cpu,
+            "detail": f"median (CPU {cpu:.3f} s), {data.n_trials} trials, "
+                      f"{sum(len(isi) for isi, _ in data.trials)} intervals, N = {grid.N}"}
+
+
+def w8(quick: bool) -> dict:
+    """Viterbi path of example1's validation trial (10,309 spikes, N = 1793, Nv = 64, reflecting)."""
+    from flowdash.core.spikedata import SpikeData
+
+    case, _, val, Grid, Model = _example1()
+    grid = Grid(**case["grid"])
+    model = Model.from_spec(case["ground_truth_model"], grid, case["boundary_mode"])
+    isi, ids = val.trials[0]
+    _viterbi_runs(model, SpikeData([(isi[:20], ids[:20])], 1, False), 1, Nv=64)  # warm-up
+    n = 1000 if quick else len(isi)
+    seconds, cpu = _viterbi_runs(model, SpikeData([(isi[:n], ids[:n])], 1, False), 1, Nv=64)
+    return {"seconds": seconds, "cpu_seconds": cpu,
+            "detail": f"one run (CPU {cpu:.1f} s), {n} spikes, N = {grid.N}, Nv = 64"}
+
+
+RUNNERS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": w7, "W8": w8, "W9": w9, "scaling": scaling}
 
 
 # --------------------------------------------------------------------------- driver
@@ -308,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller version of each workload")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--plot", type=Path, help="save the scaling plot (PNG) here")
-    parser.add_argument("--only", help="comma-separated subset of W1,W2,W3,W4,W5,W9,scaling")
+    parser.add_argument("--only", help="comma-separated subset of W1,...,W9,scaling")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:

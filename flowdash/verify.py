@@ -9,13 +9,20 @@ cases (see ``../shared/reference/README.md``). Gradient cases (with
 ``eval_model``) produce ``loglik``, ``loglik_only`` and ``grad_*``; fit
 cases (with ``init_model``) produce ``logliks``, ``logliksCV``,
 ``results_peq`` (and ``results_p0``, ``results_D``, ``results_fr`` when
-fitted) and ``iter_num``. Every output also has ``seconds``, the wall time
+fitted) and ``iter_num``. Selection cases (MATH.md §10; the runner
+contract of ``../shared/reference/README.md``): FC cases (``models``) produce
+``FC`` and ``JS_st`` or ``JS_t``; FCA cases (``fca_settings``) ``FCs1``,
+``FCs2``, ``min_inds_1``, ``min_inds_2``, ``JS``, ``FC_opt_ind`` (plus
+``invert``, ``FC_opt_ind_extra`` and the ``*_all`` / ``*_mirror2`` variants
+where the case has them); Viterbi cases (``viterbi_call``) ``traj_i`` and
+``state_inds_i`` per trial. Every output also has ``seconds``, the wall time
 of the computation (data loading excluded).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -48,6 +55,9 @@ def run_case(case_path: str | Path) -> dict:
     case = json.loads(case_path.read_text())
     arrays = np.load(case_path.with_suffix(".npz"), allow_pickle=False)
     grid = _grid(case)
+    for key, runner in _SELECTION_RUNNERS:
+        if key(case):
+            return runner(case, arrays, grid)
     mode = case["boundary_mode"]
     te = bool(case.get("with_trial_end", False))
     Nv = case.get("Nv")
@@ -88,6 +98,97 @@ def run_case(case_path: str | Path) -> dict:
         out["results_fr"] = np.array([m.fr for m in snaps])
     out["seconds"] = np.float64(seconds)
     return out
+
+
+# --------------------------------------------------------------------------- selection (MATH.md §10)
+def _fc_case(case: dict, arrays, grid: Grid) -> dict:
+    """Feature complexity of each model and the divergence of each pair."""
+    from .core import selection
+
+    M = len(case["models"])
+    non_eq = "p0_0" in arrays.files
+    if non_eq:
+        mode, T = case["boundary_mode"], float(case["terminal_time"])
+        n = int(case["number_of_timesteps"])
+        models = [(arrays[f"peq_{i}"], arrays[f"p0_{i}"], arrays[f"D_{i}"]) for i in range(M)]
+    else:
+        models = [arrays[f"peq_{i}"] for i in range(M)]
+    pairs = arrays["pairs"]
+    t0 = time.perf_counter()
+    if non_eq:
+        FC = [selection.fc_nonequilibrium(grid, *mdl, mode, T) for mdl in models]
+        JS = [selection.js_timedep(grid, models[a], models[b], mode, T, n) for a, b in pairs]
+    else:
+        FC = [selection.fc_equilibrium(grid, peq) for peq in models]
+        JS = [selection.js_equilibrium(grid, models[a], models[b]) for a, b in pairs]
+    seconds = time.perf_counter() - t0
+    return {"FC": np.array(FC), ("JS_t" if non_eq else "JS_st"): np.array(JS), "seconds": np.float64(seconds)}
+
+
+def _fca_case(case: dict, arrays, grid: Grid) -> dict:
+    """The feature consistency analysis of the two paths, with the case's variants."""
+    from .core.selection import FCASettings, FeatureConsistency, FitPath
+
+    fs = dict(case["fca_settings"])
+    mode = fs.pop("boundary_mode", case.get("boundary_mode", "reflecting"))
+    settings = FCASettings(**fs)
+    files = set(arrays.files)
+    if "opt_options" in case:
+        fitted = set(case["opt_options"]["params_to_opt"])
+    else:  # the recorded arrays say what was fitted
+        fitted = {"F"} | {p for key, ps in (("p01", {"F0"}), ("D1", {"D"}), ("fr1", {"Fr", "C"}))
+                          if key in files for p in ps}
+
+    def path(k: int) -> FitPath:
+        get = lambda name: arrays[f"{name}{k}"] if f"{name}{k}" in files else None  # noqa: E731
+        return FitPath(grid, mode, arrays[f"iter_num{k}"], arrays[f"peq{k}"], get("p0"), get("D"), get("fr"),
+                       frozenset(fitted))
+
+    path1, path2 = path(1), path(2)
+    out: dict = {}
+    t0 = time.perf_counter()
+
+    def record(result, suffix: str = "") -> None:
+        for key in ("FCs1", "FCs2", "min_inds_1", "min_inds_2", "JS"):
+            out[key + suffix] = np.asarray(getattr(result, key))
+        out["FC_opt_ind" + suffix] = np.int64(result.selected)
+        if result.non_equilibrium:
+            out["invert" + suffix] = np.bool_(result.invert)
+
+    fca = FeatureConsistency(path1, path2)
+    result = fca.analyse(settings)
+    record(result)
+    if "JS_thres_extra" in files:
+        out["FC_opt_ind_extra"] = np.array([result.select(float(t))[0] for t in arrays["JS_thres_extra"]])
+    if "FCs1_all" in files:
+        record(fca.analyse(dataclasses.replace(settings, num_models=10000)), "_all")
+    if "FCs1_mirror2" in files:
+        record(FeatureConsistency(path1, path2.mirrored(), fca.cache).analyse(settings), "_mirror2")
+    out["seconds"] = np.float64(time.perf_counter() - t0)
+    return out
+
+
+def _viterbi_case(case: dict, arrays, grid: Grid) -> dict:
+    """Viterbi paths of every trial of ``data`` with the ground-truth model."""
+    from .core.viterbi import viterbi
+
+    model = Model.from_spec(case["ground_truth_model"], grid, case["boundary_mode"])
+    data = _sets(arrays, "data", 1, model.n_neurons, bool(case.get("with_trial_end", False)))[0]
+    t0 = time.perf_counter()
+    paths = viterbi(model, data, Nv=case.get("Nv"))
+    seconds = time.perf_counter() - t0
+    out: dict = {"seconds": np.float64(seconds)}
+    for i, p in enumerate(paths):
+        out[f"traj_{i}"] = p.x
+        out[f"state_inds_{i}"] = p.state_inds
+    return out
+
+
+_SELECTION_RUNNERS = (
+    (lambda case: "fca_settings" in case, _fca_case),
+    (lambda case: "models" in case, _fc_case),
+    (lambda case: "viterbi_call" in case, _viterbi_case),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
