@@ -17,12 +17,15 @@ Keys
 ``models:<name>``     saved model spec (JSON-able dict)
 ``datasets:<name>``   saved dataset: ``{"meta": dict, "npz": [bytes, ...]}``
 ``latent:<name>``     latent trajectories of a synthetic dataset
+``runs:active``       ids of the queued and running runs, oldest first
+``workers:beats``     worker id -> its last heartbeat (time, host, pid, run)
 
 Spike data is kept as the bytes of ``SpikeData.save_npz`` (never a pickle of a
 user file); the store pickles only values built by flowdash itself.
 """
 from __future__ import annotations
 
+import re
 import socket
 import time
 import uuid
@@ -35,7 +38,10 @@ QUEUED, RUNNING, DONE, CANCELLED, FAILED, INTERRUPTED = (
     "queued", "running", "done", "cancelled", "failed", "interrupted")
 ACTIVE_STATUSES = (QUEUED, RUNNING)
 FINAL_STATUSES = (DONE, CANCELLED, FAILED, INTERRUPTED)
+#: The job kinds of flowdash itself; the job layer registers more
+#: (:mod:`flowdash.jobs.kinds`), so the store only checks a kind's form.
 RUN_KINDS = ("generation", "fit")
+_KIND_FORM = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
 def open_cache(path) -> diskcache.Cache:
@@ -72,6 +78,8 @@ class RunStore:
 
     def __init__(self, path):
         self.path = str(Path(path))
+        #: What :func:`open_store` takes to open this store in another process.
+        self.location = str(Path(self.path).resolve())
         Path(self.path).mkdir(parents=True, exist_ok=True)
         self.cache = open_cache(Path(self.path) / "runs")
 
@@ -82,18 +90,21 @@ class RunStore:
         The record holds ``id, kind, name, status, settings, refs, created,
         started, finished, error, pid, progress`` (0..1), ``message``.
         """
-        if kind not in RUN_KINDS:
-            raise ValueError(f"kind must be one of {RUN_KINDS}, got {kind!r}")
+        if not isinstance(kind, str) or not _KIND_FORM.fullmatch(kind):
+            raise ValueError("kind must be a short lower-case name (a-z, 0-9, _ or -, at most "
+                             f"32 characters) such as {RUN_KINDS}, got {kind!r}")
         run_id = uuid.uuid4().hex[:12]
         record = dict(id=run_id, kind=kind, name=str(name or run_id), status=QUEUED,
                       settings=dict(settings), refs=dict(refs or {}), created=time.time(),
                       started=None, finished=None, error=None, pid=None, pid_started=None,
                       progress=0.0, message="queued")
         with self.cache.transact():
+            active = self._active()
             self.cache.set(f"run:{run_id}", record)
             self.cache.set(f"nepochs:{run_id}", 0)
             index = self.cache.get("runs:index", [])
             self.cache.set("runs:index", index + [run_id])
+            self.cache.set("runs:active", active + [run_id])
         return run_id
 
     def get_run(self, run_id: str) -> dict | None:
@@ -144,6 +155,7 @@ class RunStore:
             record.update(status=status, finished=time.time(), error=error,
                           message=message or status)
             self.cache.set(f"run:{run_id}", record)
+            self.cache.set("runs:active", [r for r in self._active() if r != run_id])
         return record
 
     def list_runs(self, kind: str | None = None) -> list[dict]:
@@ -169,10 +181,45 @@ class RunStore:
             n = self.cache.get(f"nepochs:{run_id}", 0)
             self.cache.set("runs:index",
                            [r for r in self.cache.get("runs:index", []) if r != run_id])
+            self.cache.set("runs:active", [r for r in self._active() if r != run_id])
             for key in ([f"epochs:{run_id}:{k}" for k in range(n)]
                         + [f"run:{run_id}", f"nepochs:{run_id}", f"latest:{run_id}",
                            f"cancel:{run_id}", f"result:{run_id}"]):
                 self.cache.delete(key)
+
+    def active_runs(self) -> list[str]:
+        """Ids of the queued and running runs, oldest first (kept by
+        :meth:`create_run`, :meth:`finish_run` and :meth:`delete_run`)."""
+        with self.cache.transact():
+            return self._active()
+
+    def _active(self) -> list[str]:
+        active = self.cache.get("runs:active")
+        if active is None:  # a store written before the index existed
+            active = [r["id"] for r in reversed(self.list_runs())
+                      if r["status"] in ACTIVE_STATUSES]
+            self.cache.set("runs:active", active)
+        return active
+
+    # -- worker heartbeats ----------------------------------------------------
+    def beat(self, worker_id: str, info: dict) -> None:
+        """Record a worker's heartbeat: ``info`` is a JSON-able dict (the job
+        layer puts the time, host, pid and current run there)."""
+        with self.cache.transact():
+            beats = self.cache.get("workers:beats", {})
+            beats[str(worker_id)] = dict(info)
+            self.cache.set("workers:beats", beats)
+
+    def heartbeats(self) -> dict:
+        """worker id -> its last heartbeat ``info``."""
+        return dict(self.cache.get("workers:beats", {}))
+
+    def forget_worker(self, worker_id: str) -> None:
+        """Drop a worker's heartbeat (it stopped, or it was found dead)."""
+        with self.cache.transact():
+            beats = self.cache.get("workers:beats", {})
+            if beats.pop(str(worker_id), None) is not None:
+                self.cache.set("workers:beats", beats)
 
     # -- epoch log ----------------------------------------------------------
     def append_epoch(self, run_id: str, record: dict) -> int:
@@ -314,6 +361,15 @@ class RunStore:
 
     def close(self) -> None:
         self.cache.close()
+
+
+def open_store(location) -> RunStore:
+    """The run store at ``location``, as given by ``--store`` or ``FLOWDASH_STORE``.
+
+    The one place that picks the backend (a folder: diskcache); workers open
+    the store of a run with the ``location`` attribute of the submitter's store.
+    """
+    return RunStore(location)
 
 
 def process_alive(record: dict) -> bool:
