@@ -189,9 +189,14 @@ class RunStore:
 
     def active_runs(self) -> list[str]:
         """Ids of the queued and running runs, oldest first (kept by
-        :meth:`create_run`, :meth:`finish_run` and :meth:`delete_run`)."""
-        with self.cache.transact():
-            return self._active()
+        :meth:`create_run`, :meth:`finish_run` and :meth:`delete_run`).
+
+        One read (workers poll it), no write lock."""
+        active = self.cache.get("runs:active")
+        if active is None:
+            with self.cache.transact():
+                active = self._active()
+        return list(active)
 
     def _active(self) -> list[str]:
         active = self.cache.get("runs:active")
