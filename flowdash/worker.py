@@ -24,8 +24,6 @@ log = logging.getLogger("flowdash.worker")
 
 #: How often an idle worker looks for a queued run, s.
 POLL_SECONDS = 0.05
-#: How often a worker looks for runs of dead workers, s.
-REAP_SECONDS = 2.0
 
 
 def next_queued(store, known) -> str | None:
@@ -39,7 +37,7 @@ def next_queued(store, known) -> str | None:
 
 def serve(location: str, parent_pid: int | None = None) -> None:
     """One worker: warm up, then run queued runs one at a time until told to stop."""
-    from flowdash.jobs import kinds, lifecycle
+    from flowdash.jobs import kinds
     from flowdash.jobs.runner import Worker, execute, handle_signals
     from flowdash.store import open_store
 
@@ -52,13 +50,9 @@ def serve(location: str, parent_pid: int | None = None) -> None:
     kinds.warm_all()
     log.info("worker %s ready in %.1f s (kinds: %s)", worker.id, time.perf_counter() - t0,
              ", ".join(sorted(known)))
-    worker.start()
-    last_reap = 0.0
+    worker.start()   # beats, and interrupts the runs of dead workers
     try:
         while not worker.shutdown.is_set():
-            if time.monotonic() - last_reap > REAP_SECONDS:
-                last_reap = time.monotonic()
-                lifecycle.reap(store)
             run_id = next_queued(store, known)
             if run_id is None:
                 worker.shutdown.wait(POLL_SECONDS)

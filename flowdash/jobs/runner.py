@@ -17,7 +17,10 @@ import time
 from ..store import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED
 from . import kinds
 from .data import reason
-from .lifecycle import HEARTBEAT_SECONDS, claim, finish, valid_run_id
+from .lifecycle import HEARTBEAT_SECONDS, claim, finish, reap, valid_run_id
+
+#: How often each worker looks for runs of dead workers, s.
+REAP_SECONDS = 2.0
 
 log = logging.getLogger("flowdash.jobs")
 
@@ -76,11 +79,15 @@ class Worker:
         return self
 
     def _loop(self):
+        last_reap = 0.0
         while not self._stop.wait(HEARTBEAT_SECONDS):
             if self.parent_pid and os.getppid() != self.parent_pid:
                 self.request_shutdown("the server that started this worker stopped")
             try:
                 self.beat()
+                if time.monotonic() - last_reap > REAP_SECONDS:  # any worker reaps the dead
+                    last_reap = time.monotonic()
+                    reap(self.store)
             except Exception:  # a busy store: the next beat will do
                 log.warning("worker %s could not write its heartbeat", self.id, exc_info=True)
 
