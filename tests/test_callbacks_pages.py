@@ -354,17 +354,17 @@ def test_fit_start_poll_patch_and_cancel(store, dataset):
     rec = wait_done(store, run_id)
     assert rec["status"] == DONE
     first = call(fit_cb.poll, 1, run_id, None, triggered=app_ids.ACTIVE_FIT)
-    nll, pot, par, value, label, text, badge, cursor, stop, cancel_off = first
+    nll, pot, par, value, label, text, badge, cursor, stop, cancel_off, every = first
     assert isinstance(nll, go.Figure) and len(nll.data[0].x) == 4
     assert value == 100.0 and label == "3/3" and "done" in text
-    assert cursor["n"] == 4 and stop is True and cancel_off is True
+    assert cursor["n"] == 4 and stop is True and cancel_off is True and every == 500
     # a new epoch appears: the poll returns a Patch, not a new figure
     store.append_epoch(run_id, {"epoch": 4, "nll_train": [1.0], "nll_val": [-1e9],
                                 "elapsed": 1.0, "time": time.time(), "D": [10.0]})
     nll2 = call(fit_cb.poll, 2, run_id, cursor, triggered=fit_cb.ids.INTERVAL)[0]
     assert isinstance(nll2, Patch)
     assert fit_cb.poll.__name__ == "poll"
-    assert call(fit_cb.poll, 1, None, None)[-2:] == (True, True)
+    assert call(fit_cb.poll, 1, None, None)[-3:-1] == (True, True)
     assert fit_cb.follow("abc") == "abc" and fit_cb.follow(None) is no_update
     assert fit_cb.cancel(1, None) is no_update
     assert "already ended (done)" in str(fit_cb.cancel(1, run_id))
@@ -446,14 +446,15 @@ def test_fit_poll_shows_a_dead_workers_run_interrupted(store, dataset):
     store.update_run(rid, started=time.time() - 60)
     out = call(fit_cb.poll, 1, rid, None, triggered=app_ids.ACTIVE_FIT)
     rec = store.get_run(rid)
-    assert rec["status"] == "interrupted" and "no heartbeat" in rec["error"] and out[-2] is True
+    assert rec["status"] == "interrupted" and "no heartbeat" in rec["error"] and out[-3] is True
     assert "interrupted: its worker" in out[5]
 
 
 def test_fit_and_runs_pages_say_where_a_queued_run_waits(store, dataset):
     first, second = start_fit(name="a")[0], start_fit(name="b")[0]
     out = call(fit_cb.poll, 1, second, None, triggered=app_ids.ACTIVE_FIT)
-    assert out[5].startswith("queued: 2nd in line") and out[-1] is False   # Cancel on
+    assert out[5].startswith("queued: 2nd in line") and out[-2] is False   # Cancel on
+    assert out[-1] == 150                           # polled often until its first epoch
     table, *_ = runs_cb.refresh(1, None, "/runs")
     assert "queued: 1st in line" in str(table) and "queued: 2nd in line" in str(table)
     assert "Cancelled before it started" in str(fit_cb.cancel(1, second))

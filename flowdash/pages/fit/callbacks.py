@@ -137,6 +137,7 @@ def cancel(_n, run_id):
           Output(ids.PROGRESS, "label"), Output(ids.PROGRESS_TEXT, "children"),
           Output(ids.STATUS, "children"), Output(ids.CURSOR, "data"),
           Output(ids.INTERVAL, "disabled"), Output(ids.CANCEL, "disabled"),
+          Output(ids.INTERVAL, "interval"),
           Input(ids.INTERVAL, "n_intervals"), Input(app_ids.ACTIVE_FIT, "data"),
           State(ids.CURSOR, "data"))
 def poll(_n, run_id, cursor):
@@ -145,9 +146,10 @@ def poll(_n, run_id, cursor):
         out = view.poll(store, run_id, None if ctx.triggered_id == app_ids.ACTIVE_FIT
                         else cursor)
     if out is None:
-        return (no_update,) * 8 + (True, True)
+        return (no_update,) * 8 + (True, True, no_update)
     pot, par = out["side"] or (no_update, no_update)
     value, label, text = out["progress"]
     status = out["record"]["status"]
     return (out["nll"] if out["nll"] is not None else no_update, pot, par, value, label, text,
-            status_badge(status), out["cursor"], out["final"], status not in ("queued", "running"))
+            status_badge(status), out["cursor"], out["final"], status not in ("queued", "running"),
+            view.poll_interval(out))

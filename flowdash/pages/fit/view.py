@@ -204,6 +204,17 @@ def _nll_patch(new, cursor):
                        best=[best_e, best_v])
 
 
+#: How often the page polls a run, ms: often until its first epoch shows (a fit's
+#: first epoch lands a fraction of a second after Start), then at the usual pace.
+POLL_FIRST_MS, POLL_MS = 150, 500
+
+
+def poll_interval(out: dict) -> int:
+    """The polling period for a run as :func:`poll` left it."""
+    waiting = out["record"]["status"] in ACTIVE_STATUSES and not out["cursor"]["n"]
+    return POLL_FIRST_MS if waiting else POLL_MS
+
+
 def poll(store, run_id, cursor):
     """Everything the live view needs since ``cursor`` (None = rebuild).
 
