@@ -36,13 +36,20 @@ QUEUE = "flowdash"
 #: A fit may run for days: the broker must never hand a running task to another worker.
 VISIBILITY_TIMEOUT = 7 * 24 * 3600
 
-_apps: dict[str, Celery] = {}
+_apps: dict[tuple, Celery] = {}
 
 
-def celery_app(broker: str) -> Celery:
-    """The Celery app of a broker URL (one per URL and process)."""
-    if broker not in _apps:
+def celery_app(broker: str, sender: bool = False) -> Celery:
+    """The Celery app of a broker URL (one per URL and role and process).
+
+    A sender (the web server) gives up on an unreachable broker within about a
+    second, so that a click gets an answer; a worker keeps reconnecting.
+    """
+    if (broker, sender) not in _apps:
         app = Celery("flowdash", broker=broker)
+        transport = {"visibility_timeout": VISIBILITY_TIMEOUT}
+        if sender:
+            transport.update(max_retries=2, interval_start=0, interval_step=0.3, interval_max=0.5)
         app.conf.update(
             task_acks_late=True,
             worker_prefetch_multiplier=1,
@@ -51,19 +58,17 @@ def celery_app(broker: str) -> Celery:
             task_default_queue=QUEUE,
             task_track_started=False,
             broker_connection_retry_on_startup=True,
-            broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+            broker_transport_options=transport,
             worker_hijack_root_logger=False,
         )
         app.task(name=TASK)(run)
-        _apps[broker] = app
-    return _apps[broker]
+        _apps[broker, sender] = app
+    return _apps[broker, sender]
 
 
 def send(broker: str, location: str, run_id: str) -> None:
-    """Queue the task of a run (fails within a few seconds if the broker is down)."""
-    celery_app(broker).send_task(TASK, args=[location, run_id], queue=QUEUE, retry=True,
-                                 retry_policy={"max_retries": 2, "interval_start": 0,
-                                               "interval_step": 0.5, "interval_max": 1})
+    """Queue the task of a run (raises within about a second if the broker is down)."""
+    celery_app(broker, sender=True).send_task(TASK, args=[location, run_id], queue=QUEUE)
 
 
 # ---------------------------------------------------------------------------

@@ -38,7 +38,7 @@ def next_queued(store, known) -> str | None:
 def serve(location: str, parent_pid: int | None = None) -> None:
     """One worker: warm up, then run queued runs one at a time until told to stop."""
     from flowdash.jobs import kinds
-    from flowdash.jobs.runner import Worker, execute, handle_signals
+    from flowdash.jobs.runner import Interrupted, Worker, execute, handle_signals
     from flowdash.store import open_store
 
     store = open_store(location)
@@ -58,6 +58,8 @@ def serve(location: str, parent_pid: int | None = None) -> None:
                 worker.shutdown.wait(POLL_SECONDS)
                 continue
             execute(store, run_id, worker)
+    except Interrupted:  # a second signal while idle: just leave
+        pass
     finally:
         worker.stop()
         store.close()

@@ -14,6 +14,16 @@ REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery"
 
 
+@pytest.fixture(autouse=True)
+def keep_the_current_app():
+    """Dash's request handling sets its app context variable in the caller's context;
+    undo it, so that other tests' callbacks keep finding their own app."""
+    from dash._get_app import app_context
+    previous = app_context.get(None)
+    yield
+    app_context.set(previous)
+
+
 def test_binding_beyond_localhost_needs_a_password_or_read_only(tmp_path, monkeypatch):
     monkeypatch.delenv("FLOWDASH_PASSWORD", raising=False)
     assert access.configure("127.0.0.1") == Access(allowed_hosts=access.LOCAL_NAMES)

@@ -135,7 +135,7 @@ def test_an_unreachable_broker_fails_the_run_with_why(tmp_path, monkeypatch):
     monkeypatch.setenv("FLOWDASH_BROKER", f"redis://127.0.0.1:{free_port()}/0")
     t0 = time.time()
     rid = jobs.submit(store, "generation", GEN)
-    assert time.time() - t0 < 15
+    assert time.time() - t0 < 5
     rec = store.get_run(rid)
     assert rec["status"] == FAILED and "task queue at FLOWDASH_BROKER could not be reached" \
         in rec["error"]

@@ -23,6 +23,7 @@ never touches the queue, the workers or the pages' polling.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -30,6 +31,8 @@ from typing import Callable
 #: Modules that register job kinds (imported by :func:`load`). Extra modules
 #: (tests, plug-ins) can be named in ``FLOWDASH_JOB_MODULES`` (comma separated).
 MODULES = ("flowdash.jobs.generation", "flowdash.jobs.fit")
+
+log = logging.getLogger("flowdash.jobs")
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,11 @@ def get(name: str) -> JobKind:
 
 
 def warm_all() -> None:
-    """Run every kind's ``warm`` (at worker start)."""
+    """Run every kind's ``warm`` (at worker start); a failing warm-up only costs speed."""
     for kind in load().values():
         if kind.warm is not None:
-            kind.warm()
+            try:
+                kind.warm()
+            except Exception:
+                log.warning("warming up the job kind %r failed; its first run will be slower",
+                            kind.name, exc_info=True)
