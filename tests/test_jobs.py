@@ -489,3 +489,24 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path):
                          cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
     assert out.stdout.strip() == "done", out.stderr
     assert marker.read_text() == "ran\n"
+
+
+def test_run_names_are_bounded_and_visible(store):
+    rid = jobs.submit(store, "fit", fit_settings(), name="  my\u200b fit\x00  ")
+    assert store.get_run(rid)["name"] == "my fit"
+    with pytest.raises(settings.SettingsError, match="the run name has 81 characters; at most 80"):
+        jobs.submit(store, "fit", fit_settings(), name="x" * 81)
+    assert jobs.submit(store, "fit", fit_settings(), name="\u200b") and \
+        store.list_runs("fit")[0]["name"] == "fit d"
+
+
+def test_a_worker_taken_for_dead_stops_its_run(store):
+    rid = jobs.submit(store, "fit", fit_settings())
+    worker = jobs.Worker(store)
+    assert lifecycle.claim(store, rid, worker)
+    hooks = jobs.Hooks(store, store.get_run(rid), worker)
+    assert not hooks.should_stop()
+    store.beat(worker.id, {"time": time.time() - 60, "run": rid})   # its beats stalled
+    store.update_run(rid, started=time.time() - 60)
+    assert jobs.reap(store) == [rid]
+    assert hooks.should_stop() and hooks.stopped == INTERRUPTED   # it stops, not competes

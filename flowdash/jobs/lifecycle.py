@@ -37,6 +37,8 @@ STALE_SECONDS = 6.0
 FORGET_SECONDS = 600.0
 
 _RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: Longest run name (names are shown in every list and plot legend).
+MAX_NAME = 80
 
 
 def valid_run_id(run_id) -> bool:
@@ -57,9 +59,9 @@ def submit(store, kind: str, values: dict, name: str | None = None) -> str:
     Returns the run id.
     """
     job = kinds.get(kind)
+    name = run_name(name)
     settings, refs, default_name = job.check(values, store)
-    name = (name or "").strip() or default_name
-    run_id = store.create_run(kind, name, settings, refs=refs)
+    run_id = store.create_run(kind, name or run_name(default_name), settings, refs=refs)
     broker = os.environ.get("FLOWDASH_BROKER")
     if broker:
         from .. import tasks
@@ -71,6 +73,17 @@ def submit(store, kind: str, values: dict, name: str | None = None) -> str:
                    error=f"the task queue at FLOWDASH_BROKER could not be reached "
                          f"({type(exc).__name__}: {exc})")
     return run_id
+
+
+def run_name(name) -> str:
+    """A run's name as given, without invisible characters; raises SettingsError if too long."""
+    from ..settings import SettingsError
+
+    text = " ".join("".join(c for c in str(name or "") if c.isprintable() or c.isspace()).split())
+    if len(text) > MAX_NAME:
+        raise SettingsError({"name": f"the run name has {len(text)} characters; at most "
+                                     f"{MAX_NAME} are allowed"})
+    return text
 
 
 def cancel(store, run_id: str) -> dict | None:

@@ -169,9 +169,14 @@ class Hooks:
         if self.stopped is None:
             if self.store.cancel_requested(self.run_id):
                 self.stopped = CANCELLED
-            elif self.worker.shutdown.is_set():
+            elif self.worker.shutdown.is_set() or not self._still_mine():
                 self.stopped = INTERRUPTED
         return self.stopped is not None
+
+    def _still_mine(self) -> bool:
+        """False once the run has a final status (a reaper that took this worker for dead)."""
+        record = self.store.get_run(self.run_id)
+        return record is not None and record["status"] == "running"
 
     def sleep(self, seconds: float) -> bool:
         """Wait ``seconds`` (a lecture's pace) unless the run is stopped; True if stopped."""
