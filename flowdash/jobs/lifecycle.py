@@ -61,7 +61,8 @@ def submit(store, kind: str, values: dict, name: str | None = None) -> str:
     job = kinds.get(kind)
     name = run_name(name)
     settings, refs, default_name = job.check(values, store)
-    run_id = store.create_run(kind, name or run_name(default_name), settings, refs=refs)
+    run_id = store.create_run(kind, name or run_name(default_name[:MAX_NAME]), settings,
+                              refs=refs)
     broker = os.environ.get("FLOWDASH_BROKER")
     if broker:
         from .. import tasks

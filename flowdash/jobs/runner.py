@@ -163,8 +163,9 @@ class Hooks:
     def should_stop(self) -> bool:
         """True once the run was cancelled or the worker must shut down.
 
-        Call it between units of work (epochs, trials): it reads one flag.
-        Safe from any thread.
+        Call it between units of work (epochs, trials): it reads the cancel flag
+        and the run's status (a reaper may have given the run up). Safe from any
+        thread.
         """
         if self.stopped is None:
             if self.store.cancel_requested(self.run_id):
