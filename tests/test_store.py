@@ -444,11 +444,8 @@ def test_an_old_pickled_store_is_refused_with_a_way_out(tmp_path):
 
 def test_store_never_evicts(tmp_path):
     """diskcache's default policy culls the oldest items past 1 GiB: data loss."""
-    import app
     s = open_store(tmp_path / "st")
     assert s.cache.eviction_policy == "none"
-    manager = app.make_manager(str(tmp_path / "st"))
-    assert manager.handle.eviction_policy == "none"
 
 
 def test_app_secret_key_file_is_private(tmp_path, monkeypatch):
@@ -542,3 +539,49 @@ def test_the_job_layer_runs_on_either_backend(location):
     samples, meta = jobs.load_dataset(store, "d")
     assert samples[0].n_trials == 2 and meta["run_id"] == rid
     assert len(store.get_latent("d")["t"]) == 2
+
+
+def test_active_index_follows_the_statuses(store):
+    a = store.create_run("fit", "a", {})
+    b = store.create_run("generation", "b", {})
+    c = store.create_run("selection-pair", "c", {})      # any short kind name
+    assert store.active_runs() == [a, b, c]
+    store.start_run(b, 1, None)
+    assert store.active_runs() == [a, b, c]              # running stays active
+    store.finish_run(b, DONE)
+    store.request_cancel(a)                              # queued: cancelled at once
+    assert store.active_runs() == [c]
+    store.finish_run(c, DONE)
+    store.delete_run(c)
+    assert store.active_runs() == []
+    for bad in ("Fit", "", "x" * 33, "a b", None):
+        with pytest.raises(ValueError, match="kind must be a short lower-case name"):
+            store.create_run(bad, "n", {})
+
+
+def test_active_index_is_rebuilt_for_an_old_store(store):
+    a = store.create_run("fit", "a", {})
+    b = store.create_run("fit", "b", {})
+    store.finish_run(a, DONE)
+    store.cache.delete("runs:active")                    # as written before the index
+    assert store.active_runs() == [b]
+
+
+def test_heartbeats(store):
+    assert store.heartbeats() == {}
+    store.beat("h:1", {"time": 1.0, "run": None})
+    store.beat("h:2", {"time": 2.0, "run": "r"})
+    store.beat("h:1", {"time": 3.0, "run": "s"})
+    assert store.heartbeats() == {"h:1": {"time": 3.0, "run": "s"},
+                                  "h:2": {"time": 2.0, "run": "r"}}
+    store.forget_worker("h:1")
+    store.forget_worker("nobody")
+    assert list(store.heartbeats()) == ["h:2"]
+
+
+def test_open_store_by_location(store):
+    from flowdash.store import open_store
+    run = store.create_run("fit", "f", {})
+    other = open_store(store.location)
+    assert other.get_run(run)["name"] == "f" and other.location == store.location
+    other.close()

@@ -16,7 +16,7 @@ from flowdash import export
 from flowdash.core.fitting import FITTABLE
 from flowdash.pages import theme
 from flowdash.pages.fit import figures
-from flowdash.store import ACTIVE_STATUSES, FINAL_STATUSES, process_alive
+from flowdash.store import ACTIVE_STATUSES, FINAL_STATUSES
 
 PARAMS = FITTABLE
 DEFAULT_LR = {"F": "0.005", "F0": "0.005", "D": "0.1", "Fr": "0.0005", "C": "1"}
@@ -44,14 +44,13 @@ def values_from_fields(f: dict) -> dict:
             "seed": f.get("seed"), "pace": f.get("pace")}
 
 
-def start(store_path, f: dict):
-    """Start a fit from the form; returns ``(run_id or None, {field: message}, alert)``.
+def start(store, f: dict):
+    """Queue a fit from the form; returns ``(run_id or None, {field: message}, alert)``.
 
     Errors of a field go to the field; others (the core's options) to the alert.
     """
     try:
-        run_id = jobs.start_fit(store_path, values_from_fields(f),
-                                name=(f.get("name") or "").strip() or None)
+        run_id = jobs.submit(store, "fit", values_from_fields(f), name=f.get("name"))
     except settings.SettingsError as exc:
         by_field = {FIELD_OF[k]: m for k, m in exc.errors.items() if k in FIELD_OF}
         other = [m for k, m in exc.errors.items() if k not in FIELD_OF]
@@ -163,7 +162,9 @@ def progress(record, first=None, last=None):
     else:
         elapsed = 0.0
     text = f"epoch {done} of {E} · elapsed {fmt_seconds(elapsed)}"
-    if record["status"] in ACTIVE_STATUSES and first and last and done > 0:
+    if record["status"] == "queued":
+        text = record.get("message") or "queued"   # its place in line (jobs.observe)
+    elif record["status"] in ACTIVE_STATUSES and first and last and done > 0:
         per = (last["elapsed"] - first["elapsed"]) / done
         text += f" · about {fmt_seconds(per * (E - done))} left"
     elif record["status"] in FINAL_STATUSES:
@@ -203,6 +204,17 @@ def _nll_patch(new, cursor):
                        best=[best_e, best_v])
 
 
+#: How often the page polls a run, ms: often until its first epoch shows (a fit's
+#: first epoch lands a fraction of a second after Start), then at the usual pace.
+POLL_FIRST_MS, POLL_MS = 150, 500
+
+
+def poll_interval(out: dict) -> int:
+    """The polling period for a run as :func:`poll` left it."""
+    waiting = out["record"]["status"] in ACTIVE_STATUSES and not out["cursor"]["n"]
+    return POLL_FIRST_MS if waiting else POLL_MS
+
+
 def poll(store, run_id, cursor):
     """Everything the live view needs since ``cursor`` (None = rebuild).
 
@@ -212,12 +224,9 @@ def poll(store, run_id, cursor):
     or None), ``side`` ((potential, params) figures or Patches, or None),
     ``progress``, ``cursor``, ``final`` (nothing more will come).
     """
-    record = store.get_run(run_id) if run_id else None
+    record = jobs.observe(store, run_id)   # the job layer says what became of it
     if record is None or record["kind"] != "fit":
         return None
-    if record["status"] in ACTIVE_STATUSES and not process_alive(record):
-        record = store.finish_run(run_id, "interrupted", message="interrupted",
-                                  error="the worker process is gone")
     fresh = not cursor or cursor.get("run_id") != run_id or not cursor["n"]
     new = store.read_epochs(run_id, 0 if fresh else cursor["n"])
     out = {"record": record, "nll": None, "side": None}

@@ -17,7 +17,7 @@ from flowdash.pages.fit import view as fit_view
 from flowdash.pages.runs import ids
 from flowdash.pages.runs.plots import generation_plots
 from flowdash.pages.runs.table import describe
-from flowdash.pages.services import open_store, store_path
+from flowdash.pages.services import open_store
 from flowdash.store import ACTIVE_STATUSES, RunActive
 
 COLUMNS = (("status", "Status"), ("name", "Name"), ("kind", "Kind"), ("created", "Created"),
@@ -40,8 +40,8 @@ def table(rows):
 def refresh(_n, _changed, _path):
     """The table of every run with its status (polled)."""
     with open_store() as store:
-        store.mark_interrupted()          # a worker that died shows up at once
-        records = store.list_runs()
+        jobs.reap(store)                  # a worker that died shows up at once
+        records = jobs.annotate(store, store.list_runs())
         rows = [describe(r, store.n_epochs(r["id"])) for r in records]
     if not rows:
         return (dbc.Alert("No runs yet: generate data or start a fit.", color="light"), [], [])
@@ -100,10 +100,10 @@ def cancel_run(_n, run_id):
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
     with open_store() as store:
-        record = store.get_run(run_id)
-    if record is None or record["status"] not in ACTIVE_STATUSES:
-        return alert("Only a queued or running run can be cancelled.", "light"), no_update
-    jobs.cancel(store_path(), run_id)
+        record = store.get_run(run_id) if jobs.valid_run_id(run_id) else None
+        if record is None or record["status"] not in ACTIVE_STATUSES:
+            return alert("Only a queued or running run can be cancelled.", "light"), no_update
+        jobs.cancel(store, run_id)
     return alert("Cancel requested.", "warning"), run_id
 
 
