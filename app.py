@@ -1,13 +1,15 @@
 """flowdash: the dashboard.
 
-    python app.py [--host 127.0.0.1] [--port 8050] [--store PATH] [--workers N]
-                  [--password-file FILE] [--read-only] [--allowed-hosts NAMES]
+    python app.py [--host 127.0.0.1] [--port 8050] [--store FOLDER|redis://HOST:PORT/DB]
+                  [--workers N] [--password-file FILE] [--read-only] [--allowed-hosts NAMES]
 
 ``main`` checks who may reach the server (:mod:`flowdash.access`), starts the
 worker pool that runs the jobs (N warm worker processes, default one per
 core; none when ``FLOWDASH_BROKER`` sends jobs to Celery workers) and runs
-the server; the pool stops with it. ``create_app(store, access)`` builds the
-app (tests use it in-process or start this file as a subprocess);
+the server; the pool stops with it. The run store is a folder (the default,
+``./flowdash-store``) or a Redis database shared by several servers and
+workers (:func:`flowdash.store.open_store`). ``create_app(store, access)``
+builds the app (tests use it in-process or start this file as a subprocess);
 ``wsgi()`` is the target of a WSGI server (``gunicorn 'app:wsgi()'``): the
 app configured from the environment, without a worker pool. The app needs
 no background-callback manager: every job goes through :mod:`flowdash.jobs`.
@@ -19,7 +21,6 @@ import argparse
 import importlib
 import logging
 import os
-import secrets
 import signal
 from pathlib import Path
 
@@ -41,27 +42,20 @@ def _on_callback_error(err: Exception):
                                             "affected; check the inputs and try again."})
 
 
-def secret_key(store_path: str) -> str:
-    """``FLOWDASH_SECRET_KEY``, else a key kept in ``<store>/secret_key`` (mode 0600).
+def secret_key(store) -> str:
+    """``FLOWDASH_SECRET_KEY``, else the key kept in the run store (created once:
+    ``<folder>/secret_key``, mode 0600, or a key in Redis).
 
     Every server process on the same store signs sessions with the same key, so
-    a sign-in holds across server processes (gunicorn) and restarts.
+    a sign-in holds across server processes (gunicorn), machines and restarts.
     """
-    key = os.environ.get("FLOWDASH_SECRET_KEY")
-    if key:
-        return key
-    path = Path(store_path) / "secret_key"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_hex(32))
-    return path.read_text().strip()
+    return os.environ.get("FLOWDASH_SECRET_KEY") or store.secret_key()
 
 
-def create_app(store_path: str | os.PathLike = DEFAULT_STORE, access=None):
-    """Build the Dash app on the run store at ``store_path``.
+def create_app(store_location: str | os.PathLike = DEFAULT_STORE, access=None):
+    """Build the Dash app on the run store at ``store_location`` (a folder or
+    ``redis://host:port/db``; raises :class:`flowdash.store.StoreError` if it
+    cannot be used).
 
     ``access`` (:class:`flowdash.access.Access`) defaults to this machine only.
     """
@@ -74,9 +68,11 @@ def create_app(store_path: str | os.PathLike = DEFAULT_STORE, access=None):
     from flowdash.store import open_store
 
     access = access or access_rules.Access()
-    store = open_store(store_path)
-    location = store.location
-    store.close()
+    store = open_store(store_location)
+    try:
+        location, key = store.location, secret_key(store)
+    finally:
+        store.close()
     here = Path(__file__).resolve().parent
     app = dash.Dash(
         __name__,
@@ -93,7 +89,7 @@ def create_app(store_path: str | os.PathLike = DEFAULT_STORE, access=None):
         on_error=_on_callback_error,
     )
     app.server.config["FLOWDASH_STORE"] = location
-    app.server.secret_key = secret_key(location)
+    app.server.secret_key = key
     # uploads arrive base64-encoded (4/3 of the file) inside a JSON request
     app.server.config["MAX_CONTENT_LENGTH"] = settings.MAX_UPLOAD_BYTES * 4 // 3 + 2**20
     access_rules.install(app, access)
@@ -149,7 +145,8 @@ def main(argv=None):
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
     parser.add_argument("--store", default=os.environ.get("FLOWDASH_STORE", DEFAULT_STORE),
-                        help="the run store (default $FLOWDASH_STORE or ./flowdash-store)")
+                        help="the run store: a folder or redis://host:port/db (default "
+                             "$FLOWDASH_STORE or ./flowdash-store)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="jobs that run at once, each in a warm worker process; more wait "
                              "in a queue (default: the number of cores; 0: no workers here)")
@@ -170,7 +167,11 @@ def main(argv=None):
         parser.exit(2, f"flowdash: {exc}\n")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = create_app(args.store, rules)
+    from flowdash.store import StoreError
+    try:
+        app = create_app(args.store, rules)
+    except (StoreError, ValueError, TypeError) as exc:  # say why, no traceback
+        parser.exit(2, f"flowdash: {exc}\n")
     pool = _start_workers(app.server.config["FLOWDASH_STORE"], args.workers)
 
     def on_term(signum, frame):  # stop like Ctrl-C, so that the workers stop in order

@@ -1,6 +1,6 @@
 """Workers that take queued runs from the run store and run them.
 
-    python -m flowdash.worker --store PATH [--workers N]
+    python -m flowdash.worker --store FOLDER|redis://HOST:PORT/DB [--workers N]
 
 starts N warm worker processes (default: the number of cores) on the store
 and runs until Ctrl-C or SIGTERM; each runs one job at a time. ``python
@@ -78,7 +78,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m flowdash.worker",
                                      description="flowdash workers on a run store")
     parser.add_argument("--store", default=os.environ.get("FLOWDASH_STORE", "flowdash-store"),
-                        help="the run store (default $FLOWDASH_STORE or ./flowdash-store)")
+                        help="the run store: a folder or redis://host:port/db (default "
+                             "$FLOWDASH_STORE or ./flowdash-store)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="worker processes, each running one job at a time "
                              "(default: the number of cores)")
@@ -92,8 +93,12 @@ def main(argv=None) -> None:
     if args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
     from flowdash.jobs.pool import LocalPool
+    from flowdash.store import StoreError
 
-    pool = LocalPool(args.store, workers=args.workers)
+    try:
+        pool = LocalPool(args.store, workers=args.workers)
+    except (StoreError, ValueError, TypeError) as exc:  # say why, no traceback
+        parser.exit(2, f"flowdash.worker: {exc}\n")
     pool.run_forever()
 
 

@@ -430,14 +430,17 @@ def test_store_never_evicts(tmp_path):
     assert s.cache.eviction_policy == "none"
 
 
-def test_app_secret_key_file_is_private(tmp_path, monkeypatch):
+def test_app_secret_key_comes_from_the_store(location, monkeypatch):
     import app
     monkeypatch.delenv("FLOWDASH_SECRET_KEY", raising=False)
-    key = app.secret_key(str(tmp_path))
-    assert len(key) == 64 and app.secret_key(str(tmp_path)) == key
-    assert stat.S_IMODE(os.stat(tmp_path / "secret_key").st_mode) == 0o600
+    store = open_store(location)
+    key = app.secret_key(store)
+    assert len(key) == 64 and key == store.secret_key() == app.secret_key(open_store(location))
+    if not location.startswith("redis"):
+        assert stat.S_IMODE(os.stat(os.path.join(location, "secret_key")).st_mode) == 0o600
     monkeypatch.setenv("FLOWDASH_SECRET_KEY", "from-env")
-    assert app.secret_key(str(tmp_path)) == "from-env"
+    assert app.secret_key(store) == "from-env"
+    store.close()
 
 
 def test_migrating_an_old_pickled_store(tmp_path):
