@@ -28,10 +28,9 @@ POLL_SECONDS = 0.05
 
 def next_queued(store, known) -> str | None:
     """The oldest queued run whose kind this worker knows, or None."""
-    for run_id in store.active_runs():
-        record = store.get_run(run_id)
-        if record is not None and record["status"] == "queued" and record["kind"] in known:
-            return run_id
+    for record in store.get_runs(store.active_runs()):   # two reads
+        if record["status"] == "queued" and record["kind"] in known:
+            return record["id"]
     return None
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from flowdash import export, jobs, settings
+from flowdash.core.fitting import FitCheckpoint
 from flowdash.jobs import fit as fit_kind
 from flowdash.jobs import generation as gen_kind
 from flowdash.jobs import lifecycle
@@ -179,8 +180,52 @@ def test_fit_records_every_epoch_and_its_final_arrays(store):
     result = store.get_result(rid)
     assert len(result["x"]) == 5 * 8 + 1 and set(result["final"]) >= {"peq", "p0", "D", "fr"}
     assert store.get_latest(rid)["epoch"] == 4
+    assert FitCheckpoint.from_bytes(store.get_checkpoint(rid)).epoch == 4
+    snap = store.read_snapshot(rid, 4, as_lists=False)     # a float32 display copy
+    assert snap["peq"].dtype == np.float32 and snap["p0"] is None and snap["fr"] is None
+    np.testing.assert_allclose(snap["peq"], result["final"]["peq"], rtol=1e-6)
     z = np.load(io.BytesIO(export.export_npz(store, rid)))
     assert z["nll_train"].shape == (1, 5) and "snapshot_1_peq" in z.files
+
+
+def test_the_stored_checkpoint_continues_the_fit_exactly(store):
+    """What a stopped fit leaves (its checkpoint, refs and settings) continues it
+    with the core's fit(..., resume=) as if it had never stopped."""
+    from flowdash.core.fitting import fit
+    adam = dict(optimizer="ADAM", learning_rate={"alpha": 0.05}, params_to_opt=["F", "D"])
+    short, full = (jobs.submit(store, "fit", fit_settings(max_epochs=e, **adam)) for e in (2, 4))
+    assert jobs.execute(store, short) == DONE and jobs.execute(store, full) == DONE
+    rec = store.get_run(short)
+    ckpt = FitCheckpoint.from_bytes(store.get_checkpoint(short))
+    assert ckpt.epoch == 2
+    train, val, _ = jobs.train_val(store, "d")
+    model = jobs.build_model(rec["refs"]["model_spec"], peq_override="cos_square")
+    resumed = fit(model, train[0], val[0],
+                  settings.fit_options(dict(rec["settings"], max_epochs=4)), resume=ckpt)
+    cols = store.read_columns(full)
+    np.testing.assert_allclose(resumed.nll_train[0], cols["nll_train"][2:, 0], rtol=1e-12)
+    np.testing.assert_allclose(resumed.model.peq, store.get_result(full)["final"]["peq"],
+                               rtol=1e-12)
+
+
+def interrupted_at_2(model, train, val, options, on_epoch):
+    """The real core; a second SIGTERM lands right after epoch 2 is recorded."""
+    from flowdash.core.fitting import fit
+
+    def hook(rec):
+        stop = on_epoch(rec)
+        if rec.epoch == 2:
+            raise jobs.Interrupted("SIGTERM again")
+        return stop
+    return fit(model, train, val, options, on_epoch=hook)
+
+
+def test_a_fit_stopped_at_once_keeps_its_arrays_and_checkpoint(store):
+    rid = submit_as(store, "fit-interrupted", with_fit(interrupted_at_2), fit_settings())
+    assert jobs.execute(store, rid) == INTERRUPTED
+    assert store.n_epochs(rid) == 3 and store.get_latest(rid)["epoch"] == 2
+    assert FitCheckpoint.from_bytes(store.get_checkpoint(rid)).epoch == 2
+    assert "final" in store.get_result(rid)
 
 
 def test_run_keeps_the_model_spec_and_dataset_meta(store):
@@ -319,9 +364,10 @@ def test_wait_says_when_no_worker_takes_runs(store, monkeypatch):
 
 def test_statuses_change_only_in_the_lifecycle_module():
     """Pages, kinds, workers and tasks ask the lifecycle; they never set a status."""
-    pattern = re.compile(r"\.(finish_run|start_run|request_cancel|mark_interrupted)\(|"
+    pattern = re.compile(r"\.(finish_run|start_run|request_cancel)\(|"
                          r"update_run\([^)]*status=")
-    allowed = {REPO / "flowdash" / "jobs" / "lifecycle.py", REPO / "flowdash" / "store.py"}
+    allowed = {REPO / "flowdash" / "jobs" / "lifecycle.py",
+               *(REPO / "flowdash" / "store").glob("*.py")}
     offenders = [f"{p.relative_to(REPO)}:{i}" for p in [*REPO.glob("flowdash/**/*.py"),
                                                         REPO / "app.py"]
                  if p not in allowed
@@ -415,6 +461,8 @@ def test_the_queue_runs_at_most_n_at_once_and_queued_runs_can_be_cancelled(pool)
     assert [r["status"] for r in finals] == [CANCELLED, DONE, DONE, CANCELLED]
     assert finals[2]["pid"] in pool.pool.pids() and store.n_epochs(ids[3]) == 0
     assert finals[0]["message"].startswith("cancelled after epoch ")
+    ckpt = FitCheckpoint.from_bytes(store.get_checkpoint(ids[0]))   # where the cancel stopped it
+    assert ckpt.epoch == store.n_epochs(ids[0]) - 1 and store.get_checkpoint(ids[3]) is None
 
 
 def test_every_kind_goes_through_the_same_queue(pool):
@@ -437,6 +485,7 @@ def test_sigterm_keeps_the_final_arrays_and_marks_interrupted(pool):
     assert rec["message"].startswith("interrupted after epoch ")
     n = store.n_epochs(rid)
     assert store.get_latest(rid)["epoch"] == n - 1 and "final" in store.get_result(rid)
+    assert FitCheckpoint.from_bytes(store.get_checkpoint(rid)).epoch == n - 1
     wait_workers(pool)
 
 
@@ -491,13 +540,23 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path):
     assert marker.read_text() == "ran\n"
 
 
-def test_run_names_are_bounded_and_visible(store):
-    rid = jobs.submit(store, "fit", fit_settings(), name="  my\u200b fit\x00  ")
-    assert store.get_run(rid)["name"] == "my fit"
-    with pytest.raises(settings.SettingsError, match="the run name has 81 characters; at most 80"):
-        jobs.submit(store, "fit", fit_settings(), name="x" * 81)
-    assert jobs.submit(store, "fit", fit_settings(), name="\u200b") and \
-        store.list_runs("fit")[0]["name"] == "fit d"
+def test_run_names_follow_the_one_rule_for_names(store):
+    """flowdash.names decides (as for models and datasets); its message goes to
+    the name field, with the settings' messages, before anything is recorded."""
+    with pytest.raises(settings.SettingsError) as err:
+        jobs.submit(store, "fit", fit_settings(), name="  my\u200b fit  ")
+    assert err.value.errors == {"name": "run name contains an invisible formatting character, "
+                                        "U+200B ZERO WIDTH SPACE, at position 3; use visible "
+                                        "letters, digits, spaces and punctuation"}
+    with pytest.raises(settings.SettingsError) as err:
+        jobs.submit(store, "fit", fit_settings(max_epochs=0), name="x" * 121)
+    assert "too long (121 characters; at most 120" in err.value.errors["name"]
+    assert "max_epochs" in err.value.errors
+    assert store.list_runs("fit") == []
+    rid = jobs.submit(store, "fit", fit_settings(), name="  " + "x" * 120 + " ")
+    assert store.get_run(rid)["name"] == "x" * 120
+    jobs.submit(store, "fit", fit_settings(), name="   ")          # blank: the default name
+    assert store.list_runs("fit")[0]["name"] == "fit d"
 
 
 def test_a_worker_taken_for_dead_stops_its_run(store):

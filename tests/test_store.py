@@ -513,17 +513,33 @@ def test_an_unreachable_redis_says_what_to_do():
 
 
 def test_the_job_layer_runs_on_either_backend(location):
-    """A generation through the job layer, with the store given as a folder or a URL."""
+    """A generation and a fit through the job layer, with the store given as a
+    folder or a URL: epochs, snapshots (float32 copies), latest and checkpoint."""
     from flowdash import jobs
+    from flowdash.core.fitting import FitCheckpoint
     store = open_store(location)
     store.save_model("gt", SPEC)
-    rid = jobs.create_generation(location, dict(model="gt", n_trials=2, duration=0.5, dt=1e-3,
+    rid = jobs.submit(store, "generation", dict(model="gt", n_trials=2, duration=0.5, dt=1e-3,
                                                 seed=1, with_trial_end=True, val_fraction=0.5,
                                                 dataset_name="d"))
-    assert jobs.run_generation(location, rid) == DONE
+    assert jobs.execute(store, rid) == DONE and store.active_runs() == []
     samples, meta = jobs.load_dataset(store, "d")
     assert samples[0].n_trials == 2 and meta["run_id"] == rid
     assert len(store.get_latent("d")["t"]) == 2
+    fit = jobs.submit(store, "fit", dict(dataset="d", init_model="gt", optimizer="GD",
+                                         learning_rate={"F": 0.005}, params_to_opt=["F"],
+                                         max_epochs=3, mini_batch_number=1,
+                                         snapshot_epochs=[1]))
+    assert jobs.execute(store, fit) == DONE
+    assert store.read_columns(fit)["epoch"].tolist() == [0, 1, 2, 3]
+    assert store.snapshot_epochs(fit) == [0, 1, 3]
+    snap = store.read_snapshot(fit, 3, as_lists=False)
+    assert snap["peq"].dtype == np.float32 and snap["p0"] is None
+    final = np.asarray(store.get_result(fit)["final"]["peq"])
+    np.testing.assert_allclose(snap["peq"], final, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(store.get_latest(fit)["peq"]), final)  # float64
+    assert FitCheckpoint.from_bytes(store.get_checkpoint(fit)).epoch == 3
+    store.close()
 
 
 def test_active_index_follows_the_statuses(store):

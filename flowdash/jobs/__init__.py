@@ -35,14 +35,14 @@ from .data import (build_model, finite_list, load_dataset, model_arrays, random_
                    train_val, truth_arrays)
 from .kinds import JobKind, register as register_kind
 from .lifecycle import (HEARTBEAT_SECONDS, STALE_SECONDS, annotate, cancel, finish,
-                        live_workers, observe, reap, submit, valid_run_id, wait)
+                        live_workers, observe, reap, submit, wait)
 from .pool import LocalPool
 from .runner import Hooks, Interrupted, JobFailed, Stopped, Worker, execute
 from ..settings import SettingsError
 
 __all__ = [
     "submit", "cancel", "observe", "annotate", "reap", "wait", "execute", "finish",
-    "live_workers", "valid_run_id", "LocalPool", "register_kind", "JobKind", "Hooks",
+    "live_workers", "LocalPool", "register_kind", "JobKind", "Hooks",
     "Worker", "Stopped", "JobFailed", "Interrupted", "SettingsError", "HEARTBEAT_SECONDS",
     "STALE_SECONDS", "build_model", "finite_list", "load_dataset", "model_arrays",
     "random_split", "spikedata_from_bytes", "spikedata_to_bytes", "split_of",

@@ -2,16 +2,20 @@
 
 What a fit leaves in the store, whatever stops it:
 
-* one epoch record per epoch (``append_epoch``; epoch k is record k), with
-  the parameters at the snapshot epochs;
-* ``latest``: the fitted parameters after the last recorded epoch (written
-  every epoch, so even a killed worker leaves it);
+* one epoch record per epoch (``append_epoch`` at index k for epoch k, so a
+  repeated append is a no-op and a gap an error), with the parameters at the
+  snapshot epochs (the store keeps those as float32 display copies);
+* ``latest``: the fitted parameters after the last recorded epoch (float64,
+  written every epoch, so even a killed worker leaves it);
 * ``result``: the grid, the initial model, the ground truth and, when the
   fit ends in any way but a kill, ``final`` (every array of the model after
-  the last recorded epoch) and ``seconds``.
-
-Together with the run's ``refs["model_spec"]`` that is what continuing an
-interrupted run needs.
+  the last recorded epoch) and ``seconds``;
+* the checkpoint (``set_checkpoint``: :meth:`FitCheckpoint.to_bytes`) of
+  the last recorded epoch when the fit ends in any way but a kill: done,
+  cancelled, interrupted (the first or the second signal) or diverged.
+  ``fit(..., resume=FitCheckpoint.from_bytes(store.get_checkpoint(run_id)))``
+  with the run's ``refs["model_spec"]``, dataset and settings continues it
+  exactly.
 """
 from __future__ import annotations
 
@@ -37,19 +41,17 @@ def check(values: dict, store):
         raise SettingsError(errors)
     refs = {"dataset": s["dataset"], "model": s["init_model"],
             "model_spec": store.get_model(s["init_model"]),
-            "dataset_meta": store.get_dataset(s["dataset"])["meta"]}
+            "dataset_meta": store.get_dataset_meta(s["dataset"])}
     return s, refs, f"fit {s['dataset']}"
 
 
 def _snapshot(model, params: tuple) -> dict:
-    """The fitted parameters of a model (others None), JSON-able."""
-    arrays = model_arrays(model)
-    arrays.pop("x")
-    if "F0" not in params:
-        arrays["p0"] = None
-    if not ({"Fr", "C"} & set(params)):
-        arrays["fr"] = None
-    return arrays
+    """The fitted parameters of a model (others None) as arrays (the store packs
+    them as npz: no conversion to lists every epoch)."""
+    return {"peq": np.asarray(model.peq),
+            "p0": None if model.p0 is None or "F0" not in params else np.asarray(model.p0),
+            "D": np.atleast_1d(np.asarray(model.D, float)),
+            "fr": np.asarray(model.fr) if {"Fr", "C"} & set(params) else None}
 
 
 def run(store, run_id: str, hooks, fit_fn=None) -> str:
@@ -75,7 +77,7 @@ def run(store, run_id: str, hooks, fit_fn=None) -> str:
     hooks.progress(message="epoch 0")
     params = tuple(s["params_to_opt"])
     snaps = set(s["snapshot_epochs"]) | {0}
-    last = {"model": model, "epoch": None}
+    last = {"model": model, "epoch": None, "record": None}
 
     def on_epoch(rec):
         epoch = int(rec.epoch)
@@ -85,19 +87,21 @@ def run(store, run_id: str, hooks, fit_fn=None) -> str:
                  "D": np.atleast_1d(np.asarray(rec.model.D, float)).tolist()}
         if epoch in snaps or epoch == s["max_epochs"]:
             entry["snapshot"] = _snapshot(rec.model, params)
-        store.append_epoch(run_id, entry)
+        store.append_epoch(run_id, entry, expected=epoch)
         store.set_latest(run_id, dict(_snapshot(rec.model, params), epoch=epoch))
-        last.update(model=rec.model, epoch=epoch)
+        last.update(model=rec.model, epoch=epoch, record=rec)
         hooks.progress(epoch / s["max_epochs"], f"epoch {epoch} of {s['max_epochs']}")
         if s["pace"] > 0:  # a lecture's slow motion: let the class watch each epoch land
             hooks.sleep(s["pace"])
         return hooks.should_stop()
 
-    def keep(final_model, seconds=None):
+    def keep(final_model, seconds=None, checkpoint=None):
         result = dict(store.get_result(run_id) or {}, final=model_arrays(final_model))
         if seconds is not None:
             result["seconds"] = float(seconds)
         store.set_result(run_id, result)
+        if checkpoint is not None and last["epoch"] is not None:
+            store.set_checkpoint(run_id, checkpoint.to_bytes())
 
     t0 = time.time()
     try:
@@ -105,7 +109,8 @@ def run(store, run_id: str, hooks, fit_fn=None) -> str:
                         None if val is None else (val if len(val) > 1 else val[0]),
                         options, on_epoch=on_epoch)
     except FitDiverged as exc:  # the finite epochs stay; say what went wrong
-        keep(exc.result.model, getattr(exc.result, "seconds", None))
+        keep(exc.result.model, getattr(exc.result, "seconds", None),
+             getattr(exc.result, "checkpoint", None))
         if last["epoch"] is None:
             raise JobFailed(epoch0_message(model, train, val, exc)) from None
         raise JobFailed(str(exc)) from None
@@ -113,14 +118,23 @@ def run(store, run_id: str, hooks, fit_fn=None) -> str:
         if last["epoch"] is not None:
             raise
         raise JobFailed(epoch0_message(model, train, val, exc)) from None
-    except Interrupted:  # stopped at once: keep the last recorded epoch's arrays
-        keep(last["model"], time.time() - t0)
+    except Interrupted:  # stopped at once: keep the last recorded epoch's arrays and state
+        keep(last["model"], time.time() - t0, _checkpoint_of(last["record"]))
         raise
-    keep(result.model, result.seconds)
+    keep(result.model, result.seconds, getattr(result, "checkpoint", None))
     n = last["epoch"] or 0
     if hooks.stopped:
         return f"{hooks.stopped} after epoch {n}"
     return f"{s['max_epochs']} epochs"
+
+
+def _checkpoint_of(rec):
+    """The checkpoint after a recorded epoch (``EpochRecord.checkpoint``); None
+    without a record or for a record that carries none (a test's fake core)."""
+    try:
+        return rec.checkpoint()
+    except (AttributeError, ValueError):
+        return None
 
 
 # ---------------------------------------------------------------------------

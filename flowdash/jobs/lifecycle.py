@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 
+from .. import names
+from ..settings import SettingsError
 from ..store import ACTIVE_STATUSES, FINAL_STATUSES, INTERRUPTED, QUEUED, RUNNING
 from . import kinds
 
@@ -36,15 +37,6 @@ STALE_SECONDS = 6.0
 #: Heartbeats of workers gone for this long are dropped from the store, s.
 FORGET_SECONDS = 600.0
 
-_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-#: Longest run name (names are shown in every list and plot legend).
-MAX_NAME = 80
-
-
-def valid_run_id(run_id) -> bool:
-    """A run id of the form the store makes (checked before touching the store)."""
-    return isinstance(run_id, str) and bool(_RUN_ID.fullmatch(run_id))
-
 
 # ---------------------------------------------------------------------------
 # transitions
@@ -52,17 +44,30 @@ def valid_run_id(run_id) -> bool:
 def submit(store, kind: str, values: dict, name: str | None = None) -> str:
     """Check ``values`` with the kind's rules, record a queued run, hand it on.
 
-    Raises :class:`flowdash.settings.SettingsError` (a message per setting)
-    before anything is recorded. Embedded workers take queued runs from the
-    store; with ``FLOWDASH_BROKER`` set the run is also sent to Celery. If
-    the broker cannot be reached the run is recorded as failed, with why.
-    Returns the run id.
+    Raises :class:`flowdash.settings.SettingsError` (a message per setting;
+    ``name`` for the run name, checked by :func:`flowdash.names.validate_name`
+    like every name) before anything is recorded. A blank name gives the
+    kind's default name. Embedded workers take queued runs from the store;
+    with ``FLOWDASH_BROKER`` set the run is also sent to Celery. If the broker
+    cannot be reached the run is recorded as failed, with why. Returns the
+    run id.
     """
     job = kinds.get(kind)
-    name = run_name(name)
-    settings, refs, default_name = job.check(values, store)
-    run_id = store.create_run(kind, name or run_name(default_name[:MAX_NAME]), settings,
-                              refs=refs)
+    errors = {}
+    given = name.strip() if isinstance(name, str) else name
+    if given:  # checked with the settings, so that the page shows every message at once
+        try:
+            given = names.validate_name(given, "run", names.MAX_RUN_NAME_LENGTH)
+        except ValueError as exc:
+            errors["name"] = str(exc)
+    try:
+        settings, refs, default_name = job.check(values, store)
+    except SettingsError as exc:
+        raise SettingsError({**exc.errors, **errors}) from None
+    if errors:
+        raise SettingsError(errors)
+    run_id = store.create_run(kind, given or default_name[:names.MAX_RUN_NAME_LENGTH],
+                              settings, refs=refs)
     broker = os.environ.get("FLOWDASH_BROKER")
     if broker:
         from .. import tasks
@@ -76,24 +81,14 @@ def submit(store, kind: str, values: dict, name: str | None = None) -> str:
     return run_id
 
 
-def run_name(name) -> str:
-    """A run's name as given, without invisible characters; raises SettingsError if too long."""
-    from ..settings import SettingsError
-
-    text = " ".join("".join(c for c in str(name or "") if c.isprintable() or c.isspace()).split())
-    if len(text) > MAX_NAME:
-        raise SettingsError({"name": f"the run name has {len(text)} characters; at most "
-                                     f"{MAX_NAME} are allowed"})
-    return text
-
-
 def cancel(store, run_id: str) -> dict | None:
     """Ask a run to stop; returns its record (None: no such run).
 
     A queued run is cancelled at once (it never starts); a running one stops
     at its next check (between epochs or trials) and keeps what it has.
+    A malformed id is treated as an unknown run (None; nothing is stored).
     """
-    if not valid_run_id(run_id):
+    if not names.is_run_id(run_id):
         return None
     record = store.get_run(run_id)
     if record is None or record["status"] in FINAL_STATUSES:
@@ -167,17 +162,16 @@ def reap(store, now: float | None = None) -> list[str]:
     """Interrupt every running run whose worker is dead; returns their ids.
 
     Called by the workers every few seconds and by the pages when they list
-    runs; cheap (the active runs and one heartbeat table).
+    runs; cheap (three reads: the active index, their records, the heartbeats).
     """
     now = time.time() if now is None else now
     beats, marked = store.heartbeats(), []
-    for run_id in store.active_runs():
-        record = store.get_run(run_id)
-        if record is None or record["status"] != RUNNING:
+    for record in store.get_runs(store.active_runs()):
+        if record["status"] != RUNNING:
             continue
         why = _why_dead(record, beats, now)
         if why and _interrupt(store, record, why) is not None:
-            marked.append(run_id)
+            marked.append(record["id"])
     for wid, beat in beats.items():
         if now - float(beat.get("time", 0)) > FORGET_SECONDS:
             store.forget_worker(wid)
@@ -193,9 +187,7 @@ def observe(store, run_id) -> dict | None:
     A running run whose worker is dead is interrupted first; a queued run's
     ``message`` says where it is in the queue (``queue_position`` too).
     """
-    if not valid_run_id(run_id):
-        return None
-    record = store.get_run(run_id)
+    record = store.get_run(run_id)   # None for a malformed id too (the store is not read)
     if record is None:
         return None
     if record["status"] == RUNNING:
@@ -209,8 +201,7 @@ def annotate(store, records: list[dict]) -> list[dict]:
     """Copies of ``records`` in which each queued run says where it waits."""
     if not any(r["status"] == QUEUED for r in records):
         return records
-    queued = [rid for rid in store.active_runs()
-              if (store.get_run(rid) or {}).get("status") == QUEUED]
+    queued = [r["id"] for r in store.get_runs(store.active_runs()) if r["status"] == QUEUED]
     workers = live_workers(store)
     busy = sum(1 for b in workers.values() if b.get("run"))
     out = []
@@ -268,5 +259,5 @@ def wait(store, run_id: str, timeout: float | None = None, poll: float = 0.1) ->
 
 
 __all__ = ["HEARTBEAT_SECONDS", "STALE_SECONDS", "submit", "cancel", "claim", "finish", "reap",
-           "observe", "annotate", "wait", "live_workers", "worker_of", "valid_run_id",
+           "observe", "annotate", "wait", "live_workers", "worker_of",
            "queue_message"]

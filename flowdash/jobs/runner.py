@@ -17,7 +17,7 @@ import time
 from ..store import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED
 from . import kinds
 from .data import reason
-from .lifecycle import HEARTBEAT_SECONDS, claim, finish, reap, valid_run_id
+from .lifecycle import HEARTBEAT_SECONDS, claim, finish, reap
 
 #: How often each worker looks for runs of dead workers, s.
 REAP_SECONDS = 2.0
@@ -198,7 +198,7 @@ def execute(store, run_id: str, worker: Worker | None = None) -> str | None:
     ``worker`` a temporary one beats for the run's duration (scripts,
     tests). Returns the run's status (None: no such run).
     """
-    record = store.get_run(run_id) if valid_run_id(run_id) else None
+    record = store.get_run(run_id)   # None for a malformed id (the store is not read)
     if record is None:
         return None
     if record["status"] != QUEUED:

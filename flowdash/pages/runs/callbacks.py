@@ -100,7 +100,7 @@ def cancel_run(_n, run_id):
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
     with open_store() as store:
-        record = store.get_run(run_id) if jobs.valid_run_id(run_id) else None
+        record = store.get_run(run_id)
         if record is None or record["status"] not in ACTIVE_STATUSES:
             return alert("Only a queued or running run can be cancelled.", "light"), no_update
         jobs.cancel(store, run_id)
