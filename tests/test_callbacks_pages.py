@@ -345,6 +345,13 @@ def test_fit_start_validates_inline(store, dataset):
     assert fb["pace"] == "must be between 0 and 10"
     marks = call(fit_cb.mark_invalid, out[4], inputs_list=[FB_IDS])
     assert marks[list(fit_cb.INPUT_OF).index("epochs")] is True and marks[len(fit_cb.INPUT_OF)][0] is True
+    # the run name: flowdash.names' message, under the name field, with the others
+    out = start_fit(epochs="0", name="fit\u200b 1")
+    fb = dict(zip(fit_cb.FIELDS, out[4]))
+    assert "U+200B ZERO WIDTH SPACE, at position 4" in fb["name"] and fb["epochs"]
+    marks = call(fit_cb.mark_invalid, out[4], inputs_list=[FB_IDS])
+    assert marks[list(fit_cb.INPUT_OF).index("name")] is True
+    assert store.list_runs("fit") == []
 
 
 def test_fit_start_poll_patch_and_cancel(store, dataset):
@@ -361,8 +368,12 @@ def test_fit_start_poll_patch_and_cancel(store, dataset):
     # a new epoch appears: the poll returns a Patch, not a new figure
     store.append_epoch(run_id, {"epoch": 4, "nll_train": [1.0], "nll_val": [-1e9],
                                 "elapsed": 1.0, "time": time.time(), "D": [10.0]})
-    nll2 = call(fit_cb.poll, 2, run_id, cursor, triggered=fit_cb.ids.INTERVAL)[0]
-    assert isinstance(nll2, Patch)
+    nll2, *_, cursor2, stop2, _, _ = call(fit_cb.poll, 2, run_id, cursor,
+                                          triggered=fit_cb.ids.INTERVAL)
+    assert isinstance(nll2, Patch) and cursor2["n"] == 5 and stop2 is True
+    assert {"operation": "Extend", "location": ["data", 0, "x"], "params": {"value": [4]}} \
+        in nll2.to_plotly_json()["operations"]
+    assert cursor2["best"] == [4, -1e9]               # the new validation minimum
     assert fit_cb.poll.__name__ == "poll"
     assert call(fit_cb.poll, 1, None, None)[-3:-1] == (True, True)
     assert fit_cb.follow("abc") == "abc" and fit_cb.follow(None) is no_update
@@ -372,6 +383,29 @@ def test_fit_start_poll_patch_and_cancel(store, dataset):
     store.start_run(running := store.create_run("fit", "r", {}), 1, None)
     assert "Cancel requested" in str(fit_cb.cancel(1, running))
     assert store.cancel_requested(running)
+
+
+def test_fit_poll_of_a_long_fit_draws_a_decimated_curve(store, monkeypatch):
+    """A fresh poll reads the NLL columns once, decimated; later polls only what is new."""
+    monkeypatch.setattr(fit_view, "MAX_POINTS", 50)
+    rid = store.create_run("fit", "long", {"max_epochs": 400, "snapshot_epochs": [1],
+                                           "params_to_opt": ["F"]}, refs={"dataset": "d"})
+    store.start_run(rid, 1, None)
+    store.beat(f"{store.get_run(rid)['host']}:1", {"time": time.time() + 60, "run": rid})
+    for k in range(300):
+        store.append_epoch(rid, {"epoch": k, "nll_train": [100.0 - k / 10], "nll_val": None,
+                                 "elapsed": 0.01 * k, "time": time.time(), "D": [1.0]})
+    out = call(fit_cb.poll, 1, rid, None, triggered=app_ids.ACTIVE_FIT)
+    nll, cursor = out[0], out[7]
+    x = list(nll.data[0].x)
+    assert len(x) <= 50 and x[0] == 0 and x[-1] == 299 and cursor["n"] == 300
+    assert out[3] == 74.75 and out[4] == "299/400" and "about" in out[5]   # time left
+    store.append_epoch(rid, {"epoch": 300, "nll_train": [0.0], "nll_val": None,
+                             "elapsed": 3.0, "time": time.time(), "D": [1.0]})
+    out = call(fit_cb.poll, 2, rid, cursor, triggered=fit_cb.ids.INTERVAL)
+    assert out[7]["n"] == 301 and out[4] == "300/400"
+    assert {"operation": "Extend", "location": ["data", 0, "x"], "params": {"value": [300]}} \
+        in out[0].to_plotly_json()["operations"]
 
 
 def test_fit_view_helpers():

@@ -394,7 +394,7 @@ def test_non_finite_nll_never_breaks_views_or_export(tmp_path):
                                  "nll_val": jobs.finite_list(va), "elapsed": 0.1 * k,
                                  "time": 0.0, "D": [1.0]})
     assert store.read_epochs(rid)[1]["nll_train"] == [None, 1.0]
-    es, train, val = view.curves(store.read_epochs(rid))
+    es, train, val = view.curves(store.read_columns(rid))
     assert es == [0, 1, 2] and train == [3.0, None, 1.0] and val == [7.0, None, None]
     z = np.load(io.BytesIO(export.export_npz(store, rid)))
     assert z["nll_train"].shape == (2, 3) and np.isnan(z["nll_train"][0, 1])

@@ -11,10 +11,10 @@ from flowdash.pages.fit import ids, view
 from flowdash.pages.services import open_store, options
 
 FIELDS = ("dataset", "init_model", "params", "alpha", "epochs", "batches", "nv",
-          "snapshots", "seed", "pace") + tuple(f"lr-{p}" for p in view.PARAMS)
+          "snapshots", "seed", "pace", "name") + tuple(f"lr-{p}" for p in view.PARAMS)
 INPUT_OF = {"dataset": ids.DATASET, "init_model": ids.INIT_MODEL, "alpha": ids.ALPHA,
             "epochs": ids.EPOCHS, "batches": ids.BATCHES, "nv": ids.NV,
-            "snapshots": ids.SNAPSHOTS, "seed": ids.SEED, "pace": ids.PACE}
+            "snapshots": ids.SNAPSHOTS, "seed": ids.SEED, "pace": ids.PACE, "name": ids.NAME}
 
 
 def run_options(store):

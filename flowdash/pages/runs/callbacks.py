@@ -63,9 +63,9 @@ def open_run(run_id, _changed):
             return ("", theme.message_figure("Open a run.", 300), theme.message_figure("", 300),
                     theme.message_figure("", 120))
         if record["kind"] == "fit":
-            epochs = store.read_epochs(run_id)
-            plots = (fit_figures.nll_figure(*fit_view.curves(epochs), f"NLL · {record['name']}"),
-                     *fit_view.side_figures(store, record, epochs))
+            cols = store.read_columns(run_id, max_points=fit_view.MAX_POINTS)
+            plots = (fit_figures.nll_figure(*fit_view.curves(cols), f"NLL · {record['name']}"),
+                     *fit_view.side_figures(store, record, cols))
         else:
             plots = generation_plots(store, record)
     info = html.Div([
@@ -87,7 +87,8 @@ def overlay(run_ids, _changed):
         for rid in run_ids or []:
             rec = store.get_run(rid)
             if rec is not None:
-                curves.append((rec["name"], *fit_view.curves(store.read_epochs(rid))))
+                cols = store.read_columns(rid, max_points=fit_view.MAX_POINTS)
+                curves.append((rec["name"], *fit_view.curves(cols)))
     if not curves:
         return theme.message_figure("Tick fit runs to overlay.", 260)
     return fit_figures.overlay_figure(curves)
