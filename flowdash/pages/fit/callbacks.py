@@ -55,8 +55,8 @@ def preset(_n, dataset, init_model):
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
     with open_store() as store:
-        ds = store.get_dataset(dataset)
-    truth = (ds or {}).get("meta", {}).get("model") or init_model
+        meta = store.get_dataset_meta(dataset)   # no spike data read
+    truth = (meta or {}).get("model") or init_model
     p = view.fig3_preset(truth)
     return (p["init_model"], p["peq_override"], p["optimizer"],
             [p["lr"][q] for q in view.PARAMS], p["params"], p["epochs"], p["batches"],
