@@ -1,8 +1,6 @@
 """Celery end to end: a real redis-server on a free port, a real Celery worker, no mocks."""
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,11 +10,10 @@ import pytest
 
 from flowdash import jobs
 from flowdash.store import CANCELLED, DONE, FAILED, INTERRUPTED, open_store
+from tests.redis_server import REDIS_SERVER, SKIP_REASON, free_port, redis_url
 
 REPO = Path(__file__).resolve().parents[1]
-REDIS = shutil.which("redis-server")
-pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed "
-                                "(apt-get install redis-server)")
+pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason=SKIP_REASON)
 SPEC = {"grid": {"Np": 6, "Ne": 8}, "boundary_mode": "reflecting",
         "peq_model": {"model": "double_well", "params": {"xmin": 0.6, "xmax": 0.0, "depth": 2}},
         "p0_model": None, "D": 10.0,
@@ -26,12 +23,6 @@ GEN = dict(model="gt", n_trials=2, duration=2.0, dt=1e-4, seed=3, with_trial_end
 FIT = dict(dataset="d", init_model="gt", peq_override="cos_square", optimizer="GD",
            learning_rate={"F": 0.005}, params_to_opt=["F"], max_epochs=4, mini_batch_number=1,
            snapshot_epochs=[1, 2])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(fn, timeout, what):
@@ -46,43 +37,33 @@ def wait_until(fn, timeout, what):
 def celery(tmp_path_factory):
     """redis-server and one Celery worker process (concurrency 1) on a temporary store."""
     tmp = tmp_path_factory.mktemp("celery")
-    port = free_port()
-    redis = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--dir",
-                              str(tmp), "--save", "", "--appendonly", "no"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    broker = f"redis://127.0.0.1:{port}/0"
-
-    def redis_up():
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-    wait_until(redis_up, 10, "redis-server")
-    env = dict(os.environ, FLOWDASH_BROKER=broker, PYTHONPATH=str(REPO))
-    log = open(tmp / "worker.log", "w")
-    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "flowdash.tasks", "worker",
-                               "--concurrency", "1", "--loglevel", "INFO", "--without-gossip",
-                               "--without-mingle", "--without-heartbeat"],
-                              cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
-    store = open_store(tmp / "store")
-    store.save_model("gt", SPEC)
-    old = os.environ.get("FLOWDASH_BROKER")
-    os.environ["FLOWDASH_BROKER"] = broker
-    try:
-        # the worker process beats once its kernels are loaded and a task reached it
-        yield type("Celery", (), dict(store=store, broker=broker, worker=worker, tmp=tmp))
-    finally:
-        if old is None:
-            os.environ.pop("FLOWDASH_BROKER", None)
-        else:
-            os.environ["FLOWDASH_BROKER"] = old
-        worker.send_signal(signal.SIGTERM)
+    with redis_url(tmp) as broker:
+        env = dict(os.environ, FLOWDASH_BROKER=broker, PYTHONPATH=str(REPO))
+        log = open(tmp / "worker.log", "w")
+        worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "flowdash.tasks",
+                                   "worker", "--concurrency", "1", "--loglevel", "INFO",
+                                   "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                                  cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
+        store = open_store(tmp / "store")
+        store.save_model("gt", SPEC)
+        old = os.environ.get("FLOWDASH_BROKER")
+        os.environ["FLOWDASH_BROKER"] = broker
         try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        redis.terminate()
-        redis.wait(10)
-        log.close()
-        store.close()
+            # the worker process beats once its kernels are loaded and a task reached it
+            yield type("Celery", (), dict(store=store, broker=broker, worker=worker, tmp=tmp))
+        finally:
+            if old is None:
+                os.environ.pop("FLOWDASH_BROKER", None)
+            else:
+                os.environ["FLOWDASH_BROKER"] = old
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+            log.close()
+            store.close()
 
 
 def test_every_kind_runs_as_a_celery_task(celery):
@@ -96,6 +77,21 @@ def test_every_kind_runs_as_a_celery_task(celery):
     assert [e["epoch"] for e in store.read_epochs(fit)] == [0, 1, 2, 3, 4]
     assert rec["pid"] != os.getpid() and rec["pid"] != celery.worker.pid   # a pool process
     assert "final" in store.get_result(fit)
+
+
+def test_a_shared_redis_store_runs_through_the_same_workers(celery):
+    """The task carries the store's location: a Redis store (as several machines
+    would share) is served by the same Celery worker, heartbeats included."""
+    store = open_store(celery.broker.rsplit("/", 1)[0] + "/1")     # another db of that server
+    store.save_model("gt", SPEC)
+    gen = jobs.submit(store, "generation", GEN)
+    assert jobs.wait(store, gen, timeout=90)["status"] == DONE
+    fit = jobs.submit(store, "fit", FIT)
+    rec = jobs.wait(store, fit, timeout=60)
+    assert rec["status"] == DONE and store.read_columns(fit)["epoch"].tolist() == [0, 1, 2, 3, 4]
+    assert store.get_checkpoint(fit) is not None and store.active_runs() == []
+    assert any(b.get("pid") == rec["pid"] for b in store.heartbeats().values())
+    store.close()
 
 
 def test_one_task_per_process_queue_and_cooperative_cancel(celery):
