@@ -60,10 +60,3 @@ def export_settings_json(store: RunStore, run_id: str) -> str:
     if record is None:
         raise ValueError(f"no run {run_id!r}")
     return json.dumps(record, indent=2, default=str)
-
-
-def nll_array(values) -> np.ndarray:
-    """A stored NLL list (None = not finite) as floats with NaN."""
-    return np.array([np.nan if v is None else v for v in values], float)
-
-

@@ -13,3 +13,5 @@ ACTIVE_DATASET = "app-active-dataset"
 NAVBAR = "app-navbar"
 #: dbc.Toast shown when a callback fails (no traceback reaches the browser).
 ERROR_TOAST = "app-error-toast"
+#: dbc.Alert shown on every page of a read-only server.
+READ_ONLY_NOTE = "app-read-only-note"

@@ -19,6 +19,9 @@ MAX_RUN_NAME_LENGTH = 120
 #: Run ids are 12 lowercase hexadecimal digits (see ``RunStore.create_run``).
 RUN_ID_LENGTH = 12
 _RUN_ID = re.compile(r"[0-9a-f]{12}")
+#: Job kinds ("fit", "generation", and whatever the job layer registers) are
+#: short lower-case names: they travel in run records, Celery tasks and URLs.
+_KIND = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 #: Unicode categories refused in names: control (Cc), format (Cf: zero-width
 #: and direction marks), line/paragraph separators, surrogates, private use,
@@ -70,6 +73,20 @@ def validate_run_id(run_id) -> str:
         raise ValueError(f"{shown} is not a run id (run ids are {RUN_ID_LENGTH} lowercase "
                          "hexadecimal digits)")
     return run_id
+
+
+def validate_kind(kind) -> str:
+    """``kind`` if it has the form of a job kind's name, else ValueError.
+
+    A kind is 1..32 characters: a lower-case letter, then lower-case letters,
+    digits, ``_`` or ``-``. The store checks only the form; which kinds
+    exist is the job layer's registry (``flowdash.jobs.kinds``).
+    """
+    if not isinstance(kind, str) or not _KIND.fullmatch(kind):
+        shown = repr(kind)[:40] + ("…" if len(repr(kind)) > 40 else "")
+        raise ValueError("kind must be a short lower-case name (a-z, 0-9, _ or -, at most 32 "
+                         f"characters, starting with a letter) such as 'fit', got {shown}")
+    return kind
 
 
 def plot_text(text) -> str:

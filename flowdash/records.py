@@ -20,6 +20,9 @@ QUEUED, RUNNING, DONE, CANCELLED, FAILED, INTERRUPTED = (
 UNREADABLE = "unreadable"
 ACTIVE_STATUSES = (QUEUED, RUNNING)
 FINAL_STATUSES = (DONE, CANCELLED, FAILED, INTERRUPTED)
+#: The job kinds of flowdash itself; the job layer registers more
+#: (:mod:`flowdash.jobs.kinds`), so the store checks only a kind's form
+#: (:func:`flowdash.names.validate_kind`).
 RUN_KINDS = ("generation", "fit")
 
 Status = Literal["queued", "running", "done", "cancelled", "failed", "interrupted",
@@ -123,7 +126,8 @@ class Latent(TypedDict):
 class RunRecord(TypedDict, total=False):
     """One data generation or fit.
 
-    ``id`` (12 lowercase hex digits); ``kind`` ('generation' or 'fit');
+    ``id`` (12 lowercase hex digits); ``kind`` ('generation', 'fit' or another
+    registered job kind);
     ``name``; ``status`` (see the constants above); ``settings`` (the checked
     settings of ``flowdash.settings``); ``refs`` (what it used: ``dataset``,
     ``model``, ``model_spec``, ``dataset_meta``); ``created``, ``started``,

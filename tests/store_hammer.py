@@ -69,9 +69,9 @@ def forked(location, worker, run_id, shared, final, pause=0.0):
 
 def server(location: str, jobs: list, pause: float) -> None:
     """A server process: keeps the store open in its main thread, polls from a
-    thread, forks each job from a request thread (Dash's DiskcacheManager), and
+    thread, forks each job from a request thread (as Dash's DiskcacheManager did), and
     exits while the jobs still run (a restart)."""
-    import multiprocess
+    import multiprocessing
 
     from flowdash.store import open_store
 
@@ -88,8 +88,9 @@ def server(location: str, jobs: list, pause: float) -> None:
     def request(args):
         mine = open_store(location)
         mine.get_run(args[2])                   # the request thread used the store
-        multiprocess.get_context("fork").Process(target=forked, args=(location, *args, pause),
-                                                 daemon=False).start()
+        multiprocessing.get_context("fork").Process(target=forked,
+                                                    args=(location, *args, pause),
+                                                    daemon=False).start()
     threads = [threading.Thread(target=request, args=(job,)) for job in jobs]
     for t in threads:
         t.start()

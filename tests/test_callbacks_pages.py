@@ -41,10 +41,10 @@ def store(app, tmp_path):
 @pytest.fixture
 def dataset(store):
     store.save_model("gt", SPEC)
-    rid = jobs.create_generation(store.path, dict(model="gt", n_trials=2, duration=2.0,
-                                                  dt=1e-4, seed=1, with_trial_end=True,
-                                                  val_fraction=0.5, dataset_name="d"))
-    assert jobs.run_generation(store.path, rid) == DONE
+    rid = jobs.submit(store, "generation", dict(model="gt", n_trials=2, duration=2.0,
+                                                dt=1e-4, seed=1, with_trial_end=True,
+                                                val_fraction=0.5, dataset_name="d"))
+    assert jobs.execute(store, rid) == DONE
     return "d"
 
 
@@ -61,11 +61,9 @@ def call(fn, *args, triggered=None, value=1, outputs_list=None, inputs_list=None
     return copy_context().run(run)
 
 
-def wait_done(store, run_id, timeout=60):
-    t0 = time.time()
-    while store.get_run(run_id)["status"] in ("queued", "running"):
-        assert time.time() - t0 < timeout
-        time.sleep(0.05)
+def wait_done(store, run_id):
+    """Run a queued run here, as a worker would."""
+    jobs.execute(store, run_id)
     return store.get_run(run_id)
 
 
@@ -196,39 +194,62 @@ def test_data_start_generation_validates_inline(store):
     assert messages[1] == "must be between 1 and 10000"
     store.save_model("gt", SPEC)
     out = data_cb.start_generation(1, "gt", "2", "1", "0.0001", "4", "0.5", "new", True)
-    run_id = out[0]["run_id"]
-    assert out[1] == run_id  # followed from the run store, across reloads
+    run_id = out[0]  # followed from the run store, across reloads
+    assert out[1] == {"run_id": run_id, "status": "queued"} and "queued" in str(out[2])
     assert store.get_run(run_id)["status"] == "queued"
     assert not any(out[3:10])
 
 
-def test_data_generate_background_function(store):
+GEN = dict(model="gt", n_trials=3, duration=1.0, dt=1e-4, seed=2, with_trial_end=True,
+           val_fraction=0.3, dataset_name="g")
+
+
+def test_data_generation_is_a_job_followed_from_the_store(store):
     store.save_model("gt", SPEC)
-    run_id = jobs.create_generation(store.path, dict(model="gt", n_trials=3, duration=1.0,
-                                                     dt=1e-4, seed=2, with_trial_end=True,
-                                                     val_fraction=0.3, dataset_name="g"))
-    assert data_cb.follow_generation(1, run_id) == (0.0, "queued", True, False)  # Generate off, Cancel on
-    status, opts, value = data_cb.generate({"run_id": run_id})
-    assert value == "g" and "Saved dataset" in str(status)
-    # the progress comes from the run store, so a reloaded page sees it too
-    value, label, generate_off, cancel_off = data_cb.follow_generation(2, run_id)
-    assert (value, generate_off, cancel_off) == (100.0, False, True)
-    assert label.startswith("done: 3 trials in")
-    assert data_cb.follow_generation(3, None) == (0.0, "", False, True)
+    run_id = jobs.submit(store, "generation", GEN)
+    seen = {"run_id": run_id, "status": "queued"}
+    value, label, generate_off, cancel_off, poll_off, job = data_cb.follow_generation(1, run_id, seen)
+    assert (value, generate_off, cancel_off, poll_off) == (0.0, True, False, False)
+    assert label.startswith("queued: 1st in line") and job is no_update
+    jobs.execute(store, run_id)                        # a worker runs it
+    value, label, generate_off, cancel_off, poll_off, job = data_cb.follow_generation(2, run_id, seen)
+    assert (value, generate_off, cancel_off, poll_off) == (100.0, False, True, True)
+    assert label.startswith("done: 3 trials in") and job["ended"]
+    status, opts, value = data_cb.announce(job)        # said once, the dataset shown at once
+    assert value == "g" and "Saved dataset “g”: 3 trials in" in str(status)
+    # a reloaded page sees the progress, without announcing it again
+    assert data_cb.follow_generation(3, run_id, None)[-1] == dict(job, ended=False)
+    with pytest.raises(PreventUpdate):
+        data_cb.announce(dict(job, ended=False))
+    assert data_cb.follow_generation(3, None, None) == (0.0, "", False, True, True, no_update)
     assert data_cb.remember_dataset("g") == "g"
     with pytest.raises(PreventUpdate):
         data_cb.remember_dataset(None)
 
 
+def test_data_failed_generation_is_shown_at_once_with_its_reason(store):
+    store.save_model("gt", SPEC)
+    first, second = (jobs.submit(store, "generation", GEN) for _ in range(2))  # same name
+    jobs.execute(store, first)
+    jobs.execute(store, second)
+    value, label, *_, job = data_cb.follow_generation(1, second, {"run_id": second,
+                                                                  "status": "running"})
+    assert label.startswith("failed: the dataset could not be saved") and job["ended"]
+    status, _, value = data_cb.announce(job)
+    assert "Generation failed: the dataset could not be saved" in str(status)
+    assert value is no_update
+
+
 def test_data_cancel(store):
     store.save_model("gt", SPEC)
-    rid = jobs.create_generation(store.path, dict(model="gt", n_trials=1, duration=1.0,
-                                                  dt=1e-4, seed=0, with_trial_end=True,
-                                                  val_fraction=0, dataset_name="c"))
-    store.update_run(rid, status="running")
-    msg, label = data_cb.cancel_generation(1, rid)
-    assert store.get_run(rid)["status"] == CANCELLED and label == "cancelled"
-    assert data_cb.cancel_generation(1, None) == (no_update, no_update)
+    rid = jobs.submit(store, "generation", dict(GEN, n_trials=1, dataset_name="c"))
+    assert "Cancel requested" in str(data_cb.cancel_generation(1, rid))
+    assert store.get_run(rid)["status"] == CANCELLED          # it was queued: at once
+    *_, job = data_cb.follow_generation(1, rid, {"run_id": rid, "status": "queued"})
+    status, _, value = data_cb.announce(job)
+    assert "Generation cancelled before it started." in str(status) and value is no_update
+    assert jobs.execute(store, rid) == CANCELLED and store.get_dataset("c") is None
+    assert data_cb.cancel_generation(1, None) is no_update
 
 
 def test_data_upload_npz_and_rejects_garbage(store, dataset):
@@ -324,6 +345,13 @@ def test_fit_start_validates_inline(store, dataset):
     assert fb["pace"] == "must be between 0 and 10"
     marks = call(fit_cb.mark_invalid, out[4], inputs_list=[FB_IDS])
     assert marks[list(fit_cb.INPUT_OF).index("epochs")] is True and marks[len(fit_cb.INPUT_OF)][0] is True
+    # the run name: flowdash.names' message, under the name field, with the others
+    out = start_fit(epochs="0", name="fit\u200b 1")
+    fb = dict(zip(fit_cb.FIELDS, out[4]))
+    assert "U+200B ZERO WIDTH SPACE, at position 4" in fb["name"] and fb["epochs"]
+    marks = call(fit_cb.mark_invalid, out[4], inputs_list=[FB_IDS])
+    assert marks[list(fit_cb.INPUT_OF).index("name")] is True
+    assert store.list_runs("fit") == []
 
 
 def test_fit_start_poll_patch_and_cancel(store, dataset):
@@ -333,21 +361,51 @@ def test_fit_start_poll_patch_and_cancel(store, dataset):
     rec = wait_done(store, run_id)
     assert rec["status"] == DONE
     first = call(fit_cb.poll, 1, run_id, None, triggered=app_ids.ACTIVE_FIT)
-    nll, pot, par, value, label, text, badge, cursor, stop, cancel_off = first
+    nll, pot, par, value, label, text, badge, cursor, stop, cancel_off, every = first
     assert isinstance(nll, go.Figure) and len(nll.data[0].x) == 4
     assert value == 100.0 and label == "3/3" and "done" in text
-    assert cursor["n"] == 4 and stop is True and cancel_off is True
+    assert cursor["n"] == 4 and stop is True and cancel_off is True and every == 500
     # a new epoch appears: the poll returns a Patch, not a new figure
     store.append_epoch(run_id, {"epoch": 4, "nll_train": [1.0], "nll_val": [-1e9],
                                 "elapsed": 1.0, "time": time.time(), "D": [10.0]})
-    nll2 = call(fit_cb.poll, 2, run_id, cursor, triggered=fit_cb.ids.INTERVAL)[0]
-    assert isinstance(nll2, Patch)
+    nll2, *_, cursor2, stop2, _, _ = call(fit_cb.poll, 2, run_id, cursor,
+                                          triggered=fit_cb.ids.INTERVAL)
+    assert isinstance(nll2, Patch) and cursor2["n"] == 5 and stop2 is True
+    assert {"operation": "Extend", "location": ["data", 0, "x"], "params": {"value": [4]}} \
+        in nll2.to_plotly_json()["operations"]
+    assert cursor2["best"] == [4, -1e9]               # the new validation minimum
     assert fit_cb.poll.__name__ == "poll"
-    assert call(fit_cb.poll, 1, None, None)[-2:] == (True, True)
+    assert call(fit_cb.poll, 1, None, None)[-3:-1] == (True, True)
     assert fit_cb.follow("abc") == "abc" and fit_cb.follow(None) is no_update
     assert fit_cb.cancel(1, None) is no_update
-    assert "Cancel requested" in str(fit_cb.cancel(1, run_id))
-    assert store.cancel_requested(run_id)
+    assert "already ended (done)" in str(fit_cb.cancel(1, run_id))
+    assert not store.cancel_requested(run_id)
+    store.start_run(running := store.create_run("fit", "r", {}), 1, None)
+    assert "Cancel requested" in str(fit_cb.cancel(1, running))
+    assert store.cancel_requested(running)
+
+
+def test_fit_poll_of_a_long_fit_draws_a_decimated_curve(store, monkeypatch):
+    """A fresh poll reads the NLL columns once, decimated; later polls only what is new."""
+    monkeypatch.setattr(fit_view, "MAX_POINTS", 50)
+    rid = store.create_run("fit", "long", {"max_epochs": 400, "snapshot_epochs": [1],
+                                           "params_to_opt": ["F"]}, refs={"dataset": "d"})
+    store.start_run(rid, 1, None)
+    store.beat(f"{store.get_run(rid)['host']}:1", {"time": time.time() + 60, "run": rid})
+    for k in range(300):
+        store.append_epoch(rid, {"epoch": k, "nll_train": [100.0 - k / 10], "nll_val": None,
+                                 "elapsed": 0.01 * k, "time": time.time(), "D": [1.0]})
+    out = call(fit_cb.poll, 1, rid, None, triggered=app_ids.ACTIVE_FIT)
+    nll, cursor = out[0], out[7]
+    x = list(nll.data[0].x)
+    assert len(x) <= 50 and x[0] == 0 and x[-1] == 299 and cursor["n"] == 300
+    assert out[3] == 74.75 and out[4] == "299/400" and "about" in out[5]   # time left
+    store.append_epoch(rid, {"epoch": 300, "nll_train": [0.0], "nll_val": None,
+                             "elapsed": 3.0, "time": time.time(), "D": [1.0]})
+    out = call(fit_cb.poll, 2, rid, cursor, triggered=fit_cb.ids.INTERVAL)
+    assert out[7]["n"] == 301 and out[4] == "300/400"
+    assert {"operation": "Extend", "location": ["data", 0, "x"], "params": {"value": [300]}} \
+        in out[0].to_plotly_json()["operations"]
 
 
 def test_fit_view_helpers():
@@ -415,12 +473,27 @@ def test_buttons_do_nothing_without_a_click(store, dataset):
     wait_done(store, run_id)
 
 
-def test_fit_poll_marks_dead_worker_interrupted(store, dataset):
+def test_fit_poll_shows_a_dead_workers_run_interrupted(store, dataset):
     rid = store.create_run("fit", "ghost", {"max_epochs": 3, "snapshot_epochs": [1]},
                            refs={"dataset": "d"})
-    store.update_run(rid, status="running", pid=999999, pid_started=0.0)
+    store.start_run(rid, 999999, None)                 # a worker that never beat, long ago
+    store.update_run(rid, started=time.time() - 60)
     out = call(fit_cb.poll, 1, rid, None, triggered=app_ids.ACTIVE_FIT)
-    assert store.get_run(rid)["status"] == "interrupted" and out[-2] is True
+    rec = store.get_run(rid)
+    assert rec["status"] == "interrupted" and "no heartbeat" in rec["error"] and out[-3] is True
+    assert "interrupted: its worker" in out[5]
+
+
+def test_fit_and_runs_pages_say_where_a_queued_run_waits(store, dataset):
+    first, second = start_fit(name="a")[0], start_fit(name="b")[0]
+    out = call(fit_cb.poll, 1, second, None, triggered=app_ids.ACTIVE_FIT)
+    assert out[5].startswith("queued: 2nd in line") and out[-2] is False   # Cancel on
+    assert out[-1] == 150                           # polled often until its first epoch
+    table, *_ = runs_cb.refresh(1, None, "/runs")
+    assert "queued: 1st in line" in str(table) and "queued: 2nd in line" in str(table)
+    assert "Cancelled before it started" in str(fit_cb.cancel(1, second))
+    for rid in (first, second):
+        wait_done(store, rid)
 
 
 def test_runs_generation_without_its_dataset(store):

@@ -48,9 +48,9 @@ def test_job_layer_refuses_specs_beyond_the_caps(store):
                                         mini_batch_number=1), store)
     assert "Ne must be a whole number between 1 and 2000" in errors["init_model"]
     with pytest.raises(settings.SettingsError):
-        jobs.start_fit(store.path, dict(dataset="d", init_model="wide", params_to_opt=["F"],
-                                        learning_rate={"F": 0.1}, max_epochs=1,
-                                        mini_batch_number=1))
+        jobs.submit(store, "fit", dict(dataset="d", init_model="wide", params_to_opt=["F"],
+                                       learning_rate={"F": 0.1}, max_epochs=1,
+                                       mini_batch_number=1))
     assert store.list_runs() == []            # nothing started, nothing recorded
 
 
@@ -65,7 +65,9 @@ def test_request_strings_are_bounded(store):
                                                val_fraction=0, dataset_name=big), store)
     assert "too long" in errors["dataset_name"] and all(len(m) < 1000 for m in errors.values())
     with pytest.raises(ValueError, match="is not a run id"):
-        jobs.cancel(store.path, big)
+        store.request_cancel(big)
+    assert jobs.cancel(store, big) is None    # the job layer: no such run, nothing stored
+    assert jobs.observe(store, big) is None and store.list_runs() == []
 
 
 def test_names_and_escaping():

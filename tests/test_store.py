@@ -117,8 +117,8 @@ def test_delete_run_removes_everything(store):
     assert store.get_run(run) is None and store.n_epochs(run) == 0
     assert store.list_runs() == [] and store.get_checkpoint(run) is None
     assert store.snapshot_epochs(run) == [] and store.get_latest(run) is None
-    # what is left: the store's format and the (now empty) run index
-    assert n_keys(store) == 2 and before > 10
+    # what is left: the store's format and the (now empty) run index and active index
+    assert n_keys(store) == 3 and before > 10
 
 
 def test_cancel_flag_and_queued_cancel(store):
@@ -139,32 +139,6 @@ def test_forged_ids_store_nothing(store):
         assert store.read_epochs(bad) == [] and store.n_epochs(bad) == 0
     store.delete_run("y" * 1000)
     assert n_keys(store) == before
-
-
-def test_mark_interrupted_uses_liveness(store):
-    alive = store.create_run("fit", "alive", {})
-    dead = store.create_run("fit", "dead", {})
-    finished = store.create_run("fit", "finished", {})
-    for r in (alive, dead):
-        store.update_run(r, status="running", pid=1)
-    store.finish_run(finished, DONE)
-    marked = store.mark_interrupted(is_alive=lambda rec: rec["name"] == "alive")
-    assert marked == [dead]
-    assert store.get_run(dead)["status"] == INTERRUPTED
-    assert store.get_run(dead)["error"]
-    assert store.get_run(alive)["status"] == "running"
-
-
-def test_mark_interrupted_default_checks_pid(store):
-    run = store.create_run("fit", "ghost", {})
-    store.update_run(run, status="running", pid=999999, pid_started=time.time())
-    assert store.mark_interrupted() == [run]
-
-
-def test_remote_worker_is_not_marked_interrupted(store):
-    run = store.create_run("generation", "celery", {})
-    store.update_run(run, status="running", pid=999999, host="another-machine")
-    assert store.mark_interrupted() == []
 
 
 # ---------------------------------------------------------------------------
@@ -337,6 +311,13 @@ class _Evil:
         return (os.system, ("touch /tmp/flowdash-pwned",))
 
 
+def _delete_raw(store, key):
+    if hasattr(store, "cache"):
+        store.cache.delete(key)
+    else:
+        store.r.delete("flowdash:" + key)
+
+
 def _write_raw(store, key, value: bytes):
     """Write a value behind the store's back (what an attacker with write access does)."""
     if hasattr(store, "cache"):
@@ -356,10 +337,11 @@ def test_one_corrupt_record_does_not_stop_listing(store):
     runs = {r["id"]: r for r in store.list_runs()}
     assert runs[bad]["status"] == UNREADABLE and "not readable" in runs[bad]["error"]
     assert runs[good]["name"] == "good"
-    assert store.mark_interrupted() == [good]                 # recovery goes on
+    assert store.active_runs() == [good, bad]                 # the index is not the record
+    assert store.finish_run(good, INTERRUPTED)["status"] == INTERRUPTED   # recovery goes on
     assert store.finish_run(bad, DONE)["status"] == UNREADABLE  # never overwritten
     store.delete_run(bad)                                      # but it can be deleted
-    assert [r["id"] for r in store.list_runs()] == [good]
+    assert [r["id"] for r in store.list_runs()] == [good] and store.active_runs() == []
 
 
 def test_pickled_values_are_never_unpickled(store, tmp_path):
@@ -444,21 +426,21 @@ def test_an_old_pickled_store_is_refused_with_a_way_out(tmp_path):
 
 def test_store_never_evicts(tmp_path):
     """diskcache's default policy culls the oldest items past 1 GiB: data loss."""
-    import app
     s = open_store(tmp_path / "st")
     assert s.cache.eviction_policy == "none"
-    manager = app.make_manager(str(tmp_path / "st"))
-    assert manager.handle.eviction_policy == "none"
 
 
-def test_app_secret_key_file_is_private(tmp_path, monkeypatch):
+def test_app_secret_key_comes_from_the_store(location, monkeypatch):
     import app
     monkeypatch.delenv("FLOWDASH_SECRET_KEY", raising=False)
-    key = app.secret_key(str(tmp_path))
-    assert len(key) == 64 and app.secret_key(str(tmp_path)) == key
-    assert stat.S_IMODE(os.stat(tmp_path / "secret_key").st_mode) == 0o600
+    store = open_store(location)
+    key = app.secret_key(store)
+    assert len(key) == 64 and key == store.secret_key() == app.secret_key(open_store(location))
+    if not location.startswith("redis"):
+        assert stat.S_IMODE(os.stat(os.path.join(location, "secret_key")).st_mode) == 0o600
     monkeypatch.setenv("FLOWDASH_SECRET_KEY", "from-env")
-    assert app.secret_key(str(tmp_path)) == "from-env"
+    assert app.secret_key(store) == "from-env"
+    store.close()
 
 
 def test_migrating_an_old_pickled_store(tmp_path):
@@ -531,14 +513,148 @@ def test_an_unreachable_redis_says_what_to_do():
 
 
 def test_the_job_layer_runs_on_either_backend(location):
-    """A generation through the job layer, with the store given as a folder or a URL."""
+    """A generation and a fit through the job layer, with the store given as a
+    folder or a URL: epochs, snapshots (float32 copies), latest and checkpoint."""
     from flowdash import jobs
+    from flowdash.core.fitting import FitCheckpoint
     store = open_store(location)
     store.save_model("gt", SPEC)
-    rid = jobs.create_generation(location, dict(model="gt", n_trials=2, duration=0.5, dt=1e-3,
+    rid = jobs.submit(store, "generation", dict(model="gt", n_trials=2, duration=0.5, dt=1e-3,
                                                 seed=1, with_trial_end=True, val_fraction=0.5,
                                                 dataset_name="d"))
-    assert jobs.run_generation(location, rid) == DONE
+    assert jobs.execute(store, rid) == DONE and store.active_runs() == []
     samples, meta = jobs.load_dataset(store, "d")
     assert samples[0].n_trials == 2 and meta["run_id"] == rid
     assert len(store.get_latent("d")["t"]) == 2
+    fit = jobs.submit(store, "fit", dict(dataset="d", init_model="gt", optimizer="GD",
+                                         learning_rate={"F": 0.005}, params_to_opt=["F"],
+                                         max_epochs=3, mini_batch_number=1,
+                                         snapshot_epochs=[1]))
+    assert jobs.execute(store, fit) == DONE
+    assert store.read_columns(fit)["epoch"].tolist() == [0, 1, 2, 3]
+    assert store.snapshot_epochs(fit) == [0, 1, 3]
+    snap = store.read_snapshot(fit, 3, as_lists=False)
+    assert snap["peq"].dtype == np.float32 and snap["p0"] is None
+    final = np.asarray(store.get_result(fit)["final"]["peq"])
+    np.testing.assert_allclose(snap["peq"], final, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(store.get_latest(fit)["peq"]), final)  # float64
+    assert FitCheckpoint.from_bytes(store.get_checkpoint(fit)).epoch == 3
+    store.close()
+
+
+def test_active_index_follows_the_statuses(store):
+    a = store.create_run("fit", "a", {})
+    b = store.create_run("generation", "b", {})
+    c = store.create_run("selection-pair", "c", {})      # any short kind name
+    assert store.active_runs() == [a, b, c]
+    store.start_run(b, 1, None)
+    assert store.active_runs() == [a, b, c]              # running stays active
+    store.finish_run(b, DONE)
+    store.request_cancel(a)                              # queued: cancelled at once
+    assert store.active_runs() == [c]
+    store.finish_run(c, DONE)
+    store.delete_run(c)
+    assert store.active_runs() == []
+    for bad in ("Fit", "", "x" * 33, "a b", None):
+        with pytest.raises(ValueError, match="kind must be a short lower-case name"):
+            store.create_run(bad, "n", {})
+
+
+def test_the_active_index_follows_every_status_change(store):
+    a, b = (store.create_run("fit", n, {}) for n in "ab")
+    store.update_run(a, status=INTERRUPTED)            # any path to a final status
+    assert store.active_runs() == [b]
+    store.update_run(b, message="epoch 3")             # no status change: no index write
+    assert store.active_runs() == [b]
+    assert store.request_cancel("0123456789ab") is False and store.active_runs() == [b]
+
+
+@pytest.mark.parametrize("damage", [None, b"\x00garbage{", b'{"not": "a list"}'])
+def test_active_index_is_rebuilt_for_an_old_store(store, damage):
+    a = store.create_run("fit", "a", {})
+    b = store.create_run("fit", "b", {})
+    store.finish_run(a, DONE)
+    if damage is None:
+        _delete_raw(store, "runs:active")              # as written before the index
+    else:
+        _write_raw(store, "runs:active", damage)
+    assert store.active_runs() == [b]
+    c = store.create_run("fit", "c", {})
+    assert store.active_runs() == [b, c]
+
+
+def test_heartbeats(store):
+    assert store.heartbeats() == {}
+    store.beat("h:1", {"time": 1.0, "run": None})
+    store.beat("h:2", {"time": 2.0, "run": "r"})
+    store.beat("h:1", {"time": 3.0, "run": "s"})
+    assert store.heartbeats() == {"h:1": {"time": 3.0, "run": "s"},
+                                  "h:2": {"time": 2.0, "run": "r"}}
+    store.forget_worker("h:1")
+    store.forget_worker("nobody")
+    store.forget_worker("x" * 10_000)
+    assert list(store.heartbeats()) == ["h:2"]
+
+
+def test_heartbeats_are_bounded_json(store):
+    before = n_keys(store)
+    for bad in ("", "x" * 201, None, 12):
+        with pytest.raises(ValueError, match="is not a worker id"):
+            store.beat(bad, {"time": 1.0})
+    with pytest.raises(TypeError, match="plain JSON data"):
+        store.beat("h:1", {"time": object()})
+    with pytest.raises(TypeError, match="a heartbeat is a dict"):
+        store.beat("h:1", [1.0])
+    with pytest.raises(ValueError, match="too large"):
+        store.beat("h:1", {"pad": "x" * 300_000})
+    assert n_keys(store) == before and store.heartbeats() == {}
+    _write_raw(store, "workers:beats", b"\x00garbage{")
+    assert store.heartbeats() == {}                     # logged, never raised
+    store.beat("h:1", {"time": 1.0})                    # a new table replaces it
+    assert store.heartbeats() == {"h:1": {"time": 1.0}}
+
+
+def test_runs_and_beats_from_threads_are_never_lost(location):
+    """Concurrent read-modify-writes of the active index and the heartbeat table
+    (a lock in the folder, optimistic retries in Redis) lose no update."""
+    import threading
+
+    def work(i, out):
+        s = open_store(location)
+        mine = []
+        for k in range(8):
+            rid = s.create_run("fit", f"w{i} {k}", {})
+            s.beat(f"host:{i}", {"time": float(k), "run": rid})
+            if k % 2:
+                s.finish_run(rid, DONE)
+            else:
+                mine.append(rid)
+        out[i] = mine, rid
+        s.close()
+    out = {}
+    threads = [threading.Thread(target=work, args=(i, out)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    store = open_store(location)
+    assert sorted(store.active_runs()) == sorted(r for rs, _ in out.values() for r in rs)
+    assert len(store.active_runs()) == 16 and len(store.run_ids()) == 32
+    assert store.heartbeats() == {f"host:{i}": {"time": 7.0, "run": out[i][1]}
+                                  for i in range(4)}
+    store.close()
+
+
+def test_open_store_by_location(store):
+    run = store.create_run("fit", "f", {})
+    other = open_store(store.location)
+    assert other.get_run(run)["name"] == "f" and other.location == store.location
+    other.close()
+
+
+def test_a_folder_location_is_absolute(tmp_path, monkeypatch):
+    """Workers and Celery tasks may run in another working directory."""
+    monkeypatch.chdir(tmp_path)
+    s = open_store("rel/st")
+    assert s.path == "rel/st" and s.location == str(tmp_path / "rel" / "st")
+    s.close()

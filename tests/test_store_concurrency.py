@@ -1,7 +1,7 @@
 """Many processes (spawned and forked) and threads on one store, both backends.
 
 Issue 8's "disk I/O error": SQLite state inherited across fork (Dash's
-DiskcacheManager forks its jobs from a server that holds the store open)
+DiskcacheManager forked its jobs from a server that held the store open)
 corrupted the database once the server restarted. These tests hammer the
 store the same way and check that nothing is lost, duplicated or damaged.
 """
@@ -14,7 +14,6 @@ import threading
 import time
 from pathlib import Path
 
-import multiprocess
 import pytest
 
 from flowdash.store import open_store
@@ -70,12 +69,12 @@ def test_processes_and_threads_hammer_one_store(location):
     spawn = multiprocessing.get_context("spawn")
     procs = [spawn.Process(target=store_hammer.work, args=(location, w, runs[w], shared, final))
              for w in workers if w.startswith("spawned")]
-    fork = multiprocess.get_context("fork")
+    fork = multiprocessing.get_context("fork")
     threads = [threading.Thread(target=store_hammer.work, args=(location, w, runs[w], shared,
                                                                  final))
                for w in workers if w.startswith("thread")]
 
-    def fork_from_a_thread(w):                    # as Dash's DiskcacheManager does
+    def fork_from_a_thread(w):                    # as Dash's DiskcacheManager did
         p = fork.Process(target=store_hammer.forked, args=(location, w, runs[w], shared, final))
         p.start()
         procs.append(p)

@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 import dash
 
-from flowdash.store import RunStore
+from flowdash.store import open_store as open_run_store
 
 CONFIG_KEY = "FLOWDASH_STORE"
 
@@ -17,8 +17,8 @@ def store_path() -> str:
 
 @contextmanager
 def open_store():
-    """A :class:`RunStore` for the duration of one callback."""
-    store = RunStore(store_path())
+    """The app's run store for the duration of one callback."""
+    store = open_run_store(store_path())
     try:
         yield store
     finally:

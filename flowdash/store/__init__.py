@@ -20,12 +20,11 @@ import os
 from ..records import (ACTIVE_STATUSES, CANCELLED, DONE, FAILED, FINAL_STATUSES, INTERRUPTED,
                        QUEUED, RUN_KINDS, RUNNING, UNREADABLE)
 from .base import (CHUNK, STORE_FORMAT, CorruptValue, EpochOrderError, NameTaken, RunActive,
-                   RunStore, StoreDamaged, StoreError, StoreFormatError, UnknownRun,
-                   process_alive)
+                   RunStore, StoreDamaged, StoreError, StoreFormatError, UnknownRun)
 
-__all__ = ["RunStore", "open_store", "open_cache", "is_redis_url", "backend_class",
+__all__ = ["RunStore", "open_store", "is_redis_url", "backend_class",
            "NameTaken", "RunActive", "UnknownRun", "EpochOrderError", "CorruptValue",
-           "StoreError", "StoreFormatError", "StoreDamaged", "process_alive", "CHUNK",
+           "StoreError", "StoreFormatError", "StoreDamaged", "CHUNK",
            "STORE_FORMAT", "QUEUED", "RUNNING", "DONE", "CANCELLED", "FAILED", "INTERRUPTED",
            "UNREADABLE", "ACTIVE_STATUSES", "FINAL_STATUSES", "RUN_KINDS"]
 
@@ -53,12 +52,10 @@ def backend_class(location):
 
 
 def open_store(location) -> RunStore:
-    """The run store at ``location``: a folder path or ``redis://host:port/db``."""
+    """The run store at ``location``: a folder path or ``redis://host:port/db``.
+
+    The one place that picks the backend; another process (a worker, a Celery
+    task) opens the same store with the ``location`` of this one.
+    """
     return backend_class(location)(location)
 
-
-def open_cache(path, **settings):
-    """A fork-safe, never-evicting diskcache folder (Dash's background-callback
-    manager uses one inside the store folder)."""
-    from .disk import open_cache as _open_cache
-    return _open_cache(path, **settings)

@@ -11,6 +11,8 @@ Keys
 ``format``                store layout version (:data:`STORE_FORMAT`)
 ``run:<id>``              run record (JSON, :class:`~flowdash.records.RunRecord`)
 ``runs:index``            run ids, oldest first (JSON list)
+``runs:active``           ids of the queued and running runs, oldest first (JSON list;
+                          kept with every status change, rebuilt if missing)
 ``nepochs:<id>``          number of epoch rows of a run (JSON int)
 ``chunk:<id>:<c>``        epoch rows ``c·CHUNK … c·CHUNK + CHUNK − 1`` (JSON list;
                           a row is an :class:`~flowdash.records.EpochEntry`
@@ -21,6 +23,8 @@ Keys
 ``result:<id>``           a run's result arrays (JSON)
 ``ckpt:<id>``             a fit's checkpoint (opaque bytes of the job layer)
 ``cancel:<id>``           present when a cancel was requested (JSON time)
+``workers:beats``         worker id -> its last heartbeat (JSON object of the job
+                          layer's JSON objects)
 ``model:<name>``          saved model spec (JSON); ``models:index`` (JSON list)
 ``dataset:<name>``        ``{"meta": ..., "n_npz": k}`` (JSON); ``datasets:index``
 ``dsnpz:<name>:<i>``      spike data of datasample i (``SpikeData.save_npz`` bytes)
@@ -40,9 +44,8 @@ import zipfile
 import numpy as np
 
 from .. import names
-from ..records import (ACTIVE_STATUSES, CANCELLED, FINAL_STATUSES, INTERRUPTED, QUEUED,
-                       RUN_KINDS, RUNNING, UNREADABLE, EpochColumns, new_run_record,
-                       unreadable_run)
+from ..records import (ACTIVE_STATUSES, CANCELLED, FINAL_STATUSES, QUEUED, RUNNING,
+                       UNREADABLE, EpochColumns, new_run_record, unreadable_run)
 
 log = logging.getLogger("flowdash.store")
 
@@ -54,6 +57,8 @@ CHUNK = 128
 MAX_RECORD_BYTES = 256 * 1024
 MAX_SPEC_BYTES = 64 * 1024
 MAX_RESULT_BYTES = 64 * 1024 * 1024
+#: Longest worker id (the job layer's ``host:pid``), characters.
+MAX_WORKER_ID = 200
 
 
 class StoreError(RuntimeError):
@@ -176,6 +181,14 @@ def _check_run_id(run_id) -> str:
     return names.validate_run_id(run_id)
 
 
+def _check_worker_id(worker_id) -> str:
+    if not isinstance(worker_id, str) or not 0 < len(worker_id) <= MAX_WORKER_ID:
+        shown = repr(worker_id)[:40] + ("…" if len(repr(worker_id)) > 40 else "")
+        raise ValueError(f"{shown} is not a worker id (1 to {MAX_WORKER_ID} characters of "
+                         "text, e.g. host:pid)")
+    return worker_id
+
+
 # ---------------------------------------------------------------------------
 # transactions
 # ---------------------------------------------------------------------------
@@ -214,8 +227,8 @@ class RunStore:
     ``RunStore(location)`` opens the backend that ``location`` names (see
     :func:`flowdash.store.open_store`): a folder path (diskcache, the
     embedded default) or ``redis://host:port/db``. ``path`` is the location
-    as given (a folder or a URL); pass it to other processes to share the
-    store.
+    as given (a folder or a URL); pass :attr:`location` to other processes
+    to share the store.
     """
 
     path: str
@@ -228,6 +241,8 @@ class RunStore:
 
     @property
     def location(self) -> str:
+        """What :func:`~flowdash.store.open_store` takes to open this store in
+        another process (the folder as an absolute path, or the Redis URL)."""
         return self.path
 
     # -- primitives (each backend) -------------------------------------------
@@ -276,11 +291,12 @@ class RunStore:
     def create_run(self, kind: str, name: str, settings: dict, refs: dict | None = None) -> str:
         """Create a queued run and return its id (12 lowercase hex digits).
 
-        The record is a :class:`~flowdash.records.RunRecord`; ``name``
-        defaults to the id and is checked like every name.
+        The record is a :class:`~flowdash.records.RunRecord`; ``kind`` is a
+        job kind's name (:func:`flowdash.names.validate_kind`: the job layer
+        registers kinds, the store checks only their form); ``name``
+        defaults to the id and is checked like every name (ValueError).
         """
-        if kind not in RUN_KINDS:
-            raise ValueError(f"kind must be one of {RUN_KINDS}, got {kind!r}")
+        names.validate_kind(kind)
         run_id = uuid.uuid4().hex[:names.RUN_ID_LENGTH]
         name = names.validate_name(str(name or run_id), "run", names.MAX_RUN_NAME_LENGTH)
         blob = dumps(new_run_record(run_id, kind, name, settings, refs), MAX_RECORD_BYTES,
@@ -288,11 +304,53 @@ class RunStore:
 
         def fn(tx):
             index = loads(tx.get("runs:index"), "run index") or []
+            active = self._active(tx)
             tx.set(f"run:{run_id}", blob)
             tx.set(f"nepochs:{run_id}", dumps(0))
             tx.set("runs:index", dumps(index + [run_id]))
+            tx.set("runs:active", dumps(active + [run_id]))
         self._transaction(fn)
         return run_id
+
+    def _active(self, tx) -> list[str]:
+        """The active index as ``tx`` sees it; rebuilt from the run records if
+        it is missing (a store written before it existed) or unreadable."""
+        try:
+            active = loads(tx.get("runs:active"), "active run index")
+        except CorruptValue as exc:
+            log.warning("%s; rebuilding it from the run records", exc)
+            active = None
+        if isinstance(active, list):
+            return active
+        ids = [r for r in (loads(tx.get("runs:index"), "run index") or [])
+               if names.is_run_id(r)]
+        blobs = tx.mget([f"run:{r}" for r in ids]) if ids else []
+        active = [r for r, b in zip(ids, blobs)
+                  if b is not None and self._record(b, r)["status"] in ACTIVE_STATUSES]
+        tx.set("runs:active", dumps(active))
+        return active
+
+    def _keep_active(self, tx, run_id: str, was_active: bool, record: dict) -> None:
+        """Keep ``runs:active`` in step with a run whose status may have changed."""
+        now_active = record["status"] in ACTIVE_STATUSES
+        if now_active == was_active:
+            return
+        active = [r for r in self._active(tx) if r != run_id]
+        tx.set("runs:active", dumps(active + [run_id] if now_active else active))
+
+    def active_runs(self) -> list[str]:
+        """Ids of the queued and running runs, oldest first (one read: workers poll it).
+
+        Kept by every status change (:meth:`create_run`, :meth:`start_run`,
+        :meth:`finish_run`, :meth:`request_cancel`, :meth:`delete_run`).
+        """
+        try:
+            active = self._json("runs:active", "active run index")
+        except CorruptValue:
+            active = None
+        if isinstance(active, list):
+            return [r for r in active if names.is_run_id(r)]
+        return list(self._transaction(self._active))  # rebuilt once
 
     def _record(self, blob, run_id):
         """Decode a run record; an undecodable one becomes an ``unreadable`` record."""
@@ -327,9 +385,11 @@ class RunStore:
             if blob is None:
                 return False, None
             record = self._record(blob, run_id)
+            was_active = record["status"] in ACTIVE_STATUSES
             if record["status"] == UNREADABLE or not change(record):
                 return False, record
             tx.set(key, dumps(record, MAX_RECORD_BYTES, "run record"))
+            self._keep_active(tx, run_id, was_active, record)
             return True, record
         return self._transaction(fn)
 
@@ -418,6 +478,9 @@ class RunStore:
             index = loads(tx.get("runs:index"), "run index") or []
             if run_id in index:
                 tx.set("runs:index", dumps([r for r in index if r != run_id]))
+            active = self._active(tx)
+            if run_id in active:  # an unreadable record of a run that was active
+                tx.set("runs:active", dumps([r for r in active if r != run_id]))
             for key in ([f"chunk:{run_id}:{c}" for c in range(math.ceil(n / CHUNK))]
                         + [f"snap:{run_id}:{int(k)}" for k in snaps]
                         + [f"{part}:{run_id}" for part in ("run", "nepochs", "snaps", "latest",
@@ -654,29 +717,55 @@ class RunStore:
                 record.update(status=CANCELLED, finished=time.time(), error=None,
                               message="cancelled before it started")
                 tx.set(f"run:{run_id}", dumps(record))
+                self._keep_active(tx, run_id, True, record)
             return True
         return self._transaction(fn)
 
     def cancel_requested(self, run_id: str) -> bool:
         return names.is_run_id(run_id) and self._get(f"cancel:{run_id}") is not None
 
-    # -- crash recovery --------------------------------------------------------
-    def mark_interrupted(self, is_alive=None) -> list[str]:
-        """Mark queued/running runs whose process is gone as ``interrupted``.
+    # -- worker heartbeats ------------------------------------------------------
+    def _beats(self, tx) -> dict:
+        try:
+            beats = loads(tx.get("workers:beats"), "worker heartbeats")
+        except CorruptValue as exc:
+            log.warning("%s; starting a new table", exc)
+            beats = None
+        return beats if isinstance(beats, dict) else {}
 
-        ``is_alive(record) -> bool`` decides; by default the recorded pid and
-        its start time are checked with psutil. Returns the ids marked.
-        Unreadable records are skipped.
-        """
-        is_alive = is_alive or process_alive
-        marked = []
-        for record in self.list_runs():
-            if record["status"] in ACTIVE_STATUSES and not is_alive(record):
-                self.finish_run(record["id"], INTERRUPTED,
-                                error="the server or the worker stopped while the run was active",
-                                message="interrupted")
-                marked.append(record["id"])
-        return marked
+    def beat(self, worker_id: str, info: dict) -> None:
+        """Record a worker's heartbeat: ``info`` is a JSON object (the job layer
+        puts the time, host, pid and current run there); replaces the last one."""
+        worker_id = _check_worker_id(worker_id)
+        if not isinstance(info, dict):
+            raise TypeError(f"a heartbeat is a dict, got {type(info).__name__}")
+        info = loads(dumps(info, MAX_RECORD_BYTES, "heartbeat"))  # plain JSON, bounded
+
+        def fn(tx):
+            beats = self._beats(tx)
+            beats[worker_id] = info
+            tx.set("workers:beats", dumps(beats))
+        self._transaction(fn)
+
+    def heartbeats(self) -> dict:
+        """worker id -> its last heartbeat ``info`` (one read)."""
+        try:
+            beats = self._json("workers:beats", "worker heartbeats")
+        except CorruptValue as exc:
+            log.warning("%s", exc)
+            return {}
+        return beats if isinstance(beats, dict) else {}
+
+    def forget_worker(self, worker_id: str) -> None:
+        """Drop a worker's heartbeat (it stopped, or it was found dead)."""
+        if not isinstance(worker_id, str) or len(worker_id) > MAX_WORKER_ID:
+            return
+
+        def fn(tx):
+            beats = self._beats(tx)
+            if beats.pop(worker_id, None) is not None:
+                tx.set("workers:beats", dumps(beats))
+        self._transaction(fn)
 
     # -- models and datasets ---------------------------------------------------
     def _save_named(self, kind: str, name: str, blobs: dict, overwrite: bool, unless=None):
@@ -914,24 +1003,4 @@ def _decimate(rows: list[dict], max_points: int) -> list[dict]:
             if np.isfinite(total).any():
                 keep.add(int(np.nanargmin(np.where(np.isfinite(total), total, np.nan))))
     return [rows[i] for i in sorted(keep)]
-
-
-def process_alive(record: dict) -> bool:
-    """True if the process recorded in a run record still runs."""
-    import psutil
-
-    pid = record.get("pid")
-    if record.get("host") not in (None, socket.gethostname()):
-        return True  # a worker on another machine (Celery): its pid cannot be checked here
-    if not pid:
-        # queued but never picked up by a worker: alive only if very recent
-        return record["status"] == QUEUED and time.time() - record["created"] < 30
-    try:
-        proc = psutil.Process(int(pid))
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        started = record.get("pid_started")
-        return started is None or abs(proc.create_time() - started) < 1.0
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return False
 

@@ -13,14 +13,16 @@ Fork safety (issue 8, "disk I/O error"): SQLite must not be used across
 ``fork()`` — a child that inherits a process's open database connections
 also inherits SQLite's per-file lock bookkeeping and its mapping of the WAL
 index (``-shm``), but not the POSIX locks behind them. Dash's
-``DiskcacheManager`` forks a job process from a request thread while the
-server holds open connections (and ``jobs.recover`` left one open for the
-server's lifetime); the child then reads and writes the WAL without the
-locks it believes it holds, and when the server that forked it exits or
-restarts, the next process to open the store rebuilds the ``-shm`` under the
-child's feet, which SQLite reports as ``disk I/O error``. :class:`ForkSafeCache`
-therefore closes every connection of the process just before ``fork()``
-(waiting for operations in flight), and both sides reopen on next use.
+``DiskcacheManager`` (no longer used: jobs now run in ``python -m
+flowdash.worker`` processes) forked a job process from a request thread
+while the server held open connections; the child then read and wrote the
+WAL without the locks it believed it held, and when the server that forked
+it exited or restarted, the next process to open the store rebuilt the
+``-shm`` under the child's feet, which SQLite reports as ``disk I/O error``.
+Any process may still fork with the store open (Celery's prefork pool, a
+script's ``multiprocessing``), so :class:`ForkSafeCache` closes every
+connection of the process just before ``fork()`` (waiting for operations in
+flight), and both sides reopen on next use.
 """
 from __future__ import annotations
 
@@ -201,12 +203,6 @@ for _name in ("get", "set", "add", "delete", "touch", "incr", "decr", "pop", "re
     setattr(ForkSafeCache, _name, _locked(_name))
 
 
-def open_cache(path, **settings) -> ForkSafeCache:
-    """A fork-safe, never-evicting diskcache folder (also for Dash's
-    background-callback manager, which forks its jobs)."""
-    return ForkSafeCache(path, disk=_PrivateDisk, **settings)
-
-
 def make_private(path: Path) -> None:
     """Make a folder and everything in it private to its user (0700/0600).
 
@@ -272,6 +268,12 @@ class DiskStore(RunStore):
             if any(m in str(exc).lower() for m in _DAMAGED):
                 raise _damaged(exc, folder) from None
             raise
+
+    @property
+    def location(self) -> str:
+        """The absolute folder: what another process (a worker started with
+        another working directory, a Celery task) opens this store with."""
+        return str(self.folder.resolve())
 
     # -- primitives ---------------------------------------------------------
     @contextlib.contextmanager

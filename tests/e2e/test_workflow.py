@@ -50,6 +50,29 @@ def test_fig3_workflow(live_app, browser, tmp_path):
     wait_for(lambda: "done: 2 trials" in page.inner_text("#data-progress"), 10, what="progress done")
     page.wait_for_selector("#data-raster .js-plotly-plot")
 
+    # Two tabs generate the same dataset name at once: both are queued jobs; one saves
+    # it, the other fails, and its page says so at once, with the reason
+    other = browser.new_page(viewport={"width": 1600, "height": 1000})
+    other.on("pageerror", lambda e: errors.append(str(e)))
+    other.goto(live_app + "/data")
+    for tab in (page, other):
+        tab.wait_for_selector("#data-model option[value='fig3-small']", state="attached")
+        tab.select_option("#data-model", "fig3-small")
+        tab.fill("#data-trials", "20")
+        tab.fill("#data-duration", "100")
+        tab.fill("#data-name", "twin")
+    page.click("#data-generate")
+    other.click("#data-generate")
+    outcomes = []
+    for tab in (page, other):
+        wait_for(lambda: "Saved dataset “twin”" in tab.inner_text("#data-status")
+                 or "Generation failed" in tab.inner_text("#data-status"), 60, what="outcome")
+        outcomes.append(tab.inner_text("#data-status"))
+    assert sum("Saved dataset “twin”" in o for o in outcomes) == 1, outcomes
+    failed = next(o for o in outcomes if "Generation failed" in o)
+    assert "could not be saved" in failed and "“twin” exists" in failed
+    other.close()
+
     # Fit 1: 5 epochs; the curve grows while the run is running
     page.get_by_role("link", name="Fit").click()
     page.wait_for_selector("#fit-dataset option[value='fig3-data']", state="attached")
@@ -93,6 +116,25 @@ def test_fig3_workflow(live_app, browser, tmp_path):
     d_points = page.evaluate("() => document.querySelector('#fit-params-graph .js-plotly-plot').data[0].x.length")
     assert d_points >= partial - 1, (d_points, partial)
     assert "cancelled" in page.inner_text("#fit-progress-text")
+
+    # The queue: two workers are busy, so a third fit waits in line, and can be cancelled there
+    for name in ("q1", "q2", "q3"):
+        page.fill("#fit-name", name)
+        page.click("#fit-start")
+        page.wait_for_function("document.querySelector('#fit-run-select').selectedOptions[0]"
+                               f".textContent.startsWith('{name}')")
+    page.get_by_text("queued: 1st in line (2 of 2 workers busy)").wait_for(timeout=30000)
+    page.click("#fit-cancel")
+    page.get_by_text("Cancelled before it started.").wait_for()
+    wait_for(lambda: "CANCELLED" in page.inner_text("#fit-status").upper(), 30, what="q3 cancelled")
+    for name in ("q2", "q1"):                      # free the workers again
+        value = page.evaluate("n => [...document.querySelectorAll('#fit-run-select option')]"
+                              ".find(o => o.textContent.startsWith(n)).value", name)
+        page.select_option("#fit-run-select", value)
+        wait_for(lambda: "RUNNING" in page.inner_text("#fit-status").upper(), 30, what=name)
+        page.click("#fit-cancel")
+        wait_for(lambda: "CANCELLED" in page.inner_text("#fit-status").upper(), 30,
+                 what=f"{name} cancelled")
 
     # Runs: both fits with their statuses, the generation run too
     page.get_by_role("link", name="Runs").click()

@@ -11,8 +11,8 @@ from flowdash import jobs
 from flowdash import settings
 from flowdash.pages import theme
 from flowdash.pages.data import figures, ids, logic
-from flowdash.pages.services import open_store, options, store_path
-from flowdash.store import ACTIVE_STATUSES, CANCELLED, DONE, NameTaken
+from flowdash.pages.services import open_store, options
+from flowdash.store import NameTaken
 
 #: form field id -> settings key
 GEN_FIELDS = {ids.MODEL: "model", ids.TRIALS: "n_trials", ids.DURATION: "duration",
@@ -33,7 +33,8 @@ def fill_lists(_path, active):
 
 
 @callback(
-    Output(ids.JOB, "data"), Output(app_ids.ACTIVE_GEN, "data"), Output(ids.STATUS, "children"),
+    Output(app_ids.ACTIVE_GEN, "data"), Output(ids.JOB, "data", allow_duplicate=True),
+    Output(ids.STATUS, "children"),
     *[Output(f, "invalid") for f in FIELD_IDS],
     *[Output({"type": ids.FB, "field": f}, "children") for f in FIELD_IDS],
     Input(ids.GENERATE, "n_clicks"),
@@ -41,47 +42,21 @@ def fill_lists(_path, active):
     prevent_initial_call=True,
 )
 def start_generation(_n, *values):
-    """Validate the fields (the job layer's rules); record a queued generation run."""
+    """Validate the fields (the job layer's rules); queue a generation run for a worker."""
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
     fields = dict(zip(GEN_FIELDS.values(), values), with_trial_end=values[-1])
-    try:
-        run_id, errors = jobs.create_generation(store_path(), fields), {}
-    except settings.SettingsError as exc:
-        run_id, errors = None, exc.errors
+    with open_store() as store:
+        try:
+            run_id, errors = jobs.submit(store, "generation", fields), {}
+        except settings.SettingsError as exc:
+            run_id, errors = None, exc.errors
     messages = [errors.get(GEN_FIELDS[f]) or "" for f in FIELD_IDS]
     if run_id is None:
         return no_update, no_update, alert("Fix the fields marked in red.", "danger"), \
             *[bool(m) for m in messages], *messages
-    return {"run_id": run_id}, run_id, alert("Generation queued…", "info"), \
+    return run_id, {"run_id": run_id, "status": "queued"}, alert("Generation queued…", "info"), \
         *[False] * len(FIELD_IDS), *messages
-
-
-@callback(
-    Output(ids.STATUS, "children", allow_duplicate=True),
-    Output(ids.DATASET, "options", allow_duplicate=True),
-    Output(ids.DATASET, "value", allow_duplicate=True),
-    Input(ids.JOB, "data"),
-    background=True,
-    cancel=[Input(ids.CANCEL, "n_clicks")],
-    prevent_initial_call=True,
-)
-def generate(job):
-    """Background job: simulate and save the dataset; progress goes to the run store."""
-    if not job or not job.get("run_id"):
-        raise PreventUpdate
-    status = jobs.run_generation(store_path(), job["run_id"])
-    with open_store() as store:
-        record, datasets = store.get_run(job["run_id"]), store.list_datasets()
-    if record is None:
-        return alert("The run was deleted.", "warning"), options(datasets), no_update
-    name = record["settings"]["dataset_name"]
-    if status == DONE:
-        return (alert(f"Saved dataset “{name}”: {record['message']}.", "success"),
-                options(datasets), name)
-    text = record.get("error") or record.get("message") or status
-    return alert(f"Generation {status}: {text}", "danger" if status == "failed"
-                  else "warning"), options(datasets), no_update
 
 
 @callback(Output(app_ids.ACTIVE_DATASET, "data"), Input(ids.DATASET, "value"),
@@ -95,35 +70,51 @@ def remember_dataset(name):
 
 @callback(Output(ids.PROGRESS, "value"), Output(ids.PROGRESS, "label"),
           Output(ids.GENERATE, "disabled"), Output(ids.CANCEL, "disabled"),
-          Input(ids.GEN_POLL, "n_intervals"), Input(app_ids.ACTIVE_GEN, "data"))
-def follow_generation(_n, run_id):
-    """Progress of the followed generation run, read from the run store (survives reloads)."""
+          Output(ids.GEN_POLL, "disabled"), Output(ids.JOB, "data"),
+          Input(ids.GEN_POLL, "n_intervals"), Input(app_ids.ACTIVE_GEN, "data"),
+          State(ids.JOB, "data"))
+def follow_generation(_n, run_id, seen):
+    """The followed generation run as the job layer reports it (survives reloads).
+
+    ``JOB`` remembers the status last seen; when it turns final, ``announce``
+    says how the run ended (once).
+    """
     with open_store() as store:
-        record = store.get_run(run_id) if run_id else None
+        record = jobs.observe(store, run_id)
     value, label, active = logic.generation_progress(record)
-    return value, label, active, not active
+    job = logic.follow_state(record, seen)
+    changed = logic.follow_key(job) != logic.follow_key(seen)
+    return value, label, active, not active, not active, job if changed else no_update
 
 
 @callback(Output(ids.STATUS, "children", allow_duplicate=True),
-          Output(ids.PROGRESS, "label", allow_duplicate=True),
-          Input(ids.CANCEL, "n_clicks"), State(app_ids.ACTIVE_GEN, "data"), prevent_initial_call=True)
+          Output(ids.DATASET, "options", allow_duplicate=True),
+          Output(ids.DATASET, "value", allow_duplicate=True),
+          Input(ids.JOB, "data"), prevent_initial_call=True)
+def announce(job):
+    """How the followed generation ended, once: the new dataset is shown at once,
+    a failure with its reason."""
+    if not job or not job.get("ended"):
+        raise PreventUpdate
+    with open_store() as store:
+        record, datasets = jobs.observe(store, job["run_id"]), store.list_datasets()
+    text, colour, dataset = logic.generation_outcome(record)
+    return alert(text, colour), options(datasets), dataset or no_update
+
+
+@callback(Output(ids.STATUS, "children", allow_duplicate=True),
+          Input(ids.CANCEL, "n_clicks"), State(app_ids.ACTIVE_GEN, "data"),
+          prevent_initial_call=True)
 def cancel_generation(_n, run_id):
-    """Dash kills the job process; record the run as cancelled and say what was kept."""
+    """Ask the job layer to cancel; the page reports the outcome when the run ends."""
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
-    if not run_id:
-        return no_update, no_update
     with open_store() as store:
-        store.request_cancel(run_id)     # from now on the job cannot save
-        rec = store.get_run(run_id)
-        if rec and rec["status"] in ACTIVE_STATUSES:
-            rec = store.finish_run(run_id, CANCELLED, message="cancelled by the user")
-        name = rec["settings"]["dataset_name"] if rec else None
-        saved = name and (store.get_dataset(name) or {}).get("meta", {}).get("run_id") == run_id
-    if saved:
-        return alert(f"The generation had finished; dataset “{name}” was saved.", "info"), \
-            "done"
-    return alert("Generation cancelled; no dataset was saved.", "warning"), "cancelled"
+        record = jobs.cancel(store, run_id)
+    if record is None:
+        return no_update
+    return alert("Cancel requested: the generation stops after the current trial; "
+                 "no dataset is saved.", "warning")
 
 
 def _about_name(exc) -> bool:

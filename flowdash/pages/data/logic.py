@@ -190,6 +190,40 @@ def generation_progress(record: dict | None) -> tuple[float, str, bool]:
         return 0.0, "", False
     active = record["status"] in ACTIVE_STATUSES
     label = record.get("message") or record["status"]
-    if not active:
+    if record["status"] in ("failed", "interrupted") and record.get("error"):
+        label = f"{record['status']}: {record['error']}"
+    elif not active and not label.startswith(record["status"]):
         label = f"{record['status']}: {label}"
     return 100.0 * float(record.get("progress") or 0.0), label, active
+
+
+def follow_state(record: dict | None, seen: dict | None) -> dict | None:
+    """What the Data page remembers of the followed run: its id, its status, and
+    whether it just ended (it was active when last seen)."""
+    if record is None:
+        return None
+    seen = seen or {}
+    ended = (record["status"] not in ACTIVE_STATUSES and seen.get("run_id") == record["id"]
+             and (seen.get("status") in ACTIVE_STATUSES))
+    return {"run_id": record["id"], "status": record["status"], "ended": ended}
+
+
+def follow_key(state: dict | None) -> tuple:
+    """(run id, status) of a follow state: it changes only when the run does."""
+    return (state or {}).get("run_id"), (state or {}).get("status")
+
+
+def generation_outcome(record: dict | None) -> tuple[str, str, str | None]:
+    """(message, alert colour, dataset to show) when a generation run has ended."""
+    if record is None:
+        return "The generation run was deleted.", "warning", None
+    name = record["settings"].get("dataset_name")
+    if record["status"] == "done":
+        return f"Saved dataset “{name}”: {record['message']}.", "success", name
+    if record["status"] == "failed":
+        return f"Generation failed: {record.get('error') or 'no reason was recorded'}", \
+            "danger", None
+    if record["status"] == "interrupted":
+        return f"Generation interrupted: {record.get('error') or 'no reason was recorded'}", \
+            "warning", None
+    return f"Generation {record.get('message') or record['status']}.", "warning", None

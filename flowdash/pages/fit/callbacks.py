@@ -8,13 +8,13 @@ from flowdash import ids as app_ids
 from flowdash import jobs
 from flowdash.pages.components import alert, status_badge
 from flowdash.pages.fit import ids, view
-from flowdash.pages.services import open_store, options, store_path
+from flowdash.pages.services import open_store, options
 
 FIELDS = ("dataset", "init_model", "params", "alpha", "epochs", "batches", "nv",
-          "snapshots", "seed", "pace") + tuple(f"lr-{p}" for p in view.PARAMS)
+          "snapshots", "seed", "pace", "name") + tuple(f"lr-{p}" for p in view.PARAMS)
 INPUT_OF = {"dataset": ids.DATASET, "init_model": ids.INIT_MODEL, "alpha": ids.ALPHA,
             "epochs": ids.EPOCHS, "batches": ids.BATCHES, "nv": ids.NV,
-            "snapshots": ids.SNAPSHOTS, "seed": ids.SEED, "pace": ids.PACE}
+            "snapshots": ids.SNAPSHOTS, "seed": ids.SEED, "pace": ids.PACE, "name": ids.NAME}
 
 
 def run_options(store):
@@ -55,8 +55,8 @@ def preset(_n, dataset, init_model):
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
     with open_store() as store:
-        ds = store.get_dataset(dataset)
-    truth = (ds or {}).get("meta", {}).get("model") or init_model
+        meta = store.get_dataset_meta(dataset)   # no spike data read
+    truth = (meta or {}).get("model") or init_model
     p = view.fig3_preset(truth)
     return (p["init_model"], p["peq_override"], p["optimizer"],
             [p["lr"][q] for q in view.PARAMS], p["params"], p["epochs"], p["batches"],
@@ -78,19 +78,19 @@ def preset(_n, dataset, init_model):
 )
 def start(_n, dataset, init_model, peq_override, optimizer, lrs, alpha, params, epochs,
           batches, nv, snapshots, seed, pace, name):
-    """Validate (the job layer's rules), then start the fit in its own worker process."""
+    """Validate (the job layer's rules), then queue the fit for a worker."""
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
     fields = dict(dataset=dataset, init_model=init_model, peq_override=peq_override,
                   optimizer=optimizer, lr=dict(zip(view.PARAMS, lrs)), alpha=alpha,
                   params=params, epochs=epochs, batches=batches, nv=nv, snapshots=snapshots,
                   seed=seed, pace=pace, name=name)
-    run_id, errors, problem = view.start(store_path(), fields)
+    with open_store() as store:
+        run_id, errors, problem = view.start(store, fields)
+        opts = run_options(store) if run_id else None
     feedback = [errors.get(o["id"]["field"], "") for o in ctx.outputs_list[-1]]
     if run_id is None:
         return no_update, alert(problem, "danger"), no_update, no_update, feedback
-    with open_store() as store:
-        opts = run_options(store)
     return run_id, alert("Fit started.", "success"), opts, run_id, feedback
 
 
@@ -121,7 +121,14 @@ def cancel(_n, run_id):
         raise PreventUpdate
     if not run_id:
         return no_update
-    jobs.cancel(store_path(), run_id)
+    with open_store() as store:
+        record = jobs.cancel(store, run_id)
+    if record is None:
+        return no_update
+    if record["status"] == "cancelled" and not record.get("started"):
+        return alert("Cancelled before it started.", "warning")
+    if record["status"] != "running":
+        return alert(f"The fit has already ended ({record['status']}).", "light")
     return alert("Cancel requested: the fit stops after the current epoch.", "warning")
 
 
@@ -130,6 +137,7 @@ def cancel(_n, run_id):
           Output(ids.PROGRESS, "label"), Output(ids.PROGRESS_TEXT, "children"),
           Output(ids.STATUS, "children"), Output(ids.CURSOR, "data"),
           Output(ids.INTERVAL, "disabled"), Output(ids.CANCEL, "disabled"),
+          Output(ids.INTERVAL, "interval"),
           Input(ids.INTERVAL, "n_intervals"), Input(app_ids.ACTIVE_FIT, "data"),
           State(ids.CURSOR, "data"))
 def poll(_n, run_id, cursor):
@@ -138,9 +146,10 @@ def poll(_n, run_id, cursor):
         out = view.poll(store, run_id, None if ctx.triggered_id == app_ids.ACTIVE_FIT
                         else cursor)
     if out is None:
-        return (no_update,) * 8 + (True, True)
+        return (no_update,) * 8 + (True, True, no_update)
     pot, par = out["side"] or (no_update, no_update)
     value, label, text = out["progress"]
     status = out["record"]["status"]
     return (out["nll"] if out["nll"] is not None else no_update, pot, par, value, label, text,
-            status_badge(status), out["cursor"], out["final"], status not in ("queued", "running"))
+            status_badge(status), out["cursor"], out["final"], status not in ("queued", "running"),
+            view.poll_interval(out))

@@ -61,7 +61,7 @@ def layout(**_query):
             field("Seed", _input(ids.SEED, "0"), fb("seed"), width=4),
             field("Pace (s per epoch)", _input(ids.PACE, "0"), fb("pace"),
                   help_text="> 0 slows a fit down for a class to watch", width=12),
-            field("Run name", _input(ids.NAME, "", placeholder="optional"), width=12),
+            field("Run name", _input(ids.NAME, "", placeholder="optional"), fb("name"), width=12),
         ], className="g-2"),
         html.Div([
             dbc.Button("Start fit", id=ids.START, color="primary", className="me-2"),

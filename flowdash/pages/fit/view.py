@@ -12,18 +12,17 @@ from dash import Patch
 
 from flowdash import jobs
 from flowdash import settings
-from flowdash import export
 from flowdash.core.fitting import FITTABLE
 from flowdash.pages import theme
 from flowdash.pages.fit import figures
-from flowdash.store import ACTIVE_STATUSES, FINAL_STATUSES, process_alive
+from flowdash.store import ACTIVE_STATUSES, FINAL_STATUSES
 
 PARAMS = FITTABLE
 DEFAULT_LR = {"F": "0.005", "F0": "0.005", "D": "0.1", "Fr": "0.0005", "C": "1"}
 #: setting key of the job layer -> form field of the page
 FIELD_OF = {"dataset": "dataset", "init_model": "init_model", "params_to_opt": "params",
             "max_epochs": "epochs", "mini_batch_number": "batches", "Nv": "nv",
-            "snapshot_epochs": "snapshots", "seed": "seed", "pace": "pace",
+            "snapshot_epochs": "snapshots", "seed": "seed", "pace": "pace", "name": "name",
             "learning_rate:alpha": "alpha",
             **{f"learning_rate:{p}": f"lr-{p}" for p in PARAMS}}
 
@@ -44,14 +43,13 @@ def values_from_fields(f: dict) -> dict:
             "seed": f.get("seed"), "pace": f.get("pace")}
 
 
-def start(store_path, f: dict):
-    """Start a fit from the form; returns ``(run_id or None, {field: message}, alert)``.
+def start(store, f: dict):
+    """Queue a fit from the form; returns ``(run_id or None, {field: message}, alert)``.
 
     Errors of a field go to the field; others (the core's options) to the alert.
     """
     try:
-        run_id = jobs.start_fit(store_path, values_from_fields(f),
-                                name=(f.get("name") or "").strip() or None)
+        run_id = jobs.submit(store, "fit", values_from_fields(f), name=f.get("name"))
     except settings.SettingsError as exc:
         by_field = {FIELD_OF[k]: m for k, m in exc.errors.items() if k in FIELD_OF}
         other = [m for k, m in exc.errors.items() if k not in FIELD_OF]
@@ -69,73 +67,97 @@ def fig3_preset(ground_truth: str | None):
 # ---------------------------------------------------------------------------
 # live view
 # ---------------------------------------------------------------------------
-def curves(epochs):
-    """Epoch numbers and NLLs summed over datasamples.
+#: Most epochs drawn when a run's curves are drawn whole: the store decimates a
+#: longer fit (``read_columns(max_points=)``: the first and last epochs, the
+#: minima of the NLLs and evenly spaced epochs); live updates add every epoch.
+MAX_POINTS = 5000
 
-    A missing value (None, stored for a non-finite NLL) counts as NaN, so the
-    epoch's sum is missing and the curve shows a gap; ``val`` is None per
+
+def curves(cols):
+    """Epoch numbers and NLLs summed over datasamples, from the store's columns
+    (:meth:`RunStore.read_columns`).
+
+    A missing value (NaN: a non-finite NLL was stored as None) makes the
+    epoch's sum missing (None), so the curve shows a gap; ``val`` is None per
     epoch when the run has no validation set.
     """
-    es = [e["epoch"] for e in epochs]
-    train = [_total(e.get("nll_train")) for e in epochs]
-    val = [_total(e.get("nll_val")) for e in epochs]
-    return es, train, val
+    es = np.asarray(cols["epoch"]).tolist()
+    return es, _totals(cols["nll_train"], len(es)), _totals(cols["nll_val"], len(es))
 
 
-def _total(values):
-    if values is None:
-        return None
-    total = float(np.sum(export.nll_array(values)))
-    return total if np.isfinite(total) else None
+def _totals(matrix, n):
+    if matrix is None or not np.shape(matrix)[-1]:
+        return [None] * n
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(matrix).sum(axis=1)]
+
+
+def _row(cols, i) -> dict:
+    """Epoch, elapsed s and Unix time of row ``i`` of the columns (JSON-able)."""
+    def num(v):
+        return float(v) if np.isfinite(v) else 0.0
+    return {"epoch": int(cols["epoch"][i]), "elapsed": num(cols["elapsed"][i]),
+            "time": num(cols["time"][i])}
 
 
 def _truth(store, record, result):
     """(x, peq) of the dataset's ground truth, or None for real data."""
     truth = result.get("truth") if "truth" in result else jobs.truth_arrays(
         (record["refs"].get("dataset_meta")
-         or (store.get_dataset(record["refs"].get("dataset")) or {}).get("meta")))
+         or store.get_dataset_meta(record["refs"].get("dataset"))))
     return None if truth is None else (np.asarray(truth["x"]), np.asarray(truth["peq"]))
 
 
-def potential(store, record, snapshots, result=None):
-    """The potential figure from the snapshot epoch records of a run."""
+def snapshots(store, record) -> list:
+    """(epoch, peq) at the run's snapshot epochs that have been recorded (epoch
+    record k is epoch k; the store keeps them as float32 display copies)."""
+    wanted = set(record["settings"].get("snapshot_epochs") or [])
+    out = []
+    for k in store.snapshot_epochs(record["id"]):
+        snap = store.read_snapshot(record["id"], k) if k in wanted else None
+        if snap and snap.get("peq") is not None:
+            out.append((k, snap["peq"]))
+    return out
+
+
+def potential(store, record, snaps, result=None):
+    """The potential figure from the snapshots (:func:`snapshots`) of a run."""
     result = result if result is not None else (store.get_result(record["id"]) or {})
     if "x" not in result:
         return theme.message_figure("Waiting for the first epoch…", 400)
     wanted = set(record["settings"].get("snapshot_epochs") or [])
-    snaps = [(e["epoch"], e["snapshot"]["peq"]) for e in snapshots
-             if e and e.get("snapshot") and e["epoch"] in wanted]
     latest = store.get_latest(record["id"])
     last = (latest["epoch"], latest["peq"]) if latest and latest["epoch"] not in wanted else None
     return figures.potential_figure(np.asarray(result["x"]), snaps,
                                     _truth(store, record, result), last)
 
 
-def side_figures(store, record, epochs):
-    """The potential figure and the D/p0/rates figure of a run (all its epochs)."""
+def side_figures(store, record, cols):
+    """The potential figure and the D/p0/rates figure of a run (its epochs' columns)."""
     result = store.get_result(record["id"]) or {}
     if "x" not in result:
         return (theme.message_figure("Waiting for the first epoch…", 400),
                 theme.message_figure("", 200))
-    pot = potential(store, record, epochs, result)
+    pot = potential(store, record, snapshots(store, record), result)
     latest = store.get_latest(record["id"])
     fitted = set(record["settings"].get("params_to_opt") or [])
-    D = [e["D"] for e in epochs] if "D" in fitted else None
+    D = np.asarray(cols["D"]).tolist() if "D" in fitted else None
     p0 = (latest["epoch"], latest["p0"]) if latest and latest.get("p0") is not None else None
     fr = (latest["epoch"], latest["fr"]) if latest and latest.get("fr") is not None else None
-    par = figures.params_figure([e["epoch"] for e in epochs], D, np.asarray(result["x"]), p0, fr)
+    par = figures.params_figure(np.asarray(cols["epoch"]).tolist(), D, np.asarray(result["x"]),
+                               p0, fr)
     return pot, par
 
 
-def params_patch(record, new, latest) -> Patch:
-    """Extend the D traces and replace p0 and the rates (trace order of
-    :func:`figures.params_figure`)."""
+def params_patch(record, cols, latest) -> Patch:
+    """Extend the D traces by the new epochs' columns and replace p0 and the
+    rates (trace order of :func:`figures.params_figure`)."""
     patch, i = Patch(), 0
     if "D" in (record["settings"].get("params_to_opt") or []):
-        for k in range(len(new[0]["D"])):
-            patch["data"][k]["x"].extend([e["epoch"] for e in new])
-            patch["data"][k]["y"].extend([e["D"][k] for e in new])
-        i = len(new[0]["D"])
+        D = np.asarray(cols["D"], float)
+        for k in range(D.shape[1]):
+            patch["data"][k]["x"].extend(np.asarray(cols["epoch"]).tolist())
+            patch["data"][k]["y"].extend(D[:, k].tolist())
+        i = D.shape[1]
     if latest and latest.get("p0") is not None:
         for k, row in enumerate(np.atleast_2d(latest["p0"])):
             patch["data"][i + k]["y"] = list(row)
@@ -163,7 +185,9 @@ def progress(record, first=None, last=None):
     else:
         elapsed = 0.0
     text = f"epoch {done} of {E} · elapsed {fmt_seconds(elapsed)}"
-    if record["status"] in ACTIVE_STATUSES and first and last and done > 0:
+    if record["status"] == "queued":
+        text = record.get("message") or "queued"   # its place in line (jobs.observe)
+    elif record["status"] in ACTIVE_STATUSES and first and last and done > 0:
         per = (last["elapsed"] - first["elapsed"]) / done
         text += f" · about {fmt_seconds(per * (E - done))} left"
     elif record["status"] in FINAL_STATUSES:
@@ -181,9 +205,10 @@ def fmt_seconds(s: float) -> str:
     return f"{m} min {s:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
 
 
-def _nll_patch(new, cursor):
-    """Extend the NLL curves by the new epochs; returns (patch, new cursor)."""
-    es, tr, va = curves(new)
+def _nll_patch(new_curves, cursor):
+    """Extend the NLL curves by the new epochs (:func:`curves`); returns the patch
+    and the cursor's new baseline and best epoch."""
+    es, tr, va = new_curves
     base_t = figures.first_finite([cursor["base"][0]] + tr)
     base_v = figures.first_finite([cursor["base"][1]] + va)
     patch = Patch()
@@ -199,43 +224,55 @@ def _nll_patch(new, cursor):
         patch["data"][2]["x"] = [best_e]
         patch["data"][2]["y"] = [best_v - base_v]
         patch["layout"]["shapes"] = figures.min_marker_shape(best_e)
-    return patch, dict(cursor, n=cursor["n"] + len(new), base=[base_t, base_v],
-                       best=[best_e, best_v])
+    return patch, dict(cursor, base=[base_t, base_v], best=[best_e, best_v])
+
+
+#: How often the page polls a run, ms: often until its first epoch shows (a fit's
+#: first epoch lands a fraction of a second after Start), then at the usual pace.
+POLL_FIRST_MS, POLL_MS = 150, 500
+
+
+def poll_interval(out: dict) -> int:
+    """The polling period for a run as :func:`poll` left it."""
+    waiting = out["record"]["status"] in ACTIVE_STATUSES and not out["cursor"]["n"]
+    return POLL_FIRST_MS if waiting else POLL_MS
 
 
 def poll(store, run_id, cursor):
     """Everything the live view needs since ``cursor`` (None = rebuild).
 
-    Reads only the new epoch records, plus single keys (the first and last
-    epoch, the snapshot epochs, the latest parameters). Epoch record k is
-    epoch k. Returns a dict: ``record``, ``nll`` (a full figure, a ``Patch``
-    or None), ``side`` ((potential, params) figures or Patches, or None),
-    ``progress``, ``cursor``, ``final`` (nothing more will come).
+    Reads the NLL columns of the new epochs only (``read_columns`` from the
+    cursor: one or two chunks), plus single keys (the snapshots, the latest
+    parameters, the result). Epoch record k is epoch k. Returns a dict:
+    ``record``, ``nll`` (a full figure, a ``Patch`` or None), ``side``
+    ((potential, params) figures or Patches, or None), ``progress``,
+    ``cursor`` (JSON: ``n`` epochs shown, the curves' ``base`` and ``best``,
+    the ``first`` and ``last`` epoch's times), ``final`` (nothing more will come).
     """
-    record = store.get_run(run_id) if run_id else None
+    record = jobs.observe(store, run_id)   # the job layer says what became of it
     if record is None or record["kind"] != "fit":
         return None
-    if record["status"] in ACTIVE_STATUSES and not process_alive(record):
-        record = store.finish_run(run_id, "interrupted", message="interrupted",
-                                  error="the worker process is gone")
-    fresh = not cursor or cursor.get("run_id") != run_id or not cursor["n"]
-    new = store.read_epochs(run_id, 0 if fresh else cursor["n"])
+    fresh = not cursor or cursor.get("run_id") != run_id or not cursor["n"] \
+        or "last" not in cursor
+    cols = store.read_columns(run_id, 0 if fresh else cursor["n"],
+                              max_points=MAX_POINTS if fresh else None)
+    new = curves(cols)
     out = {"record": record, "nll": None, "side": None}
     if fresh:
-        es, tr, va = curves(new)
+        es, tr, va = new
         out["nll"] = figures.nll_figure(es, tr, va)
-        out["side"] = side_figures(store, record, new)
-        cursor = {"run_id": run_id, "n": len(new), "best": list(figures.best_epoch(es, va)),
-                  "base": [figures.first_finite(tr), figures.first_finite(va)]}
-    elif new:
+        out["side"] = side_figures(store, record, cols)
+        cursor = {"run_id": run_id, "n": cols["n_epochs"] if es else 0,
+                  "best": list(figures.best_epoch(es, va)),
+                  "base": [figures.first_finite(tr), figures.first_finite(va)],
+                  "first": _row(cols, 0) if es else None,
+                  "last": _row(cols, -1) if es else None}
+    elif new[0]:
         out["nll"], cursor = _nll_patch(new, cursor)
-        snaps = [store.read_epoch(run_id, k) for k in record["settings"]["snapshot_epochs"]
-                 if k < cursor["n"]]
-        out["side"] = (potential(store, record, snaps),
-                       params_patch(record, new, store.get_latest(run_id)))
-    n = cursor["n"]
-    out["final"] = record["status"] in FINAL_STATUSES and store.n_epochs(run_id) == n
-    out["progress"] = progress(record, store.read_epoch(run_id, 0) if n else None,
-                               store.read_epoch(run_id, n - 1) if n else None)
+        cursor = dict(cursor, n=cursor["n"] + len(new[0]), last=_row(cols, -1))
+        out["side"] = (potential(store, record, snapshots(store, record)),
+                       params_patch(record, cols, store.get_latest(run_id)))
+    out["final"] = record["status"] in FINAL_STATUSES and cols["n_epochs"] == cursor["n"]
+    out["progress"] = progress(record, cursor["first"], cursor["last"])
     out["cursor"] = cursor
     return out

@@ -17,7 +17,7 @@ from flowdash.pages.fit import view as fit_view
 from flowdash.pages.runs import ids
 from flowdash.pages.runs.plots import generation_plots
 from flowdash.pages.runs.table import describe
-from flowdash.pages.services import open_store, store_path
+from flowdash.pages.services import open_store
 from flowdash.store import ACTIVE_STATUSES, RunActive
 
 COLUMNS = (("status", "Status"), ("name", "Name"), ("kind", "Kind"), ("created", "Created"),
@@ -40,8 +40,8 @@ def table(rows):
 def refresh(_n, _changed, _path):
     """The table of every run with its status (polled)."""
     with open_store() as store:
-        store.mark_interrupted()          # a worker that died shows up at once
-        records = store.list_runs()
+        jobs.reap(store)                  # a worker that died shows up at once
+        records = jobs.annotate(store, store.list_runs())
         rows = [describe(r, store.n_epochs(r["id"])) for r in records]
     if not rows:
         return (dbc.Alert("No runs yet: generate data or start a fit.", color="light"), [], [])
@@ -63,9 +63,9 @@ def open_run(run_id, _changed):
             return ("", theme.message_figure("Open a run.", 300), theme.message_figure("", 300),
                     theme.message_figure("", 120))
         if record["kind"] == "fit":
-            epochs = store.read_epochs(run_id)
-            plots = (fit_figures.nll_figure(*fit_view.curves(epochs), f"NLL · {record['name']}"),
-                     *fit_view.side_figures(store, record, epochs))
+            cols = store.read_columns(run_id, max_points=fit_view.MAX_POINTS)
+            plots = (fit_figures.nll_figure(*fit_view.curves(cols), f"NLL · {record['name']}"),
+                     *fit_view.side_figures(store, record, cols))
         else:
             plots = generation_plots(store, record)
     info = html.Div([
@@ -87,7 +87,8 @@ def overlay(run_ids, _changed):
         for rid in run_ids or []:
             rec = store.get_run(rid)
             if rec is not None:
-                curves.append((rec["name"], *fit_view.curves(store.read_epochs(rid))))
+                cols = store.read_columns(rid, max_points=fit_view.MAX_POINTS)
+                curves.append((rec["name"], *fit_view.curves(cols)))
     if not curves:
         return theme.message_figure("Tick fit runs to overlay.", 260)
     return fit_figures.overlay_figure(curves)
@@ -101,9 +102,9 @@ def cancel_run(_n, run_id):
         raise PreventUpdate
     with open_store() as store:
         record = store.get_run(run_id)
-    if record is None or record["status"] not in ACTIVE_STATUSES:
-        return alert("Only a queued or running run can be cancelled.", "light"), no_update
-    jobs.cancel(store_path(), run_id)
+        if record is None or record["status"] not in ACTIVE_STATUSES:
+            return alert("Only a queued or running run can be cancelled.", "light"), no_update
+        jobs.cancel(store, run_id)
     return alert("Cancel requested.", "warning"), run_id
 
 

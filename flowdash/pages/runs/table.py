@@ -19,6 +19,8 @@ def describe(record: dict, n_epochs: int) -> dict:
         used = (f"model {refs.get('model')} → {refs.get('dataset')}; "
                 f"{s.get('n_trials')} × {s.get('duration')} s")
         progress = f"{100 * (record.get('progress') or 0):.0f} %"
+    if record["status"] == "queued":
+        progress = record.get("message") or "queued"   # its place in line (jobs.annotate)
     end = record.get("finished") or (time.time() if record.get("started") else None)
     took = fmt_seconds(end - record["started"]) if record.get("started") and end else "—"
     return {"id": record["id"], "status": record["status"], "name": record["name"],

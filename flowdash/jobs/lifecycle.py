@@ -1,0 +1,263 @@
+"""The run lifecycle: every status change of a run happens here.
+
+::
+
+    submit ─▶ queued ──claim──▶ running ──finish──▶ done | cancelled | failed | interrupted
+                 └──cancel──▶ cancelled         └──reap (worker's heartbeat stale)──▶ interrupted
+
+Pages, scripts, workers and Celery tasks call these functions; none of them
+sets a status itself. A page *asks* (:func:`observe`, :func:`annotate`); the
+answer may carry a transition that was due (a dead worker's run becomes
+interrupted), but the rule lives here.
+
+Heartbeats: every process that runs jobs writes its heartbeat to the store
+every :data:`HEARTBEAT_SECONDS` (:class:`flowdash.jobs.runner.Worker`). A
+running run whose worker has not beaten for :data:`STALE_SECONDS` is
+interrupted by whoever looks first (a page, a worker's reaper), on any
+machine that shares the store. Clocks of the machines must agree to within
+a second or two (NTP).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from .. import names
+from ..settings import SettingsError
+from ..store import ACTIVE_STATUSES, FINAL_STATUSES, INTERRUPTED, QUEUED, RUNNING
+from . import kinds
+
+log = logging.getLogger("flowdash.jobs")
+
+#: How often a worker writes its heartbeat, s.
+HEARTBEAT_SECONDS = 1.0
+#: A running run whose worker's heartbeat is older than this is interrupted, s.
+STALE_SECONDS = 6.0
+#: Heartbeats of workers gone for this long are dropped from the store, s.
+FORGET_SECONDS = 600.0
+
+
+# ---------------------------------------------------------------------------
+# transitions
+# ---------------------------------------------------------------------------
+def submit(store, kind: str, values: dict, name: str | None = None) -> str:
+    """Check ``values`` with the kind's rules, record a queued run, hand it on.
+
+    Raises :class:`flowdash.settings.SettingsError` (a message per setting;
+    ``name`` for the run name, checked by :func:`flowdash.names.validate_name`
+    like every name) before anything is recorded. A blank name gives the
+    kind's default name. Embedded workers take queued runs from the store;
+    with ``FLOWDASH_BROKER`` set the run is also sent to Celery. If the broker
+    cannot be reached the run is recorded as failed, with why. Returns the
+    run id.
+    """
+    job = kinds.get(kind)
+    errors = {}
+    given = name.strip() if isinstance(name, str) else name
+    if given:  # checked with the settings, so that the page shows every message at once
+        try:
+            given = names.validate_name(given, "run", names.MAX_RUN_NAME_LENGTH)
+        except ValueError as exc:
+            errors["name"] = str(exc)
+    try:
+        settings, refs, default_name = job.check(values, store)
+    except SettingsError as exc:
+        raise SettingsError({**exc.errors, **errors}) from None
+    if errors:
+        raise SettingsError(errors)
+    run_id = store.create_run(kind, given or default_name[:names.MAX_RUN_NAME_LENGTH],
+                              settings, refs=refs)
+    broker = os.environ.get("FLOWDASH_BROKER")
+    if broker:
+        from .. import tasks
+        try:
+            tasks.send(broker, store.location, run_id)
+        except Exception as exc:  # the broker is down: say so on the run itself
+            log.exception("could not send run %s to %s", run_id, broker)
+            finish(store, run_id, "failed", message="failed",
+                   error=f"the task queue at FLOWDASH_BROKER could not be reached "
+                         f"({type(exc).__name__}: {exc})")
+    return run_id
+
+
+def cancel(store, run_id: str) -> dict | None:
+    """Ask a run to stop; returns its record (None: no such run).
+
+    A queued run is cancelled at once (it never starts); a running one stops
+    at its next check (between epochs or trials) and keeps what it has.
+    A malformed id is treated as an unknown run (None; nothing is stored).
+    """
+    if not names.is_run_id(run_id):
+        return None
+    record = store.get_run(run_id)
+    if record is None or record["status"] in FINAL_STATUSES:
+        return record
+    store.request_cancel(run_id)  # atomic: a queued run becomes cancelled here
+    return store.get_run(run_id)
+
+
+def claim(store, run_id: str, worker) -> bool:
+    """queued -> running for ``worker``; False if the run is not queued (any more).
+
+    A run is claimed once: a retried or duplicated task finds it running or
+    final and does nothing, so no epoch is ever computed twice.
+    """
+    return store.start_run(run_id, worker.pid, worker.started, message="starting")
+
+
+def finish(store, run_id: str, status: str, error: str | None = None,
+           message: str | None = None, attempts: int = 5) -> dict | None:
+    """Set a final status (the first one wins), retrying a store that is busy."""
+    for attempt in range(attempts):
+        try:
+            return store.finish_run(run_id, status, error=error, message=message)
+        except Exception:  # a locked or briefly unreachable store: the status must land
+            if attempt == attempts - 1:
+                log.exception("could not record run %s as %s", run_id, status)
+                raise
+            time.sleep(0.2 * 2 ** attempt)
+    return None
+
+
+# ---------------------------------------------------------------------------
+# heartbeats and the reaper
+# ---------------------------------------------------------------------------
+def worker_of(record: dict) -> str:
+    """The id of the worker that runs (or ran) a run: ``host:pid``."""
+    return f"{record.get('host')}:{record.get('pid')}"
+
+
+def live_workers(store, now: float | None = None) -> dict:
+    """worker id -> heartbeat of the workers that beat within STALE_SECONDS."""
+    now = time.time() if now is None else now
+    return {w: b for w, b in store.heartbeats().items()
+            if now - float(b.get("time", 0)) <= STALE_SECONDS}
+
+
+def _why_dead(record: dict, beats: dict, now: float) -> str | None:
+    """Why a running run has no live worker, or None if it has one."""
+    wid = worker_of(record)
+    beat = beats.get(wid)
+    since = now - float(record.get("started") or record["created"])
+    if beat is None:
+        return (f"its worker ({wid}) stopped without a word (no heartbeat)"
+                if since > STALE_SECONDS else None)
+    age = now - float(beat.get("time", 0))
+    if age > STALE_SECONDS:
+        return (f"its worker ({wid}) stopped: no heartbeat for {age:.0f} s (killed, out of "
+                "memory, or its machine stopped)")
+    if beat.get("run") != record["id"] and since > STALE_SECONDS:
+        return f"its worker ({wid}) is alive but no longer running it"
+    return None
+
+
+def _interrupt(store, record: dict, why: str) -> dict | None:
+    log.warning("run %s interrupted: %s", record["id"], why)
+    return finish(store, record["id"], INTERRUPTED, message="interrupted",
+                  error=f"{why}; what it computed so far is kept")
+
+
+def reap(store, now: float | None = None) -> list[str]:
+    """Interrupt every running run whose worker is dead; returns their ids.
+
+    Called by the workers every few seconds and by the pages when they list
+    runs; cheap (three reads: the active index, their records, the heartbeats).
+    """
+    now = time.time() if now is None else now
+    beats, marked = store.heartbeats(), []
+    for record in store.get_runs(store.active_runs()):
+        if record["status"] != RUNNING:
+            continue
+        why = _why_dead(record, beats, now)
+        if why and _interrupt(store, record, why) is not None:
+            marked.append(record["id"])
+    for wid, beat in beats.items():
+        if now - float(beat.get("time", 0)) > FORGET_SECONDS:
+            store.forget_worker(wid)
+    return marked
+
+
+# ---------------------------------------------------------------------------
+# what the pages ask
+# ---------------------------------------------------------------------------
+def observe(store, run_id) -> dict | None:
+    """A run's record as the pages show it; None if there is no such run.
+
+    A running run whose worker is dead is interrupted first; a queued run's
+    ``message`` says where it is in the queue (``queue_position`` too).
+    """
+    record = store.get_run(run_id)   # None for a malformed id too (the store is not read)
+    if record is None:
+        return None
+    if record["status"] == RUNNING:
+        why = _why_dead(record, store.heartbeats(), time.time())
+        if why:
+            record = _interrupt(store, record, why) or store.get_run(run_id)
+    return annotate(store, [record])[0] if record["status"] == QUEUED else record
+
+
+def annotate(store, records: list[dict]) -> list[dict]:
+    """Copies of ``records`` in which each queued run says where it waits."""
+    if not any(r["status"] == QUEUED for r in records):
+        return records
+    queued = [r["id"] for r in store.get_runs(store.active_runs()) if r["status"] == QUEUED]
+    workers = live_workers(store)
+    busy = sum(1 for b in workers.values() if b.get("run"))
+    out = []
+    for r in records:
+        if r["status"] == QUEUED and r["id"] in queued:
+            k = queued.index(r["id"]) + 1
+            r = dict(r, queue_position=k, message=queue_message(k, len(workers), busy))
+        out.append(r)
+    return out
+
+
+def queue_message(position: int, workers: int, busy: int) -> str:
+    """What a queued run's page says: its place in line and why it waits."""
+    if os.environ.get("FLOWDASH_BROKER") and not workers:
+        return f"queued: {_ordinal(position)} in line (waiting for a Celery worker)"
+    if not workers:
+        return (f"queued: {_ordinal(position)} in line; no worker is running (start "
+                "`python app.py`, or `python -m flowdash.worker --store …` beside the server)")
+    return f"queued: {_ordinal(position)} in line ({busy} of {workers} workers busy)"
+
+
+def _ordinal(k: int) -> str:
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
+def wait(store, run_id: str, timeout: float | None = None, poll: float = 0.1) -> dict:
+    """Block until a run is final; returns its record (scripts and tests).
+
+    Raises TimeoutError after ``timeout`` seconds, and RuntimeError if the
+    run stays queued while no worker takes runs from this store.
+    """
+    t0 = time.time()
+    idle_since = None
+    while True:
+        record = observe(store, run_id)
+        if record is None:
+            raise ValueError(f"no run {run_id!r} in the store at {store.location}")
+        if record["status"] not in ACTIVE_STATUSES:
+            return record
+        now = time.time()
+        if record["status"] == QUEUED and not live_workers(store, now) \
+                and not os.environ.get("FLOWDASH_BROKER"):
+            idle_since = idle_since or now
+            if now - idle_since > 2 * STALE_SECONDS:
+                raise RuntimeError(
+                    f"run {run_id} is queued but no worker takes runs from the store at "
+                    f"{store.location}: run it inside `with jobs.LocalPool(store):`, or start "
+                    "`python app.py --store …` or `python -m flowdash.worker --store …`")
+        else:
+            idle_since = None
+        if timeout is not None and now - t0 > timeout:
+            raise TimeoutError(f"run {run_id} is still {record['status']} after {timeout} s")
+        time.sleep(poll)
+
+
+__all__ = ["HEARTBEAT_SECONDS", "STALE_SECONDS", "submit", "cancel", "claim", "finish", "reap",
+           "observe", "annotate", "wait", "live_workers", "worker_of",
+           "queue_message"]
