@@ -141,10 +141,30 @@ def test_model_collect_valid_and_invalid(store):
                        "model": "double_well"})] = "deep"
     out = model_cb.collect(state, "8", "x", "-1", "1", "reflecting", "-3", values, pids, errs)
     assert "Fix the fields" in out[0].layout.annotations[0].text       # no spec, no preview
-    assert out[2] is True and out[7] == "expected a whole number"      # Ne
-    assert out[5] is True and "positive" in out[10]                    # D
+    assert out[2] is True and out[7] == "expected a number"            # Ne
+    assert out[5] is True and out[10] == "must be a number > 0"        # D
     i = [p["name"] for p in pids].index("depth")
     assert out[11][i] is True and out[12][i] == "expected a number"
+
+
+def test_model_messages_appear_under_their_own_field(store):
+    """Np = 2 is refused by the form as by the grid, under Np (not Ne); a bad
+    interval under x end; a library error under the parameter the core names."""
+    state = model_form.preset_state("fig3")
+    values, pids = param_lists(state)
+    errs = [{"target": "peq", "neuron": 0}, {"target": "p0", "neuron": 0},
+            {"target": "fr", "neuron": 0}]
+    out = model_cb.collect(state, "2", "16", "-1", "1", "reflecting", "10", values, pids, errs)
+    assert out[1:5] == (True, False, False, False)
+    assert out[6] == "must be an integer in [3, 20]" and out[7] == ""
+    out = model_cb.collect(state, "8", "16", "1", "-1", "reflecting", "10", values, pids, errs)
+    assert out[1:5] == (False, False, False, True) and "xbegin < xend" in out[9]
+    xmin = [p["name"] for p in pids].index("xmin")
+    xmax = [p["name"] for p in pids].index("xmax")
+    values[xmin] = values[xmax] = "0.2"
+    out = model_cb.collect(state, "8", "16", "-1", "1", "reflecting", "10", values, pids, errs)
+    assert out[11][xmin] is True and "xmin != xmax" in out[12][xmin]
+    assert out[11][xmax] is False and out[13] == ["", "", ""]
 
 
 def save(name, state=None, **changes):
@@ -193,7 +213,7 @@ def test_data_start_generation_validates_inline(store):
     assert out[0] is no_update and out[1] is no_update
     invalid, messages = out[3:10], out[10:17]
     assert invalid == (True, True, True, False, True, False, True)
-    assert messages[1] == "must be between 1 and 10000"
+    assert messages[1] == "must be an integer in [1, 10000]"
     store.save_model("gt", SPEC)
     out = data_cb.start_generation(1, "gt", "2", "1", "0.0001", "4", "0.5", "new", True)
     run_id = out[0]["run_id"]
@@ -321,7 +341,7 @@ def test_fit_start_validates_inline(store, dataset):
     assert out[0] is no_update
     fb = dict(zip(fit_cb.FIELDS, out[4]))
     assert fb["epochs"] and fb["lr-F"] and not fb["dataset"]
-    assert fb["pace"] == "must be between 0 and 10"
+    assert fb["pace"] == "must be a number in [0, 10]"
     marks = call(fit_cb.mark_invalid, out[4], inputs_list=[FB_IDS])
     assert marks[list(fit_cb.INPUT_OF).index("epochs")] is True and marks[len(fit_cb.INPUT_OF)][0] is True
 

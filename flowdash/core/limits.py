@@ -42,7 +42,8 @@ def format_number(value) -> str:
     v = float(value)
     if v.is_integer() and abs(v) < 1e16:
         return str(int(v))
-    return np.format_float_positional(v, trim="-")
+    # 12 significant digits hide binary round-off (1e-3/1e8 -> 0.00000000001)
+    return np.format_float_positional(v, precision=12, unique=False, fractional=False, trim="-")
 
 
 @dataclass(frozen=True)

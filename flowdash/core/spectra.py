@@ -46,11 +46,14 @@ class Spectrum:
     Qx: np.ndarray
 
 
-def nv_limit(N: int) -> Limit:
+def nv_limit(N: int | None = None) -> Limit:
     """The eigenpairs a grid of ``N`` nodes can keep: ``1 <= Nv <= N - 2``.
 
     The two boundary constraints remove two of the ``N`` degrees of freedom.
+    Without ``N`` only the lower bound.
     """
+    if N is None:
+        return Limit("Nv", int, 1)
     return Limit("Nv", int, 1, int(N) - 2, why="N - 2 for this grid")
 
 

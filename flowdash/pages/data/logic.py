@@ -93,7 +93,7 @@ def import_upload(contents, filenames, val_fraction, seed=0):
         raise ValueError(f"the data has {data.n_trials} trials; at most {settings.MAX_TRIALS} "
                          "are allowed")
     try:
-        vf = settings.parse_number(val_fraction, *settings.GEN_LIMITS["val_fraction"])
+        vf = settings.parse_number(val_fraction, settings.GEN_LIMITS["val_fraction"])
     except ValueError as exc:
         raise ValueError(f"Validation fraction (Generate card): {exc}") from None
     meta = {"source": "upload", "files": [n for n, _ in files], "n_datasamples": 1,

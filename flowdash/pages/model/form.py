@@ -22,13 +22,13 @@ import math
 import numpy as np
 
 from flowdash.core import library
-from flowdash.settings import parse_list, parse_number
+from flowdash.core.limits import InvalidValue
+from flowdash.settings import D_LIMIT, GRID_LIMITS, MAX_N, parse_list, parse_number
 
 #: Library models that need a Python callable cannot be entered in a browser.
 HIDDEN_MODELS = ("custom",)
 EQUILIBRIUM = "equilibrium"
 MAX_NEURONS = 12
-MAX_N = 20001  # largest grid the preview accepts
 
 
 def peq_model_names() -> list[str]:
@@ -171,13 +171,6 @@ def model_names(state: dict) -> tuple:
             tuple(n["model"] for n in state["neurons"]))
 
 
-def _field_name(message: str, names) -> str | None:
-    for n in names:
-        if f"'{n}'" in message or f" {n} " in f" {message} " or message.startswith(n):
-            return n
-    return None
-
-
 def parse_form(state: dict):
     """Validate a form state.
 
@@ -196,36 +189,24 @@ def parse_form(state: dict):
 
     errors = {}
     grid_vals = {}
-    for key, typ in (("Np", int), ("Ne", int), ("xbegin", float), ("xend", float)):
-        text = str(state["grid"].get(key, "")).strip()
+    for key, limit in (("Np", GRID_LIMITS["Np"]), ("Ne", GRID_LIMITS["Ne"]),
+                       ("xbegin", float), ("xend", float)):
         try:
-            v = float(text)
-            if typ is int and not v.is_integer():
-                raise ValueError
-            grid_vals[key] = typ(v)
-        except ValueError:
-            errors[("grid", key)] = "expected a whole number" if typ is int else "expected a number"
+            grid_vals[key] = parse_number(state["grid"].get(key), limit)
+        except ValueError as exc:
+            errors[("grid", key)] = str(exc)
     grid = None
-    if not errors:
-        if not 2 <= grid_vals["Np"] <= 20:
-            errors[("grid", "Np")] = "Np must be between 2 and 20"
-        if not 1 <= grid_vals["Ne"] <= 2000:
-            errors[("grid", "Ne")] = "Ne must be between 1 and 2000"
-        if grid_vals["xend"] <= grid_vals["xbegin"]:
-            errors[("grid", "xend")] = "xend must be larger than xbegin"
-        if not errors and (grid_vals["Np"] - 1) * grid_vals["Ne"] + 1 > MAX_N:
-            errors[("grid", "Ne")] = f"grid too large: (Np−1)·Ne+1 must be ≤ {MAX_N}"
+    if not errors and (grid_vals["Np"] - 1) * grid_vals["Ne"] + 1 > MAX_N:
+        errors[("grid", "Ne")] = f"grid too large: (Np−1)·Ne+1 must be ≤ {MAX_N}"
     if not errors:
         try:
             grid = Grid(grid_vals["Np"], grid_vals["Ne"], grid_vals["xbegin"], grid_vals["xend"])
-        except ValueError as exc:
-            errors[("grid", "Ne")] = str(exc)
+        except InvalidValue as exc:  # the core names the field (the interval: xend)
+            errors[("grid", exc.field)] = str(exc)
     try:
-        D = float(str(state.get("D", "")).strip())
-        if not math.isfinite(D) or D <= 0:
-            errors[("D",)] = "D must be a positive number"
-    except ValueError:
-        errors[("D",)] = "expected a positive number"
+        D = parse_number(state.get("D"), D_LIMIT)
+    except ValueError as exc:
+        errors[("D",)] = str(exc)
         D = None
     if state.get("boundary_mode") not in ("reflecting", "absorbing"):
         errors[("boundary_mode",)] = "choose reflecting or absorbing"
@@ -250,9 +231,8 @@ def parse_form(state: dict):
                 raise ValueError("gives non-finite values on this grid")
             return out
         except (ValueError, TypeError, OverflowError, KeyError) as exc:
-            msg = str(exc)
-            field = _field_name(msg, params)
-            errors[(target, i, field)] = msg
+            field = getattr(exc, "field", None)  # the core names the parameter (InvalidValue)
+            errors[(target, i, field if field in params else None)] = str(exc)
             return None
 
     peq_entry = state["peq"]
