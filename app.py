@@ -82,7 +82,7 @@ def create_app(store_path: str | os.PathLike = DEFAULT_STORE):
     """
     import dash
     import dash_bootstrap_components as dbc
-    from dash import dcc, html
+    from dash import Input, Output, dcc, html
 
     from flowdash import ids, jobs, settings
 
@@ -106,6 +106,8 @@ def create_app(store_path: str | os.PathLike = DEFAULT_STORE):
         suppress_callback_exceptions=True,
         title="flowdash",
         on_error=_on_callback_error,
+        # the pages ask this every few seconds and say when the server is gone
+        health_endpoint="_flowdash/alive",
     )
     app.server.config["FLOWDASH_STORE"] = store_path
     app.server.secret_key = secret_key(store_path)
@@ -114,15 +116,26 @@ def create_app(store_path: str | os.PathLike = DEFAULT_STORE):
     for page in PAGES:
         importlib.import_module(f"flowdash.pages.{page}").register()
 
+    @app.server.before_request
+    def _home():
+        """Every page has a path named after it; "/" opens the first (Model)."""
+        from flask import redirect, request
+
+        if request.path == "/":
+            return redirect(app.get_relative_path(f"/{PAGES[0]}"))
+        return None
+
     nav = dbc.Navbar(dbc.Container([
         dbc.NavbarBrand([html.Span("flow", className="brand-a"),
-                         html.Span("dash", className="brand-b")], href="/"),
+                         html.Span("dash", className="brand-b")], href="/model"),
         dbc.Nav([dbc.NavItem(dbc.NavLink(p["name"], href=p["relative_path"], active="exact"))
                  for p in dash.page_registry.values()], navbar=True, className="me-auto"),
         html.Span("Langevin latent dynamics of spike trains", className="navbar-text small"),
     ], fluid=True), color="primary", dark=True, className="mb-3", id=ids.NAVBAR)
     app.layout = html.Div([
         dcc.Location(id=ids.URL),
+        dbc.Alert(id=ids.CONNECTION, color="danger", is_open=False, className="connection-banner"),
+        dcc.Interval(id=ids.HEARTBEAT, interval=3000),
         dcc.Store(id=ids.ACTIVE_FIT, storage_type="local"),
         dcc.Store(id=ids.ACTIVE_DATASET, storage_type="local"),
         dcc.Store(id=ids.ACTIVE_GEN, storage_type="local"),
@@ -132,6 +145,11 @@ def create_app(store_path: str | os.PathLike = DEFAULT_STORE):
                   style={"position": "fixed", "top": 70, "right": 20, "zIndex": 2000}),
         dash.page_container,
     ])
+    # Is the server there? (assets/flowdash.js: a banner, and no live status while it is not)
+    app.clientside_callback(
+        dash.ClientsideFunction("flowdash", "checkConnection"),
+        Output(ids.CONNECTION, "children"), Output(ids.CONNECTION, "is_open"),
+        Output(ids.CONNECTION, "color"), Input(ids.HEARTBEAT, "n_intervals"))
     return app
 
 

@@ -13,3 +13,7 @@ ACTIVE_DATASET = "app-active-dataset"
 NAVBAR = "app-navbar"
 #: dbc.Toast shown when a callback fails (no traceback reaches the browser).
 ERROR_TOAST = "app-error-toast"
+#: dbc.Alert shown while the server does not answer (and briefly when it is back).
+CONNECTION = "app-connection"
+#: dcc.Interval of the connection check (clientside, assets/flowdash.js).
+HEARTBEAT = "app-heartbeat"

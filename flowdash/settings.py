@@ -205,7 +205,7 @@ def fit_options(s: dict):
                               snapshot_epochs=tuple(s["snapshot_epochs"]))
 
 
-def check_fit(values: dict, store: RunStore | None = None):
+def check_fit(values: dict, store: RunStore | None = None, partial: bool = False):
     """Fit settings from field values, and ``{setting: message}``.
 
     Keys: dataset, init_model, peq_override, optimizer ('GD'/'ADAM'),
@@ -217,7 +217,8 @@ def check_fit(values: dict, store: RunStore | None = None):
     (``InvalidValue.field``), or to ``options``. With a ``store`` the dataset
     and model must exist and fit together, Nv must suit the model's grid and
     the mini-batches the dataset's training trials.
-    Returns ``(settings or None, errors)``.
+    Returns ``(settings or None, errors)``; with ``partial`` the settings that
+    parsed even when others did not (for warnings and estimates as one types).
     """
     errors = {}
     limits = {k: v for k, v in FIT_LIMITS.items() if k not in ("Nv", "learning_rate")}
@@ -259,7 +260,7 @@ def check_fit(values: dict, store: RunStore | None = None):
             errors[key] = what
     if store is not None:
         _check_refs(store, s, errors)
-    return (None if errors else s), errors
+    return (None if errors and not partial else s), errors
 
 
 def training_trials(store: RunStore, dataset: str) -> list[int]:

@@ -61,6 +61,12 @@ def call(fn, *args, triggered=None, value=1, outputs_list=None, inputs_list=None
     return copy_context().run(run)
 
 
+def open_store_at(store):
+    """The fixture's store as ``services.open_store`` gives it (a context manager)."""
+    from contextlib import nullcontext
+    return nullcontext(store)
+
+
 def wait_done(store, run_id, timeout=60):
     t0 = time.time()
     while store.get_run(run_id)["status"] in ("queued", "running"):
@@ -333,7 +339,7 @@ def test_fit_lists_preset_optimizer(store, dataset):
     assert fit_cb.optimizer_fields("GD") == (None, {"display": "none"})
     out = fit_cb.preset(1, "d", None)
     assert out[0] == "gt" and out[1] == "cos_square" and out[5] == "50" and out[7] == "64"
-    assert out[8] == "1, 6, 13, 50"
+    assert out[8] == "1, 6, 13, 50" and out[9] == "paper"           # the paper layout
 
 
 def test_fit_start_validates_inline(store, dataset):
@@ -346,28 +352,110 @@ def test_fit_start_validates_inline(store, dataset):
     assert marks[list(fit_cb.INPUT_OF).index("epochs")] is True and marks[len(fit_cb.INPUT_OF)][0] is True
 
 
+POLL = ("nll", "potential", "paper", "params", "value", "label", "striped", "animated", "text",
+        "badge", "warning", "cursor", "stop", "cancel_off", "message")
+
+
+def poll(run_id, cursor=None, view="overlay", trigger=app_ids.ACTIVE_FIT):
+    return dict(zip(POLL, call(fit_cb.poll, 1, run_id, view, cursor, triggered=trigger)))
+
+
 def test_fit_start_poll_patch_and_cancel(store, dataset):
     out = start_fit(epochs="3")
     run_id = out[0]
     assert out[3] == run_id and all(m == "" for m in out[4])
+    assert "Fit started" in str(out[1])
     rec = wait_done(store, run_id)
     assert rec["status"] == DONE
-    first = call(fit_cb.poll, 1, run_id, None, triggered=app_ids.ACTIVE_FIT)
-    nll, pot, par, value, label, text, badge, cursor, stop, cancel_off = first
-    assert isinstance(nll, go.Figure) and len(nll.data[0].x) == 4
-    assert value == 100.0 and label == "3/3" and "done" in text
-    assert cursor["n"] == 4 and stop is True and cancel_off is True
-    # a new epoch appears: the poll returns a Patch, not a new figure
+    first = poll(run_id)
+    assert isinstance(first["nll"], go.Figure) and len(first["nll"].data[0].x) == 4
+    assert first["paper"] is no_update                       # the hidden view is not drawn
+    assert first["value"] == 100.0 and first["label"] == "3/3" and "done" in first["text"]
+    assert first["cursor"]["n"] == 4 and first["stop"] is True and first["cancel_off"] is True
+    # a finished run: no moving stripes, and "Fit started." is gone
+    assert first["striped"] is False and first["animated"] is False and first["message"] == ""
+    # a new epoch appears (and its parameters): the poll returns a Patch, not a new figure
     store.append_epoch(run_id, {"epoch": 4, "nll_train": [1.0], "nll_val": [-1e9],
                                 "elapsed": 1.0, "time": time.time(), "D": [10.0]})
-    nll2 = call(fit_cb.poll, 2, run_id, cursor, triggered=fit_cb.ids.INTERVAL)[0]
-    assert isinstance(nll2, Patch)
-    assert fit_cb.poll.__name__ == "poll"
-    assert call(fit_cb.poll, 1, None, None)[-2:] == (True, True)
+    store.set_latest(run_id, dict(store.get_latest(run_id), epoch=4))
+    second = poll(run_id, first["cursor"], trigger=fit_cb.ids.INTERVAL)
+    assert isinstance(second["nll"], Patch) and second["cursor"]["n"] == 5
+    assert call(fit_cb.poll, 1, None, "overlay", None)[-3:] == (True, True, no_update)
     assert fit_cb.follow("abc") == "abc" and fit_cb.follow(None) is no_update
     assert fit_cb.cancel(1, None) is no_update
     assert "Cancel requested" in str(fit_cb.cancel(1, run_id))
     assert store.cancel_requested(run_id)
+
+
+def test_fit_paper_view_live(store, dataset):
+    """The paper layout of any fit: NLL black/red with the arrow, one panel per
+    snapshot over the truth; new epochs arrive as a Patch."""
+    run_id = start_fit(epochs="3")[0]
+    wait_done(store, run_id)
+    first = poll(run_id, view="paper")
+    fig = first["paper"]
+    assert first["nll"] is no_update and isinstance(fig, go.Figure)
+    assert fig.data[0].line.color == "#000000" and fig.data[1].line.color == "#D7191C"
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[:3] == ["Negative log-likelihood", "Φ(x) at epoch 1", "epoch 2"]
+    assert titles[-1] == "min" and fig.layout.annotations[-1].showarrow
+    assert max(max(t.y) for t in fig.data[2:] if t.y is not None and len(t.y)) <= 6.0
+    store.append_epoch(run_id, {"epoch": 4, "nll_train": [1.0], "nll_val": [-1e9],
+                                "elapsed": 1.0, "time": time.time(), "D": [10.0]})
+    store.set_latest(run_id, dict(store.get_latest(run_id), epoch=4))
+    second = poll(run_id, first["cursor"], view="paper", trigger=fit_cb.ids.INTERVAL)
+    patch = second["paper"].to_plotly_json()["operations"]
+    assert any(op["location"][:2] == ["layout", "annotations"] for op in patch)
+    # switching the view rebuilds the overlay
+    third = poll(run_id, second["cursor"], view="overlay", trigger=fit_cb.ids.VIEW)
+    assert isinstance(third["nll"], go.Figure) and len(third["nll"].data[0].x) == 5
+
+
+def test_fit_legend_and_text_name_the_same_epoch(store, dataset):
+    """An epoch is appended before its parameters are published: the view waits for
+    both, so the "now" legend and the progress text agree."""
+    run_id = start_fit(epochs="3")[0]
+    wait_done(store, run_id)
+    first = poll(run_id)
+    store.append_epoch(run_id, {"epoch": 4, "nll_train": [1.0], "nll_val": [2.0],
+                                "elapsed": 1.0, "time": time.time(), "D": [10.0]})
+    later = poll(run_id, first["cursor"], trigger=fit_cb.ids.INTERVAL)
+    assert later["nll"] is no_update and later["cursor"]["n"] == 4
+    assert later["text"].startswith("epoch 3 of 3")
+    latest = dict(store.get_latest(run_id), epoch=4)
+    store.set_latest(run_id, latest)
+    fresh = poll(run_id)
+    names = [t.name for t in fresh["potential"].data]
+    assert "now (epoch 4)" in names and fresh["text"].startswith("epoch 4 of 3")
+
+
+def test_fit_warns_when_the_training_nll_keeps_rising():
+    streak, best, first = fit_view.rising([10.0, 8.0, 7.0, 6.0])
+    assert streak == 0 and best == 6.0 and fit_view.rising_warning(streak) == ""
+    zigzag = [0.0, 600.0, 1000.0, 600.0, 1000.0]          # a learning rate of 1e9
+    streak = fit_view.rising(zigzag)[0]
+    assert streak == 4 and "smaller" in fit_view.rising_warning(streak)
+    # carried across polls, and reset by a new lowest value
+    s = fit_view.rising([5.0, 6.0])
+    s = fit_view.rising([7.0, 8.0], *s[1:], streak=s[0])
+    assert s[0] == 3
+    assert fit_view.rising([4.0], *s[1:], streak=s[0])[0] == 0
+    # a converged fit that jitters by far less than it descended does not warn
+    assert fit_view.rising([100.0, 50.0, 10.0, 10.001, 10.002, 10.001])[0] == 0
+
+
+def test_fit_preflight_estimate_and_snapshot_warning(store, dataset):
+    f = fit_cb.fields("d", "gt", fit_view.AS_SAVED, "GD", ["0.005"] * 5, "0.05", ["F"], "20",
+                      "1", "", "1, 6, 13, 50", "0", "0")
+    text, css, snap = call(fit_cb.preflight, *[f[k] for k in (
+        "dataset", "init_model", "peq_override", "optimizer")], ["0.005"] * 5, "0.05", ["F"],
+        "20", "1", "", "1, 6, 13, 50", "0", "0")
+    assert "per epoch" in text and "for 20 epochs" in text and "text-muted" in css
+    assert snap == "50 lies beyond the last epoch (20) and will not be drawn"
+    with open_store_at(store) as s:
+        out = fit_view.preflight(s, dict(f, nv="999"))
+    assert out["estimate"] == ""                       # Nv does not suit the grid: no guess
+    assert fit_view.values_from_fields(f)["peq_override"] is None
 
 
 def test_fit_view_helpers():
@@ -439,8 +527,8 @@ def test_fit_poll_marks_dead_worker_interrupted(store, dataset):
     rid = store.create_run("fit", "ghost", {"max_epochs": 3, "snapshot_epochs": [1]},
                            refs={"dataset": "d"})
     store.update_run(rid, status="running", pid=999999, pid_started=0.0)
-    out = call(fit_cb.poll, 1, rid, None, triggered=app_ids.ACTIVE_FIT)
-    assert store.get_run(rid)["status"] == "interrupted" and out[-2] is True
+    out = poll(rid)
+    assert store.get_run(rid)["status"] == "interrupted" and out["cancel_off"] is True
 
 
 def test_runs_generation_without_its_dataset(store):

@@ -10,9 +10,7 @@ import time
 import numpy as np
 from dash import Patch
 
-from flowdash import jobs
-from flowdash import settings
-from flowdash import export
+from flowdash import cost, export, jobs, settings
 from flowdash.core.fitting import FITTABLE
 from flowdash.pages import theme
 from flowdash.pages.fit import figures
@@ -20,6 +18,13 @@ from flowdash.store import ACTIVE_STATUSES, FINAL_STATUSES, process_alive
 
 PARAMS = FITTABLE
 DEFAULT_LR = {"F": "0.005", "F0": "0.005", "D": "0.1", "Fr": "0.0005", "C": "1"}
+#: The Initial peq choice that keeps the saved model's peq (a Select cannot
+#: show an option whose value is empty).
+AS_SAVED = "as-saved"
+#: Views of a fit: the paper's Fig. 3 layout, or all snapshots overlaid.
+PAPER, OVERLAY = "paper", "overlay"
+#: Epochs in a row without a new lowest training NLL before the page warns.
+RISING_EPOCHS = 3
 #: setting key of the job layer -> form field of the page
 FIELD_OF = {"dataset": "dataset", "init_model": "init_model", "params_to_opt": "params",
             "max_epochs": "epochs", "mini_batch_number": "batches", "Nv": "nv",
@@ -35,8 +40,10 @@ def values_from_fields(f: dict) -> dict:
     alpha, params (list), epochs, batches, nv, snapshots, seed, pace.
     """
     adam = f.get("optimizer") == "ADAM"
+    peq = f.get("peq_override")
     return {"dataset": f.get("dataset"), "init_model": f.get("init_model"),
-            "peq_override": f.get("peq_override") or None, "optimizer": f.get("optimizer"),
+            "peq_override": None if peq in (None, "", AS_SAVED) else peq,
+            "optimizer": f.get("optimizer"),
             "params_to_opt": f.get("params") or [],
             "learning_rate": {"alpha": f.get("alpha")} if adam else dict(f.get("lr") or {}),
             "max_epochs": f.get("epochs"), "mini_batch_number": f.get("batches"),
@@ -59,11 +66,44 @@ def start(store_path, f: dict):
     return run_id, {}, None
 
 
+def preflight(store, f: dict) -> dict:
+    """What the form tells before Start: warnings per field and the epoch estimate.
+
+    Returns ``{"warnings": {field: message}, "estimate": text, "slow": bool}``;
+    the estimate is empty until a dataset and a model are chosen and Nv and
+    the mini-batches are valid for them.
+    """
+    s, errors = settings.check_fit(values_from_fields(f), store, partial=True)
+    warnings = {FIELD_OF[k]: m for k, m in settings.fit_warnings(s).items()}
+    out = {"warnings": warnings, "estimate": "", "slow": False}
+    blocked = {"dataset", "init_model", "Nv", "mini_batch_number", "max_epochs"} & set(errors)
+    if blocked or not s.get("dataset") or not s.get("init_model"):
+        return out
+    spec = store.get_model(s["init_model"])
+    train, val, _ = jobs.train_val(store, s["dataset"])
+    N = settings.spec_nodes(spec)
+    Nv = s.get("Nv") or N - 2
+    shared = set(s["params_to_opt"]) - {"F"}      # peq is per datasample, the rest shared
+    per_epoch = cost.epoch_seconds(
+        N, Nv, [cost.intervals(d) for d in train],
+        None if val is None else [cost.intervals(d) for d in val],
+        mini_batches=s["mini_batch_number"], reuse_gradient=len(train) == 1 or not shared)
+    text = (f"≈ {fmt_seconds(per_epoch, small=True)} per epoch, "
+            f"≈ {fmt_seconds(per_epoch * s['max_epochs'])} for {s['max_epochs']} epochs")
+    out["slow"] = per_epoch > cost.SLOW_EPOCH
+    if out["slow"]:
+        text += (f": Nv = {Nv} of N = {N} makes each epoch slow; "
+                 "Nv = 64 is usually enough" if Nv > 64 else ": a large dataset or grid")
+    out["estimate"] = text
+    return out
+
+
 def fig3_preset(ground_truth: str | None):
-    """Field values of the 2020 Fig. 3 fit (GD on F, lr 0.005, 50 epochs, Nv 64)."""
+    """Field values of the 2020 Fig. 3 fit (GD on F, lr 0.005, 50 epochs, Nv 64), shown
+    in the paper's layout."""
     return {"init_model": ground_truth, "peq_override": "cos_square", "optimizer": "GD",
             "lr": {**DEFAULT_LR, "F": "0.005"}, "params": ["F"], "epochs": "50",
-            "batches": "1", "nv": "64", "snapshots": "1, 6, 13, 50"}
+            "batches": "1", "nv": "64", "snapshots": "1, 6, 13, 50", "view": PAPER}
 
 
 # ---------------------------------------------------------------------------
@@ -97,34 +137,55 @@ def _truth(store, record, result):
     return None if truth is None else (np.asarray(truth["x"]), np.asarray(truth["peq"]))
 
 
-def potential(store, record, snapshots, result=None):
-    """The potential figure from the snapshot epoch records of a run."""
+def _wanted(record) -> list[int]:
+    return sorted(record["settings"].get("snapshot_epochs") or [])
+
+
+def potential(store, record, snapshots, latest, result=None):
+    """The overlay potential figure from the snapshot epoch records of a run."""
     result = result if result is not None else (store.get_result(record["id"]) or {})
     if "x" not in result:
         return theme.message_figure("Waiting for the first epoch…", 400)
-    wanted = set(record["settings"].get("snapshot_epochs") or [])
+    wanted = set(_wanted(record))
     snaps = [(e["epoch"], e["snapshot"]["peq"]) for e in snapshots
              if e and e.get("snapshot") and e["epoch"] in wanted]
-    latest = store.get_latest(record["id"])
     last = (latest["epoch"], latest["peq"]) if latest and latest["epoch"] not in wanted else None
     return figures.potential_figure(np.asarray(result["x"]), snaps,
                                     _truth(store, record, result), last)
 
 
-def side_figures(store, record, epochs):
-    """The potential figure and the D/p0/rates figure of a run (all its epochs)."""
+def paper(store, record, epochs, latest, result=None):
+    """The paper-layout figure of a run (all its epochs so far)."""
+    result = result if result is not None else (store.get_result(record["id"]) or {})
+    if "x" not in result:
+        return theme.message_figure("Waiting for the first epoch…", 380)
+    wanted = set(_wanted(record))
+    snaps = {e["epoch"]: e["snapshot"]["peq"] for e in epochs
+             if e.get("snapshot") and e["epoch"] in wanted}
+    now = (latest["epoch"], latest["peq"]) if latest else None
+    return figures.paper_figure(*curves(epochs), np.asarray(result["x"]), snaps, _wanted(record),
+                                _truth(store, record, result), now,
+                                rows=len(np.atleast_2d(result["init"]["peq"])))
+
+
+def side_figures(store, record, epochs, latest=None):
+    """The overlay potential figure and the D/p0/rates figure of a run (all its epochs)."""
     result = store.get_result(record["id"]) or {}
     if "x" not in result:
         return (theme.message_figure("Waiting for the first epoch…", 400),
                 theme.message_figure("", 200))
-    pot = potential(store, record, epochs, result)
-    latest = store.get_latest(record["id"])
+    latest = latest if latest is not None else store.get_latest(record["id"])
+    pot = potential(store, record, epochs, latest, result)
+    return pot, params(record, epochs, latest, result)
+
+
+def params(record, epochs, latest, result):
+    """The D/p0/rates figure of a run."""
     fitted = set(record["settings"].get("params_to_opt") or [])
     D = [e["D"] for e in epochs] if "D" in fitted else None
     p0 = (latest["epoch"], latest["p0"]) if latest and latest.get("p0") is not None else None
     fr = (latest["epoch"], latest["fr"]) if latest and latest.get("fr") is not None else None
-    par = figures.params_figure([e["epoch"] for e in epochs], D, np.asarray(result["x"]), p0, fr)
-    return pot, par
+    return figures.params_figure([e["epoch"] for e in epochs], D, np.asarray(result["x"]), p0, fr)
 
 
 def params_patch(record, new, latest) -> Patch:
@@ -173,16 +234,55 @@ def progress(record, first=None, last=None):
     return 100.0 * done / E, f"{done}/{E}", text
 
 
-def fmt_seconds(s: float) -> str:
+def fmt_seconds(s: float, small: bool = False) -> str:
+    """``1.5 s``, ``1 min 15 s``, ``2 h 05 min``; with ``small``, ``45 ms`` below 1 s."""
     s = max(0.0, float(s))
+    if small and s < 1:
+        return f"{s * 1000:.0f} ms" if s >= 0.001 else "< 1 ms"
     if s < 60:
         return f"{s:.1f} s"
     m, s = divmod(int(round(s)), 60)
     return f"{m} min {s:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
 
 
-def _nll_patch(new, cursor):
-    """Extend the NLL curves by the new epochs; returns (patch, new cursor)."""
+def rising(train, best=None, first=None, streak: int = 0):
+    """Epochs in a row whose training NLL stays above its lowest earlier value.
+
+    ``train`` are new training NLLs (None = missing); ``best``, ``first`` and
+    ``streak`` carry on from earlier epochs. A value within 0.1 % of the
+    descent so far above the best counts as reaching it (a converged fit
+    jitters). Returns ``(streak, best, first)``.
+    """
+    for v in train:
+        if v is None:
+            continue
+        if first is None:
+            first = best = v
+            continue
+        tol = 1e-3 * max(first - best, 0.0) + 1e-9 * abs(best)
+        if v > best + tol:
+            streak += 1
+        else:
+            streak = 0
+        best = min(best, v)
+    return streak, best, first
+
+
+def rising_warning(streak: int) -> str:
+    """The live warning of a training NLL that keeps rising ('' when it does not)."""
+    if streak < RISING_EPOCHS:
+        return ""
+    return (f"The training NLL has not come back to its lowest value for {streak} epochs in a "
+            "row (it rises or zig-zags): the learning rate is probably too large. Cancel and "
+            "start again with a smaller one (e.g. 10 times smaller).")
+
+
+def _nll_patch(new, cursor, arrow_index=None):
+    """Extend the NLL curves by the new epochs; returns (patch, new cursor).
+
+    Overlay view (``arrow_index`` None): trace 2 and the layout shape mark the
+    validation minimum. Paper view: the layout annotation ``arrow_index``.
+    """
     es, tr, va = curves(new)
     base_t = figures.first_finite([cursor["base"][0]] + tr)
     base_v = figures.first_finite([cursor["base"][1]] + va)
@@ -196,21 +296,48 @@ def _nll_patch(new, cursor):
         if v is not None and (best_v is None or v < best_v):
             best_e, best_v = e, v
     if best_e is not None and base_v is not None:
-        patch["data"][2]["x"] = [best_e]
-        patch["data"][2]["y"] = [best_v - base_v]
-        patch["layout"]["shapes"] = figures.min_marker_shape(best_e)
+        if arrow_index is None:
+            patch["data"][2]["x"] = [best_e]
+            patch["data"][2]["y"] = [best_v - base_v]
+            patch["layout"]["shapes"] = figures.min_marker_shape(best_e)
+        else:
+            patch["layout"]["annotations"][arrow_index] = figures.paper_arrow(best_e, best_v - base_v)
+    streak, best_t, first_t = rising(tr, *cursor["rise"][1:], streak=cursor["rise"][0])
     return patch, dict(cursor, n=cursor["n"] + len(new), base=[base_t, base_v],
-                       best=[best_e, best_v])
+                       best=[best_e, best_v], rise=[streak, best_t, first_t])
 
 
-def poll(store, run_id, cursor):
+def _paper_patch(patch, cursor, new, latest):
+    """Add the snapshots among ``new`` and move the dashed "now" curve."""
+    idx = cursor["paper"]
+    panels = idx["panels"]
+    for e in new:
+        if e.get("snapshot") and e["epoch"] in panels:
+            j = panels.index(e["epoch"])
+            for k, row in enumerate(np.atleast_2d(e["snapshot"]["peq"])[:len(idx["fit"][j])]):
+                patch["data"][idx["fit"][j][k]]["y"] = figures.phi(row)
+    reached = set(idx["reached"]) | {e["epoch"] for e in new if e["epoch"] in panels}
+    now_at = next((j for j, p in enumerate(panels) if p not in reached), None)
+    for j, traces in enumerate(idx["now"]):
+        rows = np.atleast_2d(latest["peq"]) if latest and j == now_at else []
+        for k, i in enumerate(traces):
+            patch["data"][i]["y"] = figures.phi(rows[k]) if k < len(rows) else []
+            patch["data"][i]["showlegend"] = j == now_at and k == 0
+            if latest:
+                patch["data"][i]["name"] = figures.now_label(latest["epoch"])
+    return dict(idx, reached=sorted(reached))
+
+
+def poll(store, run_id, cursor, view: str = OVERLAY):
     """Everything the live view needs since ``cursor`` (None = rebuild).
 
-    Reads only the new epoch records, plus single keys (the first and last
-    epoch, the snapshot epochs, the latest parameters). Epoch record k is
-    epoch k. Returns a dict: ``record``, ``nll`` (a full figure, a ``Patch``
-    or None), ``side`` ((potential, params) figures or Patches, or None),
-    ``progress``, ``cursor``, ``final`` (nothing more will come).
+    Reads the latest parameters first and then only the epoch records up to
+    theirs (the worker appends an epoch before it publishes its parameters),
+    so the curves, the "now" legend and the progress text name the same
+    epoch. Reads only the new epoch records, plus single keys. Returns a
+    dict: ``record``, ``nll`` and ``potential`` (overlay view) or ``paper``
+    (paper view) — a full figure, a ``Patch`` or None —, ``params``,
+    ``progress``, ``cursor``, ``final`` (nothing more will come), ``warning``.
     """
     record = store.get_run(run_id) if run_id else None
     if record is None or record["kind"] != "fit":
@@ -218,24 +345,53 @@ def poll(store, run_id, cursor):
     if record["status"] in ACTIVE_STATUSES and not process_alive(record):
         record = store.finish_run(run_id, "interrupted", message="interrupted",
                                   error="the worker process is gone")
-    fresh = not cursor or cursor.get("run_id") != run_id or not cursor["n"]
-    new = store.read_epochs(run_id, 0 if fresh else cursor["n"])
-    out = {"record": record, "nll": None, "side": None}
+    latest = store.get_latest(run_id)
+    total = store.n_epochs(run_id)
+    upto = min(total, latest["epoch"] + 1) if latest else total
+    fresh = (not cursor or cursor.get("run_id") != run_id or not cursor["n"]
+             or cursor.get("view") != view)
+    start = 0 if fresh else cursor["n"]
+    new = store.read_epochs(run_id, start)[:max(0, upto - start)]
+    out = {"record": record, "nll": None, "potential": None, "paper": None, "params": None}
     if fresh:
         es, tr, va = curves(new)
-        out["nll"] = figures.nll_figure(es, tr, va)
-        out["side"] = side_figures(store, record, new)
-        cursor = {"run_id": run_id, "n": len(new), "best": list(figures.best_epoch(es, va)),
-                  "base": [figures.first_finite(tr), figures.first_finite(va)]}
+        result = store.get_result(run_id) or {}
+        cursor = {"run_id": run_id, "view": view, "n": len(new),
+                  "best": list(figures.best_epoch(es, va)),
+                  "base": [figures.first_finite(tr), figures.first_finite(va)],
+                  "rise": list(rising(tr))}
+        if "x" not in result:
+            waiting = theme.message_figure("Waiting for the first epoch…", 380)
+            out.update(nll=figures.nll_figure(es, tr, va), potential=waiting, paper=waiting,
+                       params=theme.message_figure("", 200))
+            cursor["n"] = 0
+        elif view == PAPER:
+            out["paper"] = paper(store, record, new, latest, result)
+            n_truth = 0 if _truth(store, record, result) is None else                 len(np.atleast_2d(_truth(store, record, result)[1]))
+            panels = figures.paper_panels(_wanted(record))
+            index = figures.paper_trace_index(len(panels),
+                                              len(np.atleast_2d(result["init"]["peq"])), n_truth)
+            cursor["paper"] = dict(index, panels=panels, arrow=len(panels) + 1,
+                                   reached=[e["epoch"] for e in new if e["epoch"] in panels])
+            out["params"] = params(record, new, latest, result)
+        else:
+            out["nll"] = figures.nll_figure(es, tr, va)
+            out["potential"] = potential(store, record, new, latest, result)
+            out["params"] = params(record, new, latest, result)
     elif new:
-        out["nll"], cursor = _nll_patch(new, cursor)
-        snaps = [store.read_epoch(run_id, k) for k in record["settings"]["snapshot_epochs"]
-                 if k < cursor["n"]]
-        out["side"] = (potential(store, record, snaps),
-                       params_patch(record, new, store.get_latest(run_id)))
+        if view == PAPER:
+            patch, cursor = _nll_patch(new, cursor, cursor["paper"]["arrow"])
+            cursor["paper"] = _paper_patch(patch, cursor, new, latest)
+            out["paper"] = patch
+        else:
+            out["nll"], cursor = _nll_patch(new, cursor)
+            snaps = [store.read_epoch(run_id, k) for k in _wanted(record) if k < cursor["n"]]
+            out["potential"] = potential(store, record, snaps, latest)
+        out["params"] = params_patch(record, new, latest)
     n = cursor["n"]
-    out["final"] = record["status"] in FINAL_STATUSES and store.n_epochs(run_id) == n
+    out["final"] = record["status"] in FINAL_STATUSES and total == n
     out["progress"] = progress(record, store.read_epoch(run_id, 0) if n else None,
                                store.read_epoch(run_id, n - 1) if n else None)
+    out["warning"] = rising_warning(cursor["rise"][0])
     out["cursor"] = cursor
     return out
