@@ -308,6 +308,8 @@ def test_data_show_dataset(store, dataset):
     out = data_cb.show_dataset(dataset, "0-1999999999", 0)
     assert out[4] is True and "does not exist" in out[5]
     assert data_cb.show_dataset(None, "", 0)[4] is False
+    shown, question = data_cb.ask_delete(1, dataset)      # deleting asks first
+    assert shown is True and f"“{dataset}”" in question and store.get_dataset(dataset)
     msg, opts, value = data_cb.delete_dataset(1, dataset)
     assert store.get_dataset(dataset) is None and value is None
 
@@ -476,33 +478,45 @@ from flowdash.pages.runs import callbacks as runs_cb  # noqa: E402
 def test_runs_table_open_overlay_export_delete(store, dataset):
     run_id = start_fit(epochs="2", name="r1")[0]
     wait_done(store, run_id)
-    table, opts, fits = runs_cb.refresh(1, None, "/runs")
+    table, opts, fits, cancel_off = runs_cb.refresh(1, None, "/runs", run_id)
     assert {o["value"] for o in opts} >= {run_id} and [f["value"] for f in fits] == [run_id]
-    info, nll, pot, par = runs_cb.open_run(run_id, None)
+    assert cancel_off is True                         # a finished run cannot be cancelled
+    assert 'table-active' in str(table)               # the open run's row stands out
+    assert call(runs_cb.open_row, [None, 1], triggered={"type": "runs-row", "run": run_id},
+                value=1) == run_id
+    with pytest.raises(PreventUpdate):                # a redrawn table is not a click
+        call(runs_cb.open_row, [None, None], triggered={"type": "runs-row", "run": run_id},
+             value=None)
+    info, nll, pot, par, *configs = runs_cb.open_run(run_id, None, "svg")
     assert len(nll.data[0].x) == 3 and "ground truth" in [t.name for t in pot.data]
     assert "not fitted" in par.layout.annotations[0].text
+    assert [c["toImageButtonOptions"]["format"] for c in configs] == ["svg"] * 3
+    text = str(info)
+    assert "Learning rates" in text and "F 0.005" in text and "Nv (eigenpairs)" in text
+    assert "{" not in text.replace("{'", "")          # a table, not a JSON dump
     gen = next(o["value"] for o in opts if o["value"] != run_id)
-    _, raster, latent, rates = runs_cb.open_run(gen, None)  # a generation run: its data
+    _, raster, latent, rates, *_ = runs_cb.open_run(gen, None, "png")  # a generation run
     assert raster.layout.title.text == "Spike raster" and len(raster.data) == 1
     assert latent.layout.title.text == "Latent trajectories" and len(latent.data) >= 1
     assert rates.data and rates.data[0].type == "bar"
-    over = runs_cb.overlay([run_id], None)
-    assert over.data[0].name == "r1 · training"
+    over, config = runs_cb.overlay([run_id], None, "svg")
+    assert over.data[0].name == "r1 · training" and config["toImageButtonOptions"]["format"] == "svg"
     npz = runs_cb.export_npz(1, run_id)
     assert npz["filename"].endswith(".npz") and npz["base64"]
     js = runs_cb.export_json(1, run_id)
     assert '"max_epochs": 2' in js["content"]
-    assert runs_cb.figure_format("svg")[0]["toImageButtonOptions"]["format"] == "svg"
     msg, changed = runs_cb.cancel_run(1, run_id)
     assert changed is no_update                       # a done run cannot be cancelled
+    shown, question = runs_cb.ask_delete(1, run_id)   # deleting asks first
+    assert shown is True and "r1" in question and store.get_run(run_id) is not None
     msg, changed, opened = runs_cb.delete_run(1, run_id)
     assert store.get_run(run_id) is None and opened is None
     assert runs_cb.export_npz(1, run_id) is no_update
 
 
 def test_runs_empty_store(store):
-    table, opts, fits = runs_cb.refresh(1, None, "/runs")
-    assert opts == [] and "No runs" in str(table)
+    table, opts, fits, cancel_off = runs_cb.refresh(1, None, "/runs", None)
+    assert opts == [] and "No runs" in str(table) and cancel_off is True
 
 
 def test_buttons_do_nothing_without_a_click(store, dataset):
@@ -538,3 +552,51 @@ def test_runs_generation_without_its_dataset(store):
     assert "saved no dataset" in generation_plots(store, record)[0].layout.annotations[0].text
     record["status"] = "done"
     assert "is gone" in generation_plots(store, record)[0].layout.annotations[0].text
+
+
+def test_data_fig3_preset():
+    """The 2020 Fig. 3 data: 2 trials × 100 s, dt 1e-4, one validation trial, no trial end."""
+    trials, duration, dt, seed, val, trial_end, name = data_cb.preset(1)
+    assert (trials, duration, dt, val, trial_end) == ("2", "100", "0.0001", "0.5", False)
+    s, errors = settings.check_generation(dict(model="m", n_trials=trials, duration=duration,
+                                               dt=dt, seed=seed, val_fraction=val,
+                                               with_trial_end=trial_end, dataset_name=name))
+    assert errors == {} and jobs.random_split(2, s["val_fraction"], 0)["kind"] == "random"
+    from flowdash.core.spikedata import SpikeData
+    import numpy as np
+    two = SpikeData.from_spike_times([[np.array([0.5])], [np.array([0.7])]], with_trial_end=False)
+    train, val = two.split(s["val_fraction"], 0)
+    assert train.n_trials == val.n_trials == 1
+    with pytest.raises(PreventUpdate):
+        data_cb.preset(None)
+
+
+def test_model_delete_asks_first(store):
+    store.save_model("gone", SPEC)
+    with pytest.raises(PreventUpdate):
+        model_cb.ask_delete(None, "gone")
+    shown, question = model_cb.ask_delete(1, "gone")
+    assert shown and "“gone”" in question and store.get_model("gone")
+    model_cb.delete_model(1, "gone")
+    assert store.get_model("gone") is None
+
+
+def test_double_well_fields_say_what_xmin_and_xmax_are():
+    from flowdash.core import library
+    assert "well" in model_form.param_label("double_well", "xmin")
+    assert "barrier" in model_form.param_label("double_well", "xmax")
+    assert model_form.param_label("single_well", "xmin") == "xmin"
+    assert "barrier at xmax" in library.PEQ_MODELS["double_well"].description
+    assert library.RATE_MODELS["rectified_linear"].description.endswith(", 1 Hz)")
+
+
+def test_run_settings_read_as_a_table():
+    from flowdash.pages.runs.table import settings_rows
+    gen = {"id": "g1", "kind": "generation", "status": "done", "created": 0, "seed_used": 7,
+           "settings": {"model": "gt", "n_trials": 2, "duration": 100.0, "dt": 0.0001,
+                        "seed": None, "with_trial_end": False, "val_fraction": 0.5,
+                        "dataset_name": "fig3-data", "extra": [1, 2]}}
+    rows = dict(settings_rows(gen))
+    assert rows["Trials"] == "2" and rows["dt (s)"] == "0.0001" and rows["Seed"] == "7 (drawn)"
+    assert rows["Trial end recorded"] == "no" and rows["extra"] == "1, 2"
+    assert rows["Run id"] == "g1" and rows["Status"] == "done"

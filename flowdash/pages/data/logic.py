@@ -12,6 +12,10 @@ from flowdash import settings
 from flowdash.store import ACTIVE_STATUSES
 
 MAX_SHOWN_TRIALS = 20
+#: The data of the 2020 paper's Fig. 3 (the ``example1`` case): two 100 s trials,
+#: one to train and one to validate, no trial end, dt 1e-4.
+FIG3_DATA = {"n_trials": "2", "duration": "100", "dt": "0.0001", "seed": "0",
+             "val_fraction": "0.5", "with_trial_end": False, "dataset_name": "fig3-data"}
 
 
 def parse_trials(text, n_trials: int) -> list[int]:

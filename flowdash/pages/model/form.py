@@ -29,6 +29,15 @@ from flowdash.settings import D_LIMIT, GRID_LIMITS, MAX_N, parse_list, parse_num
 HIDDEN_MODELS = ("custom",)
 EQUILIBRIUM = "equilibrium"
 MAX_NEURONS = 12
+#: Field labels of parameters whose names mislead (the spec keys stay those of
+#: the reference format): the double well's xmin/xmax are not the domain ends.
+PARAM_LABELS = {("double_well", "xmin"): "xmin: position of a well (a minimum)",
+                ("double_well", "xmax"): "xmax: position of the barrier (the maximum)"}
+
+
+def param_label(model: str, name: str) -> str:
+    """The label of a library model parameter's field."""
+    return PARAM_LABELS.get((model, name), name)
 
 
 def peq_model_names() -> list[str]:
