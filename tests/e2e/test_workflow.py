@@ -1,4 +1,10 @@
-"""The lecture workflow in a real browser: Fig. 3 preset -> data -> fits -> runs."""
+"""The lecture workflow in a real browser, as a new user meets it.
+
+Fig. 3 presets -> data -> fits in the paper's layout -> runs, plus what a new
+user tripped over (issue 8): one rule per setting, honest status (also with
+the server gone and back), confirmations, projector sizes, exports.
+"""
+import io
 import os
 import time
 from pathlib import Path
@@ -9,8 +15,13 @@ pytestmark = pytest.mark.e2e
 # The README's screenshot is refreshed only on request, so a test run leaves the tree clean:
 #   FLOWDASH_SCREENSHOT=docs/fit-page.png python -m pytest tests/e2e
 SCREENSHOT = os.environ.get("FLOWDASH_SCREENSHOT")
-POINTS = ("() => { const g = document.querySelector('#fit-nll-graph .js-plotly-plot');"
+POINTS = ("() => { const g = document.querySelector('#fit-paper-graph .js-plotly-plot');"
           " return g && g.data && g.data.length ? g.data[0].x.length : 0; }")
+NOW = ("() => { const g = document.querySelector('#fit-paper-graph .js-plotly-plot');"
+       " const t = g && g.data ? g.data.find(d => d.showlegend && (d.name || '')"
+       ".startsWith('now (epoch')) : null; return t ? t.name : ''; }")
+CSV_SPIKES = b"trial,neuron,time\n0,0,0.0132\n0,0,0.0457\n1,0,0.2\n"
+CSV_TRIALS = b"trial,start,end\n0,0.0,0.5\n1,0.0,0.5\n"
 
 
 def wait_for(fn, timeout=30.0, every=0.1, what="condition"):
@@ -23,57 +34,146 @@ def wait_for(fn, timeout=30.0, every=0.1, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_fig3_workflow(live_app, browser, tmp_path):
+def selected(page, selector):
+    return page.evaluate(f"document.querySelector('{selector}').selectedOptions[0].textContent")
+
+
+def png_size(data: bytes):
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(data))
+    return img.size, img.convert("RGB").getpixel((2, 2))
+
+
+def pattern(kind, **keys):
+    """The selector of a pattern-matching id (Dash writes it as sorted JSON)."""
+    import json
+
+    return "[id='" + json.dumps(dict(keys, type=kind), sort_keys=True, separators=(",", ":")) + "']"
+
+
+def confirm_then(page, click, accept: bool):
+    """Click a delete button and answer its confirmation."""
+    page.once("dialog", lambda d: d.accept() if accept else d.dismiss())
+    click()
+
+
+def test_fig3_workflow(live_server, browser, tmp_path):
+    live_app = live_server.url
     t_start = time.time()
-    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    context = browser.new_context(viewport={"width": 1600, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
 
-    # Model: the Fig. 3 preset on a small grid, saved as ground truth
+    # Model: "/" opens /model; the Fig. 3 preset on a small grid, saved as ground truth
     page.goto(live_app + "/")
+    assert page.url.endswith("/model")
     page.get_by_role("button", name="2020 Fig. 3: double well").click()
     page.wait_for_function("document.querySelector('#model-ne').value === '256'")
+    assert "max(slope·(x − x_thresh), 1 Hz)" in page.inner_text("#model-neurons")
+    peq_text = page.inner_text("#model-peq-params")
+    assert "position of a well" in peq_text and "position of the barrier" in peq_text
+    page.fill("#model-np", "2")                      # the grid refuses it: so does the form
+    page.get_by_text("must be an integer in [3, 20]").wait_for()
+    assert page.inner_text("#model-ne-fb") == ""
+    page.fill("#model-np", "8")
     page.fill("#model-ne", "16")
-    page.fill("#model-name", "fig3-small")
-    page.click("#model-save")           # saves the fields as they are at the click
-    page.get_by_text("Saved model “fig3-small”").wait_for()
+    for name in ("fig3-small", "spare"):
+        page.fill("#model-name", name)
+        page.click("#model-save")                    # saves the fields as they are at the click
+        page.get_by_text(f"Saved model “{name}”").wait_for()
+    page.wait_for_selector("#model-saved option[value='spare']", state="attached")
+    page.select_option("#model-saved", "spare")
+    confirm_then(page, lambda: page.click("#model-delete"), accept=False)
+    page.wait_for_timeout(300)
+    assert page.locator("#model-saved option[value='spare']").count() == 1
+    confirm_then(page, lambda: page.click("#model-delete"), accept=True)
+    page.get_by_text("Deleted model “spare”").wait_for()
 
-    # Data: 2 × 10 s from the saved model (background job with progress)
+    # Data: the Fig. 3 data preset (2 × 100 s, one validation trial, no trial end)
     page.get_by_role("link", name="Data").click()
     page.wait_for_selector("#data-model option[value='fig3-small']", state="attached")
+    assert "btn-primary" in page.get_attribute("#data-pmd-load", "class")   # looks clickable
+    assert "trial,neuron,time" in page.inner_text("#data-csv-help")
     page.select_option("#data-model", "fig3-small")
-    page.fill("#data-trials", "2")
-    page.fill("#data-duration", "10")
-    page.fill("#data-name", "fig3-data")
+    page.click("#data-preset")
+    page.wait_for_function("document.querySelector('#data-duration').value === '100'")
+    assert page.input_value("#data-trials") == "2" and page.input_value("#data-dt") == "0.0001"
+    assert page.input_value("#data-val-fraction") == "0.5"
+    assert not page.is_checked("#data-trial-end")
     page.click("#data-generate")
     page.get_by_text("Saved dataset “fig3-data”").wait_for(timeout=60000)
     wait_for(lambda: "done: 2 trials" in page.inner_text("#data-progress"), 10, what="progress done")
     page.wait_for_selector("#data-raster .js-plotly-plot")
+    # an uploaded CSV dataset, then deleted (after a confirmation)
+    page.fill("#data-upload-name", "csv-upload")
+    page.set_input_files("#data-upload input[type=file]", [
+        {"name": "spikes.csv", "mimeType": "text/csv", "buffer": CSV_SPIKES},
+        {"name": "trials.csv", "mimeType": "text/csv", "buffer": CSV_TRIALS}])
+    page.get_by_text("Saved dataset “csv-upload”").wait_for()
+    page.wait_for_function("document.querySelector('#data-dataset').value === 'csv-upload'")
+    confirm_then(page, lambda: page.click("#data-delete"), accept=True)
+    page.get_by_text("Deleted dataset “csv-upload”").wait_for()
 
-    # Fit 1: 5 epochs; the curve grows while the run is running
+    # Fit: the preset selects the paper layout; the form tells what it can before Start
     page.get_by_role("link", name="Fit").click()
     page.wait_for_selector("#fit-dataset option[value='fig3-data']", state="attached")
+    assert selected(page, "#fit-peq-override") == "as saved in the model"   # not blank
     page.select_option("#fit-dataset", "fig3-data")
     page.click("#fit-preset")
     page.wait_for_function("document.querySelector('#fit-init-model').value === 'fig3-small'")
+    assert page.is_checked("#fit-view input[value='paper']")
+    assert selected(page, "#fit-peq-override") == "cos_square"
+    wait_for(lambda: "per epoch" in page.inner_text("#fit-estimate"), 10, what="estimate")
     page.fill("#fit-epochs", "5")
+    page.get_by_text("6, 13, 50 lie beyond the last epoch (5) and will not be drawn").wait_for()
+    # settings that cannot run start nothing; each message under its own field
+    page.fill("#fit-nv", "999")
+    page.fill("#fit-batches", "2")
+    n_runs = page.locator("#fit-run-select option").count()
+    page.click("#fit-start")
+    page.get_by_text("must be an integer in [1, 111] (N - 2 for this grid)").wait_for()
+    assert "training trials per datasample, 1" in page.inner_text(pattern("fit-fb", field="batches"))
+    assert page.locator("#fit-run-select option").count() == n_runs
+    page.fill("#fit-nv", "64")
+    page.fill("#fit-batches", "1")
+
+    # Fit 1: 5 epochs; the curve grows live; legend and text name the same epoch
     page.fill("#fit-pace", "0.25")  # a lecture's pace, so the curve visibly grows
     page.fill("#fit-name", "short")
     page.click("#fit-start")
-    seen_running = []
+    seen_running, pairs = [], []
 
     def five_points():
         n = page.evaluate(POINTS)
         if "RUNNING" in page.inner_text("#fit-status").upper():
             seen_running.append(n)
+            now, text = page.evaluate(NOW), page.inner_text("#fit-progress-text")
+            if now:
+                pairs.append((now, text))
         return n >= 5
     wait_for(five_points, 60, what="5 NLL points")
     assert any(n >= 2 for n in seen_running), seen_running   # it grew live
+    assert pairs and all(now[len("now (epoch "):-1] == text.split()[1] for now, text in pairs), pairs
     page.get_by_text("epoch 5 of 5").wait_for(timeout=30000)
     wait_for(lambda: "DONE" in page.inner_text("#fit-status").upper(), 30, what="done")
     assert page.evaluate(POINTS) == 6                          # epochs 0..5
+    wait_for(lambda: page.inner_text("#fit-message") == "", 5, what="'Fit started.' gone")
+    assert "striped" not in page.get_attribute("#fit-progress .progress-bar", "class")
+    assert page.is_disabled("#fit-cancel")
+    fig = page.evaluate("() => { const g = document.querySelector('#fit-paper-graph "
+                        ".js-plotly-plot'); return {colors: g.data.slice(0, 2).map(d => "
+                        "d.line.color), titles: g.layout.annotations.map(a => a.text)}; }")
+    assert fig["colors"] == ["#000000", "#D7191C"]
+    assert fig["titles"][:5] == ["Negative log-likelihood", "Φ(x) at epoch 1", "epoch 6",
+                                 "epoch 13", "epoch 50"] and fig["titles"][-1] == "min"
+    with page.expect_download() as download:
+        page.click("#fit-export-png")
+    (width, height), corner = png_size(Path(download.value.path()).read_bytes())
+    assert (width, height) == (3300, 1020) and corner == (255, 255, 255)
 
-    # Fit 2: long; screenshot mid-run, then cancel and keep the partial curve
+    # Fit 2: long; stripes while it runs; screenshot mid-run; cancel keeps the partial curve
     page.fill("#fit-epochs", "2000")
     page.fill("#fit-name", "long")
     page.get_by_label("D", exact=True).check()  # its curve is extended live too
@@ -82,9 +182,29 @@ def test_fig3_workflow(live_app, browser, tmp_path):
                            ".textContent.startsWith('long')")
     wait_for(lambda: page.evaluate(POINTS) >= 14 and "RUNNING" in
              page.inner_text("#fit-status").upper(), 60, what="long fit running")
+    assert "progress-bar-animated" in page.get_attribute("#fit-progress .progress-bar", "class")
     shot = Path(SCREENSHOT) if SCREENSHOT else tmp_path / "fit-page.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
+
+    # a projector (1024 × 768): settings tucked away, both live plots on screen
+    small = browser.new_page(viewport={"width": 1024, "height": 768})
+    small.goto(live_app + "/fit")
+    small.wait_for_selector("#fit-run-select option:nth-child(2)", state="attached")
+    small.select_option("#fit-run-select", label=selected(page, "#fit-run-select"))
+    small.wait_for_selector("#fit-nll-graph .js-plotly-plot .scatterlayer")
+    assert not small.is_visible("#fit-settings-col")
+    for graph in ("#fit-nll-graph", "#fit-potential-graph"):
+        box = small.locator(graph).bounding_box()
+        assert box["height"] > 250 and box["y"] + box["height"] <= 768, (graph, box)
+    small.click("#fit-present")                     # presentation: the live view, large
+    small.check("#fit-view input[value='paper']", force=True)
+    small.wait_for_selector("#fit-paper-graph .js-plotly-plot .scatterlayer")
+    assert not small.is_visible("#app-navbar")
+    box = small.locator("#fit-paper-graph").bounding_box()
+    assert box["height"] > 400 and box["y"] + box["height"] <= 768, box
+    small.close()
+
     page.click("#fit-cancel")
     wait_for(lambda: "CANCELLED" in page.inner_text("#fit-status").upper(), 30,
              what="cancelled")
@@ -93,11 +213,30 @@ def test_fig3_workflow(live_app, browser, tmp_path):
     d_points = page.evaluate("() => document.querySelector('#fit-params-graph .js-plotly-plot').data[0].x.length")
     assert d_points >= partial - 1, (d_points, partial)
     assert "cancelled" in page.inner_text("#fit-progress-text")
+    wait_for(lambda: "striped" not in page.get_attribute("#fit-progress .progress-bar", "class"),
+             5, what="stripes gone")
+    assert page.is_disabled("#fit-cancel")
 
-    # Runs: both fits with their statuses, the generation run too
+    # Fit 3: an absurd learning rate; the page warns; then the server goes away and comes back
+    page.get_by_label("D", exact=True).uncheck()
+    page.fill(pattern("fit-lr", param="F"), "1e9")
+    page.fill("#fit-pace", "0.2")
+    page.fill("#fit-name", "wild")
+    page.click("#fit-start")
+    page.get_by_text("the learning rate is probably too large").wait_for(timeout=60000)
+    assert "RUNNING" in page.inner_text("#fit-status").upper()
+    live_server.stop()
+    page.get_by_text("Connection to the flowdash server lost").wait_for(timeout=15000)
+    assert not page.is_visible("#fit-status") and not page.is_visible("#fit-progress-text")
+    live_server.start()
+    wait_for(lambda: not page.is_visible("#app-connection"), 20, what="banner gone")
+    wait_for(lambda: page.is_visible("#fit-status") and
+             "INTERRUPTED" in page.inner_text("#fit-status").upper(), 20, what="honest status")
+
+    # Runs: every run with its status; a row opens it; settings as a table; SVG at once
     page.get_by_role("link", name="Runs").click()
     table = page.locator("#runs-table")
-    table.get_by_text("long").wait_for()
+    table.get_by_text("wild").wait_for()
     rows = {r.split("\t")[1] if "\t" in r else r: r for r in
             table.locator("tbody tr").all_inner_texts()}
     text = "\n".join(rows.values()).lower()
@@ -105,5 +244,17 @@ def test_fig3_workflow(live_app, browser, tmp_path):
     long_row = next(r for r in rows.values() if "long" in r).lower()
     short_row = next(r for r in rows.values() if "short" in r).lower()
     assert "cancelled" in long_row and "done" in short_row
+    table.locator("tr", has_text="short").click()
+    page.get_by_text("Learning rates").wait_for()
+    assert "F 0.005" in page.inner_text("#runs-details") and page.is_disabled("#runs-cancel")
+    page.get_by_label("SVG").check(force=True)
+    page.wait_for_timeout(500)
+    page.hover("#runs-nll-graph")
+    with page.expect_download() as download:
+        page.locator("#runs-nll-graph .modebar-btn").first.click()
+    assert download.value.suggested_filename.endswith(".svg")
+    confirm_then(page, lambda: page.click("#runs-delete"), accept=True)
+    page.get_by_text("Deleted run “short”").wait_for()
     assert not errors, errors
-    assert time.time() - t_start < 180
+    context.close()
+    assert time.time() - t_start < 120
