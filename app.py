@@ -135,7 +135,7 @@ def create_app(store_path: str | os.PathLike = DEFAULT_STORE):
     app.layout = html.Div([
         dcc.Location(id=ids.URL),
         dbc.Alert(id=ids.CONNECTION, color="danger", is_open=False, className="connection-banner"),
-        dcc.Interval(id=ids.HEARTBEAT, interval=3000),
+        dcc.Interval(id=ids.HEARTBEAT, interval=2000),
         dcc.Store(id=ids.ACTIVE_FIT, storage_type="local"),
         dcc.Store(id=ids.ACTIVE_DATASET, storage_type="local"),
         dcc.Store(id=ids.ACTIVE_GEN, storage_type="local"),

@@ -17,9 +17,12 @@ pytestmark = pytest.mark.e2e
 SCREENSHOT = os.environ.get("FLOWDASH_SCREENSHOT")
 POINTS = ("() => { const g = document.querySelector('#fit-paper-graph .js-plotly-plot');"
           " return g && g.data && g.data.length ? g.data[0].x.length : 0; }")
+# the epoch of the "now" legend entry and of the progress text, read at the same moment
 NOW = ("() => { const g = document.querySelector('#fit-paper-graph .js-plotly-plot');"
        " const t = g && g.data ? g.data.find(d => d.showlegend && (d.name || '')"
-       ".startsWith('now (epoch')) : null; return t ? t.name : ''; }")
+       ".startsWith('now (epoch')) : null; const text = document.querySelector("
+       "'#fit-progress-text').textContent; return t ? [parseInt(t.name.slice(11)),"
+       " parseInt(text.split(' ')[1])] : null; }")
 CSV_SPIKES = b"trial,neuron,time\n0,0,0.0132\n0,0,0.0457\n1,0,0.2\n"
 CSV_TRIALS = b"trial,start,end\n0,0.0,0.5\n1,0.0,0.5\n"
 
@@ -69,6 +72,10 @@ def test_fig3_workflow(live_server, browser, tmp_path):
     # Model: "/" opens /model; the Fig. 3 preset on a small grid, saved as ground truth
     page.goto(live_app + "/")
     assert page.url.endswith("/model")
+    # the page opens with the Fig. 3 model: another preset first, so that the wait below
+    # sees the Fig. 3 preset land (and it cannot overwrite what is typed next)
+    page.get_by_role("button", name="Ramping, absorbing boundary").click()
+    page.wait_for_function("document.querySelector('#model-ne').value === '16'")
     page.get_by_role("button", name="2020 Fig. 3: double well").click()
     page.wait_for_function("document.querySelector('#model-ne').value === '256'")
     assert "max(slope·(x − x_thresh), 1 Hz)" in page.inner_text("#model-neurons")
@@ -149,16 +156,18 @@ def test_fig3_workflow(live_server, browser, tmp_path):
         n = page.evaluate(POINTS)
         if "RUNNING" in page.inner_text("#fit-status").upper():
             seen_running.append(n)
-            now, text = page.evaluate(NOW), page.inner_text("#fit-progress-text")
-            if now:
-                pairs.append((now, text))
+            pair = page.evaluate(NOW)
+            if pair:
+                pairs.append(pair)
         return n >= 5
     wait_for(five_points, 60, what="5 NLL points")
     assert any(n >= 2 for n in seen_running), seen_running   # it grew live
-    assert pairs and all(now[len("now (epoch "):-1] == text.split()[1] for now, text in pairs), pairs
+    # the legend never runs ahead of the text (it may lag while plotly draws)
+    assert pairs and all(legend <= text for legend, text in pairs), pairs
     page.get_by_text("epoch 5 of 5").wait_for(timeout=30000)
     wait_for(lambda: "DONE" in page.inner_text("#fit-status").upper(), 30, what="done")
     assert page.evaluate(POINTS) == 6                          # epochs 0..5
+    wait_for(lambda: page.evaluate(NOW) == [5, 5], 5, what="legend and text agree")
     wait_for(lambda: page.inner_text("#fit-message") == "", 5, what="'Fit started.' gone")
     assert "striped" not in page.get_attribute("#fit-progress .progress-bar", "class")
     assert page.is_disabled("#fit-cancel")
@@ -188,22 +197,24 @@ def test_fig3_workflow(live_server, browser, tmp_path):
     assert shot.stat().st_size > 10_000
 
     # a projector (1024 × 768): settings tucked away, both live plots on screen
-    small = browser.new_page(viewport={"width": 1024, "height": 768})
-    small.goto(live_app + "/fit")
-    small.wait_for_selector("#fit-run-select option:nth-child(2)", state="attached")
-    small.select_option("#fit-run-select", label=selected(page, "#fit-run-select"))
-    small.wait_for_selector("#fit-nll-graph .js-plotly-plot .scatterlayer")
-    assert not small.is_visible("#fit-settings-col")
+    page.set_viewport_size({"width": 1024, "height": 768})
+    page.reload()                                   # follows the same run (local storage)
+    page.check("#fit-view input[value='overlay']", force=True)
+    page.wait_for_selector("#fit-nll-graph .js-plotly-plot .scatterlayer")
+    assert not page.is_visible("#fit-settings-col")
     for graph in ("#fit-nll-graph", "#fit-potential-graph"):
-        box = small.locator(graph).bounding_box()
+        box = page.locator(graph).bounding_box()
         assert box["height"] > 250 and box["y"] + box["height"] <= 768, (graph, box)
-    small.click("#fit-present")                     # presentation: the live view, large
-    small.check("#fit-view input[value='paper']", force=True)
-    small.wait_for_selector("#fit-paper-graph .js-plotly-plot .scatterlayer")
-    assert not small.is_visible("#app-navbar")
-    box = small.locator("#fit-paper-graph").bounding_box()
+    page.click("#fit-present")                      # presentation: the live view, large
+    page.check("#fit-view input[value='paper']", force=True)
+    page.wait_for_selector("#fit-paper-graph .js-plotly-plot .scatterlayer")
+    assert not page.is_visible("#app-navbar")
+    box = page.locator("#fit-paper-graph").bounding_box()
     assert box["height"] > 400 and box["y"] + box["height"] <= 768, box
-    small.close()
+    page.click("#fit-present")
+    page.set_viewport_size({"width": 1600, "height": 1000})
+    page.click("#fit-settings-toggle")              # show the settings again
+    assert page.is_visible("#fit-settings-col")
 
     page.click("#fit-cancel")
     wait_for(lambda: "CANCELLED" in page.inner_text("#fit-status").upper(), 30,
@@ -218,8 +229,11 @@ def test_fig3_workflow(live_server, browser, tmp_path):
     assert page.is_disabled("#fit-cancel")
 
     # Fit 3: an absurd learning rate; the page warns; then the server goes away and comes back
-    page.get_by_label("D", exact=True).uncheck()
+    page.select_option("#fit-dataset", "fig3-data")    # the reload reset the form
+    page.click("#fit-preset")
+    page.wait_for_function("document.querySelector('#fit-init-model').value === 'fig3-small'")
     page.fill(pattern("fit-lr", param="F"), "1e9")
+    page.fill("#fit-epochs", "300")
     page.fill("#fit-pace", "0.2")
     page.fill("#fit-name", "wild")
     page.click("#fit-start")
@@ -229,7 +243,7 @@ def test_fig3_workflow(live_server, browser, tmp_path):
     page.get_by_text("Connection to the flowdash server lost").wait_for(timeout=15000)
     assert not page.is_visible("#fit-status") and not page.is_visible("#fit-progress-text")
     live_server.start()
-    wait_for(lambda: not page.is_visible("#app-connection"), 20, what="banner gone")
+    wait_for(lambda: "lost" not in page.inner_text("#app-connection"), 20, what="reconnected")
     wait_for(lambda: page.is_visible("#fit-status") and
              "INTERRUPTED" in page.inner_text("#fit-status").upper(), 20, what="honest status")
 
