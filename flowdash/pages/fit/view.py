@@ -88,8 +88,11 @@ def preflight(store, f: dict) -> dict:
         N, Nv, [cost.intervals(d) for d in train],
         None if val is None else [cost.intervals(d) for d in val],
         mini_batches=s["mini_batch_number"], reuse_gradient=len(train) == 1 or not shared)
-    text = (f"≈ {fmt_seconds(per_epoch, small=True)} per epoch, "
-            f"≈ {fmt_seconds(per_epoch * s['max_epochs'])} for {s['max_epochs']} epochs")
+    pace = s.get("pace") or 0.0
+    text = (f"≈ {fmt_seconds(per_epoch, small=True)} per epoch"
+            + (f" (+ {fmt_seconds(pace, small=True)} pace)" if pace else "")
+            + f", ≈ {fmt_seconds((per_epoch + pace) * s['max_epochs'])} for "
+            f"{s['max_epochs']} epochs")
     out["slow"] = per_epoch > cost.SLOW_EPOCH
     if out["slow"]:
         text += (f": Nv = {Nv} of N = {N} makes each epoch slow; "
