@@ -30,6 +30,8 @@ from pathlib import Path
 
 import diskcache
 
+from .core.limits import InvalidValue
+
 #: Run statuses.
 QUEUED, RUNNING, DONE, CANCELLED, FAILED, INTERRUPTED = (
     "queued", "running", "done", "cancelled", "failed", "interrupted")
@@ -47,6 +49,8 @@ def open_cache(path) -> diskcache.Cache:
 class NameTaken(ValueError):
     """A model or dataset of that name exists (saving never overwrites)."""
 
+    field = "name"  # like InvalidValue: the setting at fault, as data
+
 
 class RunActive(ValueError):
     """The run is queued or running (cancel it first)."""
@@ -54,10 +58,10 @@ class RunActive(ValueError):
 
 def _validate_name(name: str, what: str) -> str:
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"{what} name must be a non-empty string, got {name!r}")
+        raise InvalidValue("name", f"{what} name must be a non-empty string, got {name!r}")
     name = name.strip()
     if len(name) > 80:
-        raise ValueError(f"{what} name is too long ({len(name)} > 80 characters)")
+        raise InvalidValue("name", f"{what} name is too long ({len(name)} > 80 characters)")
     return name
 
 

@@ -283,6 +283,10 @@ def test_data_upload_csv(store, dataset):
            for b in (s_buf, t_buf)]
     msg, opts, value, _, _ = data_cb.upload(enc, ["spikes.csv", "trials.csv"], "csvset", "0")
     assert value == "csvset", msg
+    # a name the store refuses goes to the name field (the store's error names its field)
+    for bad in ("csvset", "x" * 81, "  "):
+        msg, _, _, invalid, feedback = data_cb.upload(enc, ["spikes.csv", "trials.csv"], bad, "0")
+        assert invalid is True and msg == "" and "name" in feedback, (bad, feedback)
 
 
 def test_data_load_pmd(store):

@@ -127,8 +127,8 @@ def cancel_generation(_n, run_id):
 
 
 def _about_name(exc) -> bool:
-    """The store rejected the dataset name (taken, empty or too long)."""
-    return isinstance(exc, NameTaken) or str(exc).startswith("dataset name")
+    """The store rejected the dataset name (taken, empty or too long): its ``field``."""
+    return getattr(exc, "field", None) == "name"
 
 
 def _save(samples, meta, name):
