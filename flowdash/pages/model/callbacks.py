@@ -142,13 +142,23 @@ def save_model(_n, name, structure, np_, ne, xb, xe, boundary, D, param_values, 
     return alert(f"Saved model “{name}”.", "success"), options(names), False, ""
 
 
+@callback(Output(ids.DELETE_CONFIRM, "displayed"), Output(ids.DELETE_CONFIRM, "message"),
+          Input(ids.DELETE, "n_clicks"), State(ids.SAVED, "value"), prevent_initial_call=True)
+def ask_delete(_n, name):
+    """Deleting asks first."""
+    if not _n or not name:  # pages insert components: never act without a real click
+        raise PreventUpdate
+    return True, f"Delete the saved model “{name}”? Runs keep the spec they used."
+
+
 @callback(Output(ids.SAVE_MSG, "children", allow_duplicate=True),
           Output(ids.SAVED, "options", allow_duplicate=True),
           Output(ids.SAVED, "value"),
-          Input(ids.DELETE, "n_clicks"), State(ids.SAVED, "value"), prevent_initial_call=True)
+          Input(ids.DELETE_CONFIRM, "submit_n_clicks"), State(ids.SAVED, "value"),
+          prevent_initial_call=True)
 def delete_model(_n, name):
-    """Delete the chosen saved model (runs keep a copy of the spec they used)."""
-    if not _n or not name:  # pages insert components: never act without a real click
+    """Delete the chosen saved model once confirmed (runs keep a copy of the spec they used)."""
+    if not _n or not name:  # pages insert components: never act without a confirmation
         raise PreventUpdate
     with open_store() as store:
         store.delete_model(name)
