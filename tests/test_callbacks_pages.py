@@ -186,6 +186,8 @@ def test_model_save_and_list(store):
     assert "Saved" in str(msg) and opts == [{"label": "truth", "value": "truth"}]
     assert invalid is False and store.get_model("truth")["grid"]["Ne"] == 16   # not a stale spec
     assert save("")[2] is True
+    msg, opts, invalid, fb = save("a\u200bb")              # an invisible character
+    assert invalid is True and msg == "" and "U+200B" in fb
     msg, opts, invalid, fb = save("truth", D="20")        # never overwrites
     assert invalid is True and "exists; choose another name or delete the old model" in fb
     assert store.get_model("truth")["D"] == 10.0

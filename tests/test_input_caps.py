@@ -2,6 +2,7 @@
 import pytest
 
 from flowdash import jobs, settings
+from flowdash.core.limits import InvalidValue
 from flowdash.names import plot_text, validate_name
 from flowdash.pages.model import form
 from flowdash.store import open_store
@@ -72,6 +73,11 @@ def test_request_strings_are_bounded(store):
 
 def test_names_and_escaping():
     assert validate_name("  padded  ") == "padded"
-    with pytest.raises(ValueError, match="U\\+200D ZERO WIDTH JOINER"):
+    with pytest.raises(ValueError, match="U\\+200D ZERO WIDTH JOINER") as info:
         validate_name("a\u200db")
+    assert isinstance(info.value, InvalidValue) and info.value.field == "name"  # not by its text
+    for bad in ("", "x" * 81, None):
+        with pytest.raises(InvalidValue) as info:
+            validate_name(bad, "dataset")
+        assert info.value.field == "name"
     assert plot_text('<a href="x">y</a> & <b>') == '&lt;a href="x"&gt;y&lt;/a&gt; &amp; &lt;b&gt;'

@@ -236,8 +236,9 @@ def test_models_and_datasets_survive_reopen(location):
 
 def test_saving_never_overwrites(store):
     store.save_model("m", SPEC)
-    with pytest.raises(NameTaken, match="choose another name or delete the old model"):
+    with pytest.raises(NameTaken, match="choose another name or delete the old model") as info:
         store.save_model("m", dict(SPEC, D=2.0))
+    assert info.value.field == "name"         # like a refused name (flowdash.names)
     assert store.get_model("m")["D"] == 10
     store.save_model("m", dict(SPEC, D=3.0), overwrite=True)
     assert store.get_model("m")["D"] == 3

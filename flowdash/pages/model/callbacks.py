@@ -137,8 +137,10 @@ def save_model(_n, name, structure, np_, ne, xb, xe, boundary, D, param_values, 
         with open_store() as store:
             name = store.save_model(name, spec)
             names = store.list_models()
-    except ValueError as exc:  # name empty, too long or taken
-        return "", no_update, True, str(exc)
+    except ValueError as exc:
+        if getattr(exc, "field", None) == "name":  # empty, too long, invisible or taken
+            return "", no_update, True, str(exc)
+        return alert(f"Not saved: {exc}", "danger"), no_update, False, ""
     return alert(f"Saved model “{name}”.", "success"), options(names), False, ""
 
 
