@@ -9,17 +9,18 @@ Every limit is the core's own (``flowdash.core.grid.NP``,
 ``simulation.dt_limit``, ...), narrowed here only where the app caps a
 resource (``Limit.within``); the pages and every server-side entry point
 (saving a model, starting a generation or a fit) read them from here.
-Importable without dash.
+Importable without dash, and without the numerical core: the limits that come
+from it (``GRID_LIMITS``, ``D_LIMIT``, ``GEN_LIMITS``, ``FIT_LIMITS``,
+``nv_limit``, ``mini_batch_limit``) are built on first use, so the job layer,
+the store and a worker's parent import this module without loading numba.
 """
 from __future__ import annotations
 
 import math
+from functools import cache
 from typing import TYPE_CHECKING
 
 from . import names
-from .core import fitting, simulation, spectra
-from .core import grid as core_grid
-from .core import model as core_model
 from .core import spikedata as _spikedata
 from .core.limits import InvalidValue, Limit, format_number
 
@@ -39,15 +40,13 @@ MAX_PACE = 10.0
 MAX_SEED = 2**32 - 1
 
 # Model caps: the core's grid limits narrowed for the Model form's live
-# preview, applied at every server-side entry point too (saving a model,
-# starting a generation or a fit), so a forged request or a library-saved
-# spec cannot ask for more than the form allows.
-#: The grid: nodes per element and elements (``flowdash.core.grid.NP``, ``NE``).
-GRID_LIMITS = {"Np": core_grid.NP.within(hi=20), "Ne": core_grid.NE.within(hi=2000)}
+# preview (GRID_LIMITS, below), applied at every server-side entry point too
+# (saving a model, starting a generation or a fit), so a forged request or a
+# library-saved spec cannot ask for more than the form allows.
+#: Most nodes per element and elements of a grid (narrowing ``core.grid.NP``, ``NE``).
+MAX_NP, MAX_NE = 20, 2000
 #: Largest grid, N = (Np − 1)·Ne + 1 nodes.
 MAX_GRID_N = 20001
-#: Noise magnitude D (the core's limit).
-D_LIMIT = core_model.D_LIMIT
 MAX_MODEL_NEURONS = 12
 #: Library parameters per model and the length of a list parameter.
 MAX_MODEL_PARAMS = 32
@@ -56,33 +55,62 @@ MAX_PARAM_LIST = 1000
 MAX_NAME_LENGTH = names.MAX_NAME_LENGTH
 MAX_RUN_NAME_LENGTH = names.MAX_RUN_NAME_LENGTH
 
-#: Generation: setting -> Limit. ``dt`` also obeys ``simulation.dt_limit(duration)``.
-GEN_LIMITS = {"n_trials": simulation.N_TRIALS.within(hi=10000),
-              "duration": simulation.DURATION.within(lo=1e-3, hi=1e5),
-              "dt": Limit("dt", float, 0, lo_open=True).within(lo=1e-6, hi=0.1),
-              # 0 = no validation set; else the share of trials SpikeData.split sets aside
-              "val_fraction": Limit("val_fraction", float, 0.0, 0.9),
-              "seed": simulation.SEED.within(hi=MAX_SEED)}
 #: Time steps of one generation (trials × duration/dt): the latent paths
 #: alone take 16 bytes per step.
 MAX_TOTAL_STEPS = 20_000_000
 #: Time steps × neurons of one generation (the spike draws).
 MAX_STEP_NEURONS = 200_000_000
-#: Fit: setting -> Limit. ``Nv`` also obeys ``spectra.nv_limit(N)`` of the
-#: initial model's grid, ``mini_batch_number`` ``fitting.mini_batch_limit(n)``
-#: of the dataset's training trials.
-FIT_LIMITS = {"max_epochs": fitting.EPOCHS.within(hi=100000),
-              "mini_batch_number": fitting.MINI_BATCHES.within(hi=10000),
-              "seed": fitting.SEED.within(hi=MAX_SEED), "Nv": spectra.nv_limit(),
-              "learning_rate": fitting.LEARNING_RATE,
-              "pace": Limit("pace", float, 0.0, MAX_PACE)}
-nv_limit = spectra.nv_limit
-mini_batch_limit = fitting.mini_batch_limit
 #: Uploads: largest file; most neurons, trials and spikes (the file readers' caps).
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 MAX_NEURONS = _spikedata.MAX_NEURONS
 MAX_TRIALS = _spikedata.MAX_TRIALS
 MAX_SPIKES = _spikedata.MAX_SPIKES
+
+
+@cache
+def core_limits() -> dict:
+    """The limits that come from the core (built once, on first use).
+
+    ``GRID_LIMITS`` (the Model page's grid: ``core.grid.NP``/``NE`` within the
+    caps), ``D_LIMIT`` (``core.model.D_LIMIT``), ``GEN_LIMITS`` (generation:
+    setting -> Limit; ``dt`` also obeys ``simulation.dt_limit(duration)``),
+    ``FIT_LIMITS`` (fit: setting -> Limit; ``Nv`` also obeys
+    ``spectra.nv_limit(N)`` of the initial model's grid, ``mini_batch_number``
+    ``fitting.mini_batch_limit(n)`` of the dataset's training trials), and the
+    functions ``nv_limit`` and ``mini_batch_limit``. Each is also a module
+    attribute (``settings.FIT_LIMITS``).
+    """
+    from .core import fitting, simulation, spectra
+    from .core import grid as core_grid
+    from .core import model as core_model
+
+    return {
+        "GRID_LIMITS": {"Np": core_grid.NP.within(hi=MAX_NP),
+                        "Ne": core_grid.NE.within(hi=MAX_NE)},
+        "D_LIMIT": core_model.D_LIMIT,
+        "GEN_LIMITS": {"n_trials": simulation.N_TRIALS.within(hi=10000),
+                       "duration": simulation.DURATION.within(lo=1e-3, hi=1e5),
+                       "dt": Limit("dt", float, 0, lo_open=True).within(lo=1e-6, hi=0.1),
+                       # 0 = no validation set; else the share of trials SpikeData.split sets aside
+                       "val_fraction": Limit("val_fraction", float, 0.0, 0.9),
+                       "seed": simulation.SEED.within(hi=MAX_SEED)},
+        "FIT_LIMITS": {"max_epochs": fitting.EPOCHS.within(hi=100000),
+                       "mini_batch_number": fitting.MINI_BATCHES.within(hi=10000),
+                       "seed": fitting.SEED.within(hi=MAX_SEED), "Nv": spectra.nv_limit(),
+                       "learning_rate": fitting.LEARNING_RATE,
+                       "pace": Limit("pace", float, 0.0, MAX_PACE)},
+        "nv_limit": spectra.nv_limit,
+        "mini_batch_limit": fitting.mini_batch_limit,
+    }
+
+
+_CORE_LIMITS = ("GRID_LIMITS", "D_LIMIT", "GEN_LIMITS", "FIT_LIMITS", "nv_limit", "mini_batch_limit")
+
+
+def __getattr__(name):  # the core's limits as module attributes, built on first use
+    if name not in _CORE_LIMITS:  # e.g. the import system asking for __path__
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return core_limits()[name]
 
 
 def _name_error(name: str, what: str) -> str | None:
@@ -178,8 +206,10 @@ def spec_neurons(spec: dict) -> int:
 
 def spec_nodes(spec: dict) -> int:
     """Grid nodes N of a model spec."""
+    from .core.grid import n_nodes
+
     g = spec.get("grid") or {}
-    return core_grid.n_nodes(g.get("Np", 8), g.get("Ne", 16))
+    return n_nodes(g.get("Np", 8), g.get("Ne", 16))
 
 
 def _check_library_model(entry, registry, errors: dict, key: str) -> None:
@@ -210,44 +240,46 @@ def check_model_spec(spec) -> dict:
     Fields: ``grid.Np``, ``grid.Ne``, ``grid``, ``boundary_mode``, ``D``,
     ``peq_model``, ``p0_model``, ``fr_model``, ``spec``. Checks the structure
     and the sizes (grid, neurons, parameters) with the limits the form uses
-    (:data:`GRID_LIMITS`, :data:`MAX_GRID_N`, :data:`D_LIMIT`), not the rest
+    (``GRID_LIMITS``, :data:`MAX_GRID_N`, ``D_LIMIT``), not the rest
     of the science (the core checks the values when it builds the model).
     """
     from .core import library
+    from .core.grid import check_interval, n_nodes
+    from .core.model import BOUNDARY_MODES
 
     if not isinstance(spec, dict):
         return {"spec": f"a model spec is a dict, got {type(spec).__name__}"}
-    errors = {}
+    limits, errors = core_limits(), {}
     grid = spec.get("grid")
     if not isinstance(grid, dict):
         errors["grid"] = 'expected {"Np": ..., "Ne": ..., "xbegin": ..., "xend": ...}'
     else:
         sizes = {}
         for key in ("Np", "Ne"):
-            value, limit = grid.get(key), GRID_LIMITS[key]
+            value, limit = grid.get(key), limits["GRID_LIMITS"][key]
             if isinstance(value, bool) or not isinstance(value, int) or not limit.allows(value):
                 errors[f"grid.{key}"] = f"{key} must be {limit.describe()}"
             else:
                 sizes[key] = value
-        if len(sizes) == 2 and core_grid.n_nodes(sizes["Np"], sizes["Ne"]) > MAX_GRID_N:
+        if len(sizes) == 2 and n_nodes(sizes["Np"], sizes["Ne"]) > MAX_GRID_N:
             errors["grid.Ne"] = (f"grid too large: (Np−1)·Ne+1 = "
-                                 f"{core_grid.n_nodes(sizes['Np'], sizes['Ne'])}; at most "
+                                 f"{n_nodes(sizes['Np'], sizes['Ne'])}; at most "
                                  f"{MAX_GRID_N} nodes are allowed")
         bounds = (grid.get("xbegin", -1.0), grid.get("xend", 1.0))
         if not all(_is_number(b) for b in bounds):
             errors["grid"] = "xbegin and xend must be numbers"
         else:
             try:
-                core_grid.check_interval(*bounds)
+                check_interval(*bounds)
             except ValueError as exc:
                 errors["grid"] = str(exc)
-    if spec.get("boundary_mode", "reflecting") not in core_model.BOUNDARY_MODES:
+    if spec.get("boundary_mode", "reflecting") not in BOUNDARY_MODES:
         errors["boundary_mode"] = "choose reflecting or absorbing"
     D = spec.get("D")
     if isinstance(D, list):
         D = D[0] if len(D) == 1 else None
-    if not _is_number(D) or not D_LIMIT.allows(D):
-        errors["D"] = f"D must be {D_LIMIT.describe()}"
+    if not _is_number(D) or not limits["D_LIMIT"].allows(D):
+        errors["D"] = f"D must be {limits['D_LIMIT'].describe()}"
     _check_library_model(spec.get("peq_model"), library.PEQ_MODELS, errors, "peq_model")
     if spec.get("p0_model") is not None:
         _check_library_model(spec["p0_model"], library.PEQ_MODELS, errors, "p0_model")
@@ -290,13 +322,15 @@ def check_generation(values: dict, store: RunStore | None = None):
     must exist, the dataset name must be free and the work must fit the caps.
     Returns ``(settings or None, errors)``.
     """
-    errors = {}
-    limits = {k: v for k, v in GEN_LIMITS.items() if k != "seed"}
+    from .core.simulation import dt_limit
+
+    errors, gen_limits = {}, core_limits()["GEN_LIMITS"]
+    limits = {k: v for k, v in gen_limits.items() if k != "seed"}
     s = _parse_fields(values, limits, errors)
     s.update(model=values.get("model"), with_trial_end=bool(values.get("with_trial_end", True)))
-    s["seed"] = _optional_number(values, "seed", GEN_LIMITS, errors)
+    s["seed"] = _optional_number(values, "seed", gen_limits, errors)
     if "dt" in s and "duration" in s:
-        dt = simulation.dt_limit(s["duration"])
+        dt = dt_limit(s["duration"])
         if not dt.allows(s["dt"]):
             errors["dt"] = f"must be {dt.describe()}"
     name = values.get("dataset_name")
@@ -337,11 +371,13 @@ def check_generation(values: dict, store: RunStore | None = None):
 # ---------------------------------------------------------------------------
 def fit_options(s: dict):
     """The core ``FitOptions`` of normalised fit settings (raises ValueError)."""
-    return fitting.FitOptions(optimizer=s["optimizer"], max_epochs=s["max_epochs"],
-                              mini_batch_number=s["mini_batch_number"],
-                              params_to_opt=tuple(s["params_to_opt"]),
-                              learning_rate=s["learning_rate"], seed=s["seed"], Nv=s["Nv"],
-                              snapshot_epochs=tuple(s["snapshot_epochs"]))
+    from .core.fitting import FitOptions
+
+    return FitOptions(optimizer=s["optimizer"], max_epochs=s["max_epochs"],
+                      mini_batch_number=s["mini_batch_number"],
+                      params_to_opt=tuple(s["params_to_opt"]),
+                      learning_rate=s["learning_rate"], seed=s["seed"], Nv=s["Nv"],
+                      snapshot_epochs=tuple(s["snapshot_epochs"]))
 
 
 def check_fit(values: dict, store: RunStore | None = None, partial: bool = False):
@@ -359,8 +395,10 @@ def check_fit(values: dict, store: RunStore | None = None, partial: bool = False
     Returns ``(settings or None, errors)``; with ``partial`` the settings that
     parsed even when others did not (for warnings and estimates as one types).
     """
-    errors = {}
-    limits = {k: v for k, v in FIT_LIMITS.items() if k not in ("Nv", "learning_rate")}
+    from .core.fitting import FITTABLE, OPTIMIZERS
+
+    errors, fit_limits = {}, core_limits()["FIT_LIMITS"]
+    limits = {k: v for k, v in fit_limits.items() if k not in ("Nv", "learning_rate")}
     values = dict(values, seed=values.get("seed") or 0, pace=values.get("pace") or 0)
     s = _parse_fields(values, limits, errors)
     s.update(dataset=values.get("dataset"), init_model=values.get("init_model"),
@@ -371,21 +409,21 @@ def check_fit(values: dict, store: RunStore | None = None, partial: bool = False
         if not isinstance(s["peq_override"], str) or s["peq_override"] not in library.PEQ_MODELS:
             errors["peq_override"] = (f"unknown peq model {str(s['peq_override'])[:40]!r}; "
                                       f"allowed: {', '.join(sorted(library.PEQ_MODELS))}")
-    if s["optimizer"] not in fitting.OPTIMIZERS:
-        errors["optimizer"] = f"choose one of {', '.join(fitting.OPTIMIZERS)}"
+    if s["optimizer"] not in OPTIMIZERS:
+        errors["optimizer"] = f"choose one of {', '.join(OPTIMIZERS)}"
     chosen = list(values.get("params_to_opt") or [])
-    s["params_to_opt"] = [p for p in fitting.FITTABLE if p in chosen]
-    if not s["params_to_opt"] or set(chosen) - set(fitting.FITTABLE):
-        errors["params_to_opt"] = f"choose at least one of {', '.join(fitting.FITTABLE)}"
+    s["params_to_opt"] = [p for p in FITTABLE if p in chosen]
+    if not s["params_to_opt"] or set(chosen) - set(FITTABLE):
+        errors["params_to_opt"] = f"choose at least one of {', '.join(FITTABLE)}"
     lr = dict(values.get("learning_rate") or {})
     keys = s["params_to_opt"] if s["optimizer"] == "GD" else ["alpha"]
     s["learning_rate"] = {}
     for key in keys:
         try:
-            s["learning_rate"][key] = parse_number(lr.get(key), FIT_LIMITS["learning_rate"])
+            s["learning_rate"][key] = parse_number(lr.get(key), fit_limits["learning_rate"])
         except ValueError as exc:
             errors[f"learning_rate:{key}"] = str(exc)
-    s["Nv"] = _optional_number(values, "Nv", FIT_LIMITS, errors)
+    s["Nv"] = _optional_number(values, "Nv", fit_limits, errors)
     try:
         snaps = values.get("snapshot_epochs")
         s["snapshot_epochs"] = sorted(set(parse_list(
@@ -396,7 +434,7 @@ def check_fit(values: dict, store: RunStore | None = None, partial: bool = False
         try:
             fit_options(s)
         except InvalidValue as exc:
-            errors[exc.field if exc.field in FIT_LIMITS or ":" in exc.field else "options"] = str(exc)
+            errors[exc.field if exc.field in fit_limits or ":" in exc.field else "options"] = str(exc)
         except ValueError as exc:
             errors["options"] = str(exc)
     for key, what in (("dataset", "choose a dataset"), ("init_model", "choose a saved model")):
@@ -418,6 +456,9 @@ def training_trials(store: RunStore, dataset: str) -> list[int]:
 def _check_refs(store: RunStore, s: dict, errors: dict) -> None:
     """The dataset and the initial model exist and fit together; Nv suits the
     model's grid and the mini-batches the dataset's training trials."""
+    from .core.fitting import mini_batch_limit
+    from .core.spectra import nv_limit
+
     ds = store.get_dataset_meta(s["dataset"]) if s["dataset"] else None
     spec = store.get_model(s["init_model"]) if s["init_model"] else None
     if s["dataset"] and ds is None:
@@ -428,14 +469,14 @@ def _check_refs(store: RunStore, s: dict, errors: dict) -> None:
         errors["init_model"] = _spec_message(spec)
         return
     if spec is not None and s.get("Nv") is not None:
-        nv = spectra.nv_limit(spec_nodes(spec))
+        nv = nv_limit(spec_nodes(spec))
         if not nv.allows(s["Nv"]):
             errors["Nv"] = f"must be {nv.describe()}"
     # one mini-batch needs one training trial, which every saved dataset has:
     # read the spike data only when more are asked for
     if ds is not None and s.get("mini_batch_number", 1) > 1:
         try:
-            batches = fitting.mini_batch_limit(min(training_trials(store, s["dataset"])))
+            batches = mini_batch_limit(min(training_trials(store, s["dataset"])))
         except ValueError as exc:
             errors["dataset"] = f"cannot read the dataset: {exc}"
         else:
