@@ -478,12 +478,28 @@ def test_fit_paper_view_live(store, dataset):
     assert isinstance(third["nll"], go.Figure) and len(third["nll"].data[0].x) == 5
 
 
+def _running_copy(store, run_id, upto):
+    """A running run (a live worker's heartbeat) with a finished run's result and
+    its epochs below ``upto``, the latest parameters those of epoch ``upto - 1``."""
+    rec = store.get_run(run_id)
+    live = store.create_run("fit", "live", rec["settings"], refs=rec["refs"])
+    store.start_run(live, 1, None)
+    store.beat(f"{store.get_run(live)['host']}:1", {"time": time.time() + 60, "run": live})
+    store.set_result(live, store.get_result(run_id))
+    for e in store.read_epochs(run_id)[:upto]:
+        store.append_epoch(live, e, expected=e["epoch"])
+    store.set_latest(live, dict(store.get_latest(run_id), epoch=upto - 1))
+    return live
+
+
 def test_fit_legend_and_text_name_the_same_epoch(store, dataset):
-    """An epoch is appended before its parameters are published: the view waits for
-    both, so the "now" legend and the progress text agree."""
-    run_id = start_fit(epochs="3")[0]
-    wait_done(store, run_id)
+    """An epoch is appended before its parameters are published: the view of a running
+    fit waits for both, so the "now" legend and the progress text agree."""
+    done = start_fit(epochs="3")[0]
+    wait_done(store, done)
+    run_id = _running_copy(store, done, 4)
     first = poll(run_id)
+    assert first["cursor"]["n"] == 4 and first["text"].startswith("epoch 3 of 3")
     store.append_epoch(run_id, {"epoch": 4, "nll_train": [1.0], "nll_val": [2.0],
                                 "elapsed": 1.0, "time": time.time(), "D": [10.0]})
     later = poll(run_id, first["cursor"], trigger=fit_cb.ids.INTERVAL)
@@ -494,6 +510,11 @@ def test_fit_legend_and_text_name_the_same_epoch(store, dataset):
     fresh = poll(run_id)
     names = [t.name for t in fresh["potential"].data]
     assert "now (epoch 4)" in names and fresh["text"].startswith("epoch 4 of 3")
+    # a finished run writes nothing more: every epoch it has is shown, and the poll stops
+    store.append_epoch(done, {"epoch": 4, "nll_train": [1.0], "nll_val": [2.0],
+                              "elapsed": 1.0, "time": time.time(), "D": [10.0]})
+    final = poll(done)
+    assert final["cursor"]["n"] == 5 and final["stop"] is True
 
 
 def test_fit_warns_when_the_training_nll_keeps_rising():

@@ -12,7 +12,7 @@ from flowdash import jobs, settings
 from flowdash.core import fitting, simulation
 from flowdash.core.fitting import FitOptions, fit
 from flowdash.core.limits import InvalidValue
-from flowdash.store import DONE, RunStore
+from flowdash.store import DONE, open_store
 
 SPEC = {"grid": {"Np": 4, "Ne": 4, "xbegin": -1.0, "xend": 1.0},   # N = 13: Nv in [1, 11]
         "boundary_mode": "reflecting",
@@ -44,10 +44,9 @@ GEN_PROBES = {
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("limits") / "store")
-    s = RunStore(path)
+    s = open_store(tmp_path_factory.mktemp("limits") / "store")
     s.save_model("gt", SPEC)
-    assert jobs.run_generation(path, jobs.create_generation(path, GEN)) == DONE
+    assert jobs.execute(s, jobs.submit(s, "generation", GEN)) == DONE
     yield s
     s.close()
 
@@ -113,6 +112,7 @@ def test_generation_form_and_core_agree(store, key, value):
 
 
 def test_caps_lie_inside_the_core_limits():
+    assert set(settings._CORE_LIMITS) == set(settings.core_limits())   # every lazy name exists
     core = {"max_epochs": fitting.EPOCHS, "mini_batch_number": fitting.MINI_BATCHES,
             "seed": fitting.SEED, "learning_rate": fitting.LEARNING_RATE,
             "Nv": settings.nv_limit()}
@@ -128,10 +128,10 @@ def test_caps_lie_inside_the_core_limits():
         assert limit.allows(cap.lo) and limit.allows(cap.hi), key
 
 
-def test_a_setting_that_cannot_run_starts_no_worker(store):
+def test_a_setting_that_cannot_run_is_never_queued(store):
     for bad in (dict(Nv=12), dict(mini_batch_number=3)):
         with pytest.raises(settings.SettingsError) as info:
-            jobs.start_fit(store.path, dict(FIT, **bad))
+            jobs.submit(store, "fit", dict(FIT, **bad))
         assert set(info.value.errors) == set(bad)
     assert store.list_runs("fit") == []
 

@@ -284,7 +284,7 @@ def test_names_are_bounded_and_visible(store, name, match):
 def test_model_caps_apply_to_save_model(store):
     with pytest.raises(SettingsError, match="500 neurons; between 1 and 12"):
         store.save_model("big", dict(SPEC, fr_model=SPEC["fr_model"] * 500))
-    with pytest.raises(SettingsError, match="Ne must be a whole number between 1 and 2000"):
+    with pytest.raises(SettingsError, match=r"Ne must be an integer in \[1, 2000\]"):
         store.save_model("huge", dict(SPEC, grid={"Np": 8, "Ne": 20000}))
     with pytest.raises(SettingsError, match="Np must be"):
         store.save_model("np2", dict(SPEC, grid={"Np": 2, "Ne": 16}))
