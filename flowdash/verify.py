@@ -15,11 +15,13 @@ contract of ``../shared/reference/README.md``): FC cases (``models``) produce
 ``FCs2``, ``min_inds_1``, ``min_inds_2``, ``JS``, ``FC_opt_ind`` (plus
 ``invert``, ``FC_opt_ind_extra`` and the ``*_all`` / ``*_mirror2`` variants
 where the case has them); Viterbi cases (``viterbi_call``) ``traj_i`` and
-``state_inds_i`` per trial. Every output also has ``seconds``: for a gradient
-case the wall time of one NLL + gradient call, for a fit case that of the
-whole fit (every epoch and the initial evaluation); both after the numba
-kernels were loaded (:func:`load_kernels`, a one-time cost per process that
-``bench/run.py`` reports as start-up), data loading excluded.
+``state_inds_i`` per trial. Every output also has ``seconds`` (what it
+covers per case type: :data:`SECONDS`): for a gradient case the wall time of
+one NLL + gradient call, for a fit case that of the whole fit (every epoch
+and the initial evaluation), for a Viterbi case that of decoding every trial;
+each after the numba kernels were loaded (:func:`load_kernels`, a one-time
+cost per process that ``bench/run.py`` reports as start-up), data loading
+excluded.
 """
 
 from __future__ import annotations
@@ -42,7 +44,11 @@ from .core.spikedata import load_reference_set
 __all__ = ["run_case", "main", "load_kernels", "SECONDS"]
 
 #: What ``seconds`` covers, per case type (printed by the command line).
-SECONDS = {"gradient": "one NLL + gradient call", "fit": "the whole fit"}
+SECONDS = {"gradient": "one NLL + gradient call, kernels loaded beforehand",
+           "fit": "the whole fit, kernels loaded beforehand",
+           "fc": "every feature complexity and divergence",
+           "fca": "the feature consistency analysis and the case's variants",
+           "viterbi": "decoding every trial, kernels loaded beforehand"}
 
 
 def load_kernels() -> None:
@@ -204,7 +210,9 @@ def _viterbi_case(case: dict, arrays, grid: Grid) -> dict:
     from .core.viterbi import viterbi
 
     model = Model.from_spec(case["ground_truth_model"], grid, case["boundary_mode"])
-    data = _sets(arrays, "data", 1, model.n_neurons, bool(case.get("with_trial_end", False)))[0]
+    te = bool(case.get("with_trial_end", False))
+    data = _sets(arrays, "data", 1, model.n_neurons, te)[0]
+    _load_viterbi_kernels(model, te, case.get("Nv"))
     t0 = time.perf_counter()
     paths = viterbi(model, data, Nv=case.get("Nv"))
     seconds = time.perf_counter() - t0
@@ -215,11 +223,35 @@ def _viterbi_case(case: dict, arrays, grid: Grid) -> dict:
     return out
 
 
+def _load_viterbi_kernels(model: Model, with_trial_end: bool, Nv) -> None:
+    """Decode a one-spike trial with the case's model (the same kernels as the
+    case's own trials), so that the timed decoding loads nothing."""
+    from .core.spikedata import SpikeData
+    from .core.viterbi import viterbi
+
+    spikes = [np.array([0.01])] + [np.array([])] * (model.n_neurons - 1)
+    viterbi(model, SpikeData.from_spike_times([spikes], starts=[0.0], ends=[0.02],
+                                              with_trial_end=with_trial_end), Nv=Nv)
+
+
 _SELECTION_RUNNERS = (
     (lambda case: "fca_settings" in case, _fca_case),
     (lambda case: "models" in case, _fc_case),
     (lambda case: "viterbi_call" in case, _viterbi_case),
 )
+
+
+def _kind(out: dict) -> str:
+    """The case type of a runner output (a key of :data:`SECONDS`)."""
+    if "loglik" in out:
+        return "gradient"
+    if "FC_opt_ind" in out:
+        return "fca"
+    if "FC" in out:
+        return "fc"
+    if "traj_0" in out:
+        return "viterbi"
+    return "fit"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,10 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"flowdash.verify: cannot run {args.case}: {exc}", file=sys.stderr)
         return 2
     np.savez(args.out, **out)
-    kind = "gradient" if "loglik" in out else "fit"
     print(f"{Path(args.case).stem}: wrote {len(out)} arrays to {args.out}; seconds = "
-          f"{float(out['seconds']):.3f} ({SECONDS[kind]}, kernels loaded beforehand, "
-          "data loading excluded)")
+          f"{float(out['seconds']):.3f} ({SECONDS[_kind(out)]}, data loading excluded)")
     return 0
 
 

@@ -84,3 +84,25 @@ def test_load_kernels_runs():
     from flowdash.verify import load_kernels
 
     load_kernels()
+
+
+def test_selection_and_viterbi_cases_say_what_seconds_covers(tmp_path, monkeypatch, capsys):
+    """The CLI names what `seconds` covers for every case type; a Viterbi case's kernels
+    are loaded (with the case's own model) before its clock starts."""
+    import time
+
+    import flowdash.verify as verify
+
+    selection = REFERENCE_DIR / "selection"
+    for case, text in (("fc_equilibrium", "(every feature complexity and divergence, data"),
+                       ("fca_equilibrium", "(the feature consistency analysis and the case's "
+                                           "variants, data"),
+                       ("viterbi_absorbing", "(decoding every trial, kernels loaded beforehand")):
+        assert main([str(selection / f"{case}.json"), str(tmp_path / "o.npz")]) == 0
+        assert text in capsys.readouterr().out, case
+    loads = []
+    real = verify._load_viterbi_kernels
+    monkeypatch.setattr(verify, "_load_viterbi_kernels",
+                        lambda *a: (loads.append(a), real(*a), time.sleep(1.0)))
+    out = run_case(selection / "viterbi_absorbing.json")
+    assert loads and 0 < float(out["seconds"]) < 1.0
