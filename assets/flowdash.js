@@ -27,6 +27,19 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
               'shows may be out of date. Retrying every few seconds…', true, 'danger'];
     },
 
+    /* The Fit page polls one request at a time: a tick of its interval reaches the
+       poll only when the poll has answered the previous one (or after 5 s, in case
+       that answer was lost, e.g. while the server was gone). Dash drops the answer
+       of a callback that is asked again while it runs, so polls slower than the
+       interval (a busy server) would otherwise never show anything. */
+    pollGate: function (n, tick, done) {
+      const now = Date.now();
+      if (tick && done !== tick.n && now - tick.t < 5000) {
+        return window.dash_clientside.no_update;
+      }
+      return {n: n, t: now};
+    },
+
     /* Download the paper-layout figure as a PNG at the size in its config
        (figures.PAPER_EXPORT: a two-column paper figure, white, at 3×). */
     exportPng: function (n, graphId) {

@@ -389,7 +389,8 @@ def test_fit_start_validates_inline(store, dataset):
 
 
 POLL = ("nll", "potential", "paper", "params", "value", "label", "striped", "animated", "text",
-        "badge", "warning", "cursor", "stop", "cancel_off", "every", "message")
+        "badge", "warning", "cursor", "stop", "cancel_off", "every", "message", "cancel_msg",
+        "done")
 
 
 def poll(run_id, cursor=None, view="overlay", trigger=app_ids.ACTIVE_FIT):
@@ -421,7 +422,9 @@ def test_fit_start_poll_patch_and_cancel(store, dataset):
         in second["nll"].to_plotly_json()["operations"]
     assert second["cursor"]["best"] == [4, -1e9]               # the new validation minimum
     assert fit_cb.poll.__name__ == "poll"
-    assert call(fit_cb.poll, 1, None, "overlay", None)[-4:] == (True, True, no_update, no_update)
+    assert call(fit_cb.poll, {"n": 7, "t": 0}, None, "overlay", None,
+                triggered=app_ids.ACTIVE_FIT)[-6:] == (True, True, no_update, no_update, "", 7)
+    assert first["cancel_msg"] == "" and second["cancel_msg"] is no_update   # kept while followed
     assert fit_cb.follow("abc") == "abc" and fit_cb.follow(None) is no_update
     assert fit_cb.cancel(1, None) is no_update
     assert "already ended (done)" in str(fit_cb.cancel(1, run_id))
@@ -640,6 +643,11 @@ def test_fit_and_runs_pages_say_where_a_queued_run_waits(store, dataset):
     assert out["text"].startswith("queued: 2nd in line") and out["cancel_off"] is False  # Cancel on
     assert out["striped"] is True and out["animated"] is True   # a live run keeps its stripes
     assert out["every"] == 150                      # polled often until its first epoch
+    assert isinstance(out["paper"], go.Figure) or isinstance(out["nll"], go.Figure)
+    again = poll(second, out["cursor"], trigger=fit_cb.ids.POLL_TICK)
+    # ... and cheaply: the "waiting" figures are drawn once, the next polls draw nothing
+    assert all(again[k] is no_update for k in ("nll", "potential", "paper", "params"))
+    assert again["every"] == 150 and again["done"] == 1 and again["cancel_msg"] is no_update
     table, *_ = runs_cb.refresh(1, None, "/runs", second)
     assert "queued: 1st in line" in str(table) and "queued: 2nd in line" in str(table)
     assert "Cancelled before it started" in str(fit_cb.cancel(1, second))

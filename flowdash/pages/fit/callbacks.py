@@ -137,11 +137,15 @@ def follow(run_id):
     return run_id or no_update
 
 
-@callback(Output(ids.MESSAGE, "children", allow_duplicate=True),
+@callback(Output(ids.CANCEL_MSG, "children", allow_duplicate=True),
           Input(ids.CANCEL, "n_clicks"), State(app_ids.ACTIVE_FIT, "data"),
           prevent_initial_call=True)
 def cancel(_n, run_id):
-    """Ask the worker to stop after the current epoch; what it has is kept."""
+    """Ask the worker to stop after the current epoch; what it has is kept.
+
+    The answer has its own place: the poll clears "Fit started." when the run
+    ends, which a cancel makes happen at once.
+    """
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
     if not run_id:
@@ -174,15 +178,25 @@ def show_view(which):
           Output(ids.INTERVAL, "disabled"), Output(ids.CANCEL, "disabled"),
           Output(ids.INTERVAL, "interval"),
           Output(ids.MESSAGE, "children", allow_duplicate=True),
-          Input(ids.INTERVAL, "n_intervals"), Input(app_ids.ACTIVE_FIT, "data"),
+          Output(ids.CANCEL_MSG, "children", allow_duplicate=True),
+          Output(ids.POLL_DONE, "data"),
+          Input(ids.POLL_TICK, "data"), Input(app_ids.ACTIVE_FIT, "data"),
           Input(ids.VIEW, "value"), State(ids.CURSOR, "data"), prevent_initial_call="initial_duplicate")
-def poll(_n, run_id, which, cursor):
-    """Read what is new in the run store; extend the curves with a Patch."""
+def poll(tick, run_id, which, cursor):
+    """Read what is new in the run store; extend the curves with a Patch.
+
+    ``tick`` comes from the interval through a gate (assets/flowdash.js) that
+    lets the next one pass once this poll answers it (``POLL_DONE``). "Fit
+    started." goes when the run ends; a Cancel's answer when another run is
+    followed.
+    """
+    done = tick.get("n") if isinstance(tick, dict) else tick
+    followed = ctx.triggered_id == app_ids.ACTIVE_FIT
     with open_store() as store:
-        out = view.poll(store, run_id, None if ctx.triggered_id == app_ids.ACTIVE_FIT
-                        else cursor, which or view.OVERLAY)
+        out = view.poll(store, run_id, None if followed else cursor, which or view.OVERLAY)
+    cancel_msg = "" if followed else no_update
     if out is None:
-        return (no_update,) * 12 + (True, True, no_update, no_update)
+        return (no_update,) * 12 + (True, True, no_update, no_update, cancel_msg, done)
     value, label, text = out["progress"]
     status = out["record"]["status"]
     active = status in ("queued", "running")
@@ -191,8 +205,13 @@ def poll(_n, run_id, which, cursor):
             for k in ("nll", "potential", "paper", "params")]
     return (*figs, value, label, active, active, text, status_badge(status), warning,
             out["cursor"], out["final"], not active, view.poll_interval(out),
-            "" if out["final"] else no_update)
+            "" if out["final"] else no_update, cancel_msg, done)
 
+
+clientside_callback(
+    ClientsideFunction("flowdash", "pollGate"),
+    Output(ids.POLL_TICK, "data"), Input(ids.INTERVAL, "n_intervals"),
+    State(ids.POLL_TICK, "data"), State(ids.POLL_DONE, "data"), prevent_initial_call=True)
 
 clientside_callback(
     ClientsideFunction("flowdash", "exportPng"),

@@ -78,6 +78,7 @@ def _form():
         ]),
         html.Div(id=ids.ESTIMATE, className="small mt-1 text-muted"),
         html.Div(id=ids.MESSAGE, className="mt-2"),
+        html.Div(id=ids.CANCEL_MSG, className="mt-2"),
     ]
 
 
@@ -126,6 +127,7 @@ def _live():
             dcc.Graph(id=ids.PARAMS_GRAPH, config=theme.graph_config("png", "params"),
                       figure=theme.message_figure("", 160)),
             dcc.Interval(id=ids.INTERVAL, interval=500, disabled=False),
+            dcc.Store(id=ids.POLL_TICK), dcc.Store(id=ids.POLL_DONE),
             dcc.Store(id=ids.CURSOR),
             html.Div(id=ids.EXPORT_DONE, hidden=True),
         ]),

@@ -393,8 +393,13 @@ def poll(store, run_id, cursor, view: str = OVERLAY):
     ``potential`` (overlay view) or ``paper`` (paper view) — a full figure, a
     ``Patch`` or None —, ``params``, ``progress``, ``cursor`` (JSON: ``n``
     epochs shown, the curves' ``base`` and ``best``, the rising streak, the
-    ``first`` and ``last`` epoch's times, the paper's trace index), ``final``
-    (nothing more will come), ``warning``.
+    ``first`` and ``last`` epoch's times, the paper's trace index, whether the
+    figures were ``drawn`` with the run's grid or say it is ``waiting`` for
+    its first epoch), ``final`` (nothing more will come), ``warning``.
+
+    While a run has no epoch yet, only the first poll draws (the "waiting"
+    figures); the next ones return no figure, so that the fast polls before the
+    first epoch stay cheap.
     """
     record = jobs.observe(store, run_id)   # the job layer says what became of it
     if record is None or record["kind"] != "fit":
@@ -413,15 +418,24 @@ def poll(store, run_id, cursor, view: str = OVERLAY):
                   upto)
     new = curves(cols)
     out = {"record": record, "nll": None, "potential": None, "paper": None, "params": None}
-    if fresh:
+    if fresh and not new[0]:   # nothing recorded yet: say so once, then wait cheaply
+        shown = bool(cursor) and cursor.get("run_id") == run_id and cursor.get("view") == view \
+            and cursor.get("waiting")
+        cursor = {"run_id": run_id, "view": view, "n": 0, "waiting": True, "drawn": False,
+                  "best": [None, None], "base": [None, None], "rise": list(rising([])),
+                  "first": None, "last": None}
+        if not shown:
+            waiting = theme.message_figure("Waiting for the first epoch…", 380)
+            out.update(nll=figures.nll_figure([], [], []), potential=waiting, paper=waiting,
+                       params=theme.message_figure("", 200))
+    elif fresh:
         es, tr, va = new
         result = store.get_result(run_id) or {}
-        cursor = {"run_id": run_id, "view": view, "n": upto if es else 0,
+        cursor = {"run_id": run_id, "view": view, "n": upto,
                   "best": list(figures.best_epoch(es, va)),
                   "base": [figures.first_finite(tr), figures.first_finite(va)],
                   "rise": list(rising(tr)), "drawn": "x" in result,
-                  "first": _row(cols, 0) if es else None,
-                  "last": _row(cols, -1) if es else None}
+                  "first": _row(cols, 0), "last": _row(cols, -1)}
         if not cursor["drawn"]:
             waiting = theme.message_figure("Waiting for the first epoch…", 380)
             out.update(nll=figures.nll_figure(es, tr, va), potential=waiting, paper=waiting,
