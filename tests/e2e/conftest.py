@@ -22,10 +22,12 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """``python app.py`` on a port and a store; can be stopped and started again."""
+    """``python app.py`` on a port and a store, with ``workers`` warm workers (the
+    queue's size does not depend on the machine's cores); can be stopped and
+    started again."""
 
-    def __init__(self, store: Path):
-        self.store, self.port = store, free_port()
+    def __init__(self, store: Path, workers: int = 2):
+        self.store, self.port, self.workers = store, free_port(), workers
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = self.log = None
 
@@ -33,8 +35,9 @@ class LiveServer:
         self.log = open(self.store / "server.log", "a")
         self.proc = subprocess.Popen(
             [sys.executable, str(REPO / "app.py"), "--port", str(self.port), "--store",
-             str(self.store)], cwd=REPO, env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            stdout=self.log, stderr=subprocess.STDOUT)
+             str(self.store), "--workers", str(self.workers)],
+            cwd=REPO, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=self.log,
+            stderr=subprocess.STDOUT)
         t0 = time.time()
         while True:
             try:
