@@ -230,6 +230,7 @@ def test_fig3_workflow(live_server, browser, tmp_path):
 
     # Fit 2: long; stripes while it runs; screenshot mid-run; cancel keeps the partial curve
     page.fill("#fit-epochs", "2000")
+    page.fill("#fit-pace", "0.25")
     page.fill("#fit-name", "long")
     page.get_by_label("D", exact=True).uncheck()   # the Fig. 3 fit: F only
     page.click("#fit-start")
