@@ -61,7 +61,7 @@ def create_app(store_location: str | os.PathLike = DEFAULT_STORE, access=None):
     """
     import dash
     import dash_bootstrap_components as dbc
-    from dash import dcc, html
+    from dash import Input, Output, dcc, html
 
     from flowdash import access as access_rules
     from flowdash import ids, settings
@@ -87,6 +87,8 @@ def create_app(store_location: str | os.PathLike = DEFAULT_STORE, access=None):
         suppress_callback_exceptions=True,
         title="flowdash",
         on_error=_on_callback_error,
+        # the pages ask this every few seconds and say when the server is gone
+        health_endpoint="_flowdash/alive",
     )
     app.server.config["FLOWDASH_STORE"] = location
     app.server.secret_key = key
@@ -96,11 +98,20 @@ def create_app(store_location: str | os.PathLike = DEFAULT_STORE, access=None):
     for page in PAGES:
         importlib.import_module(f"flowdash.pages.{page}").register()
 
+    @app.server.before_request
+    def _home():
+        """Every page has a path named after it; "/" opens the first (Model)."""
+        from flask import redirect, request
+
+        if request.path == "/":
+            return redirect(app.get_relative_path(f"/{PAGES[0]}"))
+        return None
+
     extra = [html.A("Sign out", href="/logout", className="navbar-text small ms-3 text-light")] \
         if access.password else []
     nav = dbc.Navbar(dbc.Container([
         dbc.NavbarBrand([html.Span("flow", className="brand-a"),
-                         html.Span("dash", className="brand-b")], href="/"),
+                         html.Span("dash", className="brand-b")], href="/model"),
         dbc.Nav([dbc.NavItem(dbc.NavLink(p["name"], href=p["relative_path"], active="exact"))
                  for p in dash.page_registry.values()], navbar=True, className="me-auto"),
         html.Span("Langevin latent dynamics of spike trains", className="navbar-text small"),
@@ -110,6 +121,8 @@ def create_app(store_location: str | os.PathLike = DEFAULT_STORE, access=None):
                       id=ids.READ_ONLY_NOTE)] if access.read_only else []
     app.layout = html.Div([
         dcc.Location(id=ids.URL),
+        dbc.Alert(id=ids.CONNECTION, color="danger", is_open=False, className="connection-banner"),
+        dcc.Interval(id=ids.HEARTBEAT, interval=2000),
         dcc.Store(id=ids.ACTIVE_FIT, storage_type="local"),
         dcc.Store(id=ids.ACTIVE_DATASET, storage_type="local"),
         dcc.Store(id=ids.ACTIVE_GEN, storage_type="local"),
@@ -120,6 +133,11 @@ def create_app(store_location: str | os.PathLike = DEFAULT_STORE, access=None):
                   style={"position": "fixed", "top": 70, "right": 20, "zIndex": 2000}),
         dash.page_container,
     ])
+    # Is the server there? (assets/flowdash.js: a banner, and no live status while it is not)
+    app.clientside_callback(
+        dash.ClientsideFunction("flowdash", "checkConnection"),
+        Output(ids.CONNECTION, "children"), Output(ids.CONNECTION, "is_open"),
+        Output(ids.CONNECTION, "color"), Input(ids.HEARTBEAT, "n_intervals"))
     return app
 
 

@@ -15,3 +15,7 @@ NAVBAR = "app-navbar"
 ERROR_TOAST = "app-error-toast"
 #: dbc.Alert shown on every page of a read-only server.
 READ_ONLY_NOTE = "app-read-only-note"
+#: dbc.Alert shown while the server does not answer (and briefly when it is back).
+CONNECTION = "app-connection"
+#: dcc.Interval of the connection check (clientside, assets/flowdash.js).
+HEARTBEAT = "app-heartbeat"

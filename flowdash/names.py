@@ -12,6 +12,8 @@ import html
 import re
 import unicodedata
 
+from .core.limits import InvalidValue
+
 #: Longest model or dataset name, characters.
 MAX_NAME_LENGTH = 80
 #: Longest run name (default run names add a word to a dataset name).
@@ -33,30 +35,31 @@ _BAD_CATEGORIES = {"Cc": "a control character", "Cf": "an invisible formatting c
 
 
 def validate_name(name, what: str = "name", max_length: int = MAX_NAME_LENGTH) -> str:
-    """The name without surrounding spaces; ValueError naming what is wrong.
+    """The name without surrounding spaces; :class:`InvalidValue` (a ValueError
+    whose ``field`` is ``"name"``) saying what is wrong.
 
     A name is 1..``max_length`` characters of visible text (letters, digits,
     punctuation, spaces); control, zero-width and other invisible characters
     are refused with a message naming the character and its position.
     """
     if not isinstance(name, str):
-        raise ValueError(f"{what} name must be text, got {type(name).__name__}")
+        raise InvalidValue("name", f"{what} name must be text, got {type(name).__name__}")
     if len(name) > 4 * max_length:  # check the length before looking at each character
-        raise ValueError(f"{what} name is too long ({len(name)} characters; at most "
-                         f"{max_length} are allowed)")
+        raise InvalidValue("name", f"{what} name is too long ({len(name)} characters; "
+                           f"at most {max_length} are allowed)")
     name = name.strip()
     if not name:
-        raise ValueError(f"{what} name must not be empty")
+        raise InvalidValue("name", f"{what} name must not be empty")
     if len(name) > max_length:
-        raise ValueError(f"{what} name is too long ({len(name)} characters; at most "
-                         f"{max_length} are allowed)")
+        raise InvalidValue("name", f"{what} name is too long ({len(name)} characters; "
+                           f"at most {max_length} are allowed)")
     for i, ch in enumerate(name):
         kind = _BAD_CATEGORIES.get(unicodedata.category(ch))
         if kind:
             label = unicodedata.name(ch, "")
-            raise ValueError(f"{what} name contains {kind}, U+{ord(ch):04X}"
-                             f"{' ' + label if label else ''}, at position {i + 1}; use "
-                             "visible letters, digits, spaces and punctuation")
+            raise InvalidValue("name", f"{what} name contains {kind}, U+{ord(ch):04X}"
+                               f"{' ' + label if label else ''}, at position {i + 1}; use "
+                               "visible letters, digits, spaces and punctuation")
     return name
 
 

@@ -2,51 +2,49 @@
 
 Field values arrive as text from the pages or as numbers from scripts; each
 check returns the normalised settings and a message per setting, so a page
-can show every message next to its field. The limits are defined once here
-and the pages read them from here. Importable without dash.
+can show every message next to its field.
+
+Every limit is the core's own (``flowdash.core.grid.NP``,
+``spectra.nv_limit``, ``fitting.mini_batch_limit``,
+``simulation.dt_limit``, ...), narrowed here only where the app caps a
+resource (``Limit.within``); the pages and every server-side entry point
+(saving a model, starting a generation or a fit) read them from here.
+Importable without dash, and without the numerical core: the limits that come
+from it (``GRID_LIMITS``, ``D_LIMIT``, ``GEN_LIMITS``, ``FIT_LIMITS``,
+``nv_limit``, ``mini_batch_limit``) are built on first use, so the job layer,
+the store and a worker's parent import this module without loading numba.
 """
 from __future__ import annotations
 
 import math
+from functools import cache
 from typing import TYPE_CHECKING
 
 from . import names
 from .core import spikedata as _spikedata
+from .core.limits import InvalidValue, Limit, format_number
 
 if TYPE_CHECKING:  # the store imports this module's model caps
     from .store import RunStore
+
+__all__ = ["SettingsError", "InvalidValue", "Limit", "format_number", "parse_number",
+           "parse_list", "check_generation", "check_fit", "fit_warnings", "fit_options",
+           "check_model_spec", "validate_model_spec", "GRID_LIMITS", "D_LIMIT", "GEN_LIMITS",
+           "FIT_LIMITS", "nv_limit", "mini_batch_limit"]
 
 #: Default snapshot epochs (the iterations shown in the paper's Fig. 3).
 DEFAULT_SNAPSHOTS = (1, 6, 13, 50)
 #: Longest pause after each epoch that a run may ask for (teaching demos), s.
 MAX_PACE = 10.0
+#: Seeds are kept to 32 bits (what a person types and a record shows).
 MAX_SEED = 2**32 - 1
 
-# The limits of every setting, defined once (the pages validate with the same).
-#: Generation: key -> (type, min, max).
-GEN_LIMITS = {"n_trials": (int, 1, 10000), "duration": (float, 1e-3, 1e5),
-              "dt": (float, 1e-6, 0.1), "val_fraction": (float, 0.0, 0.9),
-              "seed": (int, 0, MAX_SEED)}
-#: Time steps of one generation (trials × duration/dt): the latent paths
-#: alone take 16 bytes per step.
-MAX_TOTAL_STEPS = 20_000_000
-#: Time steps × neurons of one generation (the spike draws).
-MAX_STEP_NEURONS = 200_000_000
-#: Fit: key -> (type, min, max or None).
-FIT_LIMITS = {"max_epochs": (int, 1, 100000), "mini_batch_number": (int, 1, 10000),
-              "seed": (int, 0, MAX_SEED), "Nv": (int, 2, None), "pace": (float, 0.0, MAX_PACE)}
-#: Uploads: largest file; most neurons, trials and spikes (the file readers' caps).
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
-MAX_NEURONS = _spikedata.MAX_NEURONS
-MAX_TRIALS = _spikedata.MAX_TRIALS
-MAX_SPIKES = _spikedata.MAX_SPIKES
-
-# Model caps: the Model form's, applied at every server-side entry point
+# Model caps: the core's grid limits narrowed for the Model form's live
+# preview (GRID_LIMITS, below), applied at every server-side entry point too
 # (saving a model, starting a generation or a fit), so a forged request or a
 # library-saved spec cannot ask for more than the form allows.
-#: Nodes per element: the GLL grid needs at least 3 (``flowdash.core.grid.Grid``).
-MIN_NP, MAX_NP = 3, 20
-MAX_NE = 2000
+#: Most nodes per element and elements of a grid (narrowing ``core.grid.NP``, ``NE``).
+MAX_NP, MAX_NE = 20, 2000
 #: Largest grid, N = (Np − 1)·Ne + 1 nodes.
 MAX_GRID_N = 20001
 MAX_MODEL_NEURONS = 12
@@ -56,6 +54,64 @@ MAX_PARAM_LIST = 1000
 #: Longest model or dataset name (characters), and longest run name.
 MAX_NAME_LENGTH = names.MAX_NAME_LENGTH
 MAX_RUN_NAME_LENGTH = names.MAX_RUN_NAME_LENGTH
+
+#: Time steps of one generation (trials × duration/dt): the latent paths
+#: alone take 16 bytes per step.
+MAX_TOTAL_STEPS = 20_000_000
+#: Time steps × neurons of one generation (the spike draws).
+MAX_STEP_NEURONS = 200_000_000
+#: Uploads: largest file; most neurons, trials and spikes (the file readers' caps).
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+MAX_NEURONS = _spikedata.MAX_NEURONS
+MAX_TRIALS = _spikedata.MAX_TRIALS
+MAX_SPIKES = _spikedata.MAX_SPIKES
+
+
+@cache
+def core_limits() -> dict:
+    """The limits that come from the core (built once, on first use).
+
+    ``GRID_LIMITS`` (the Model page's grid: ``core.grid.NP``/``NE`` within the
+    caps), ``D_LIMIT`` (``core.model.D_LIMIT``), ``GEN_LIMITS`` (generation:
+    setting -> Limit; ``dt`` also obeys ``simulation.dt_limit(duration)``),
+    ``FIT_LIMITS`` (fit: setting -> Limit; ``Nv`` also obeys
+    ``spectra.nv_limit(N)`` of the initial model's grid, ``mini_batch_number``
+    ``fitting.mini_batch_limit(n)`` of the dataset's training trials), and the
+    functions ``nv_limit`` and ``mini_batch_limit``. Each is also a module
+    attribute (``settings.FIT_LIMITS``).
+    """
+    from .core import fitting, simulation, spectra
+    from .core import grid as core_grid
+    from .core import model as core_model
+
+    return {
+        "GRID_LIMITS": {"Np": core_grid.NP.within(hi=MAX_NP),
+                        "Ne": core_grid.NE.within(hi=MAX_NE)},
+        "D_LIMIT": core_model.D_LIMIT,
+        "GEN_LIMITS": {"n_trials": simulation.N_TRIALS.within(hi=10000),
+                       "duration": simulation.DURATION.within(lo=1e-3, hi=1e5),
+                       "dt": Limit("dt", float, 0, lo_open=True).within(lo=1e-6, hi=0.1),
+                       # 0 = no validation set; else the share of trials SpikeData.split sets aside
+                       "val_fraction": Limit("val_fraction", float, 0.0, 0.9),
+                       "seed": simulation.SEED.within(hi=MAX_SEED)},
+        "FIT_LIMITS": {"max_epochs": fitting.EPOCHS.within(hi=100000),
+                       "mini_batch_number": fitting.MINI_BATCHES.within(hi=10000),
+                       "seed": fitting.SEED.within(hi=MAX_SEED), "Nv": spectra.nv_limit(),
+                       "learning_rate": fitting.LEARNING_RATE,
+                       "pace": Limit("pace", float, 0.0, MAX_PACE)},
+        "nv_limit": spectra.nv_limit,
+        "mini_batch_limit": fitting.mini_batch_limit,
+    }
+
+
+_CORE_LIMITS = ("GRID_LIMITS", "D_LIMIT", "GEN_LIMITS", "FIT_LIMITS", "nv_limit", "mini_batch_limit")
+
+
+def __getattr__(name):  # the core's limits as module attributes, built on first use
+    if name not in _CORE_LIMITS:  # e.g. the import system asking for __path__
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return core_limits()[name]
+
 
 def _name_error(name: str, what: str) -> str | None:
     try:
@@ -76,12 +132,14 @@ class SettingsError(ValueError):
 # ---------------------------------------------------------------------------
 # parsing of field values (text from a form, or numbers from a script)
 # ---------------------------------------------------------------------------
-def parse_number(value, kind=float, lo=None, hi=None, lo_open: bool = False):
-    """A finite number from a field's text (or a number) within [lo, hi].
+def parse_number(value, limit: Limit | type = float):
+    """A finite number from a field's text (or a number) within ``limit``.
 
-    ``kind`` is int or float; ``lo_open`` makes the lower bound exclusive.
-    Raises ValueError with a message for the field.
+    ``limit`` is a :class:`Limit`, or just ``int``/``float``. Raises
+    ValueError with a message for the field ("must be an integer in [1, 15]").
     """
+    if not isinstance(limit, Limit):
+        limit = Limit("value", limit)
     text = "" if value is None else str(value).strip()
     if not text:
         raise ValueError("required")
@@ -91,21 +149,16 @@ def parse_number(value, kind=float, lo=None, hi=None, lo_open: bool = False):
         raise ValueError("expected a number") from None
     if not math.isfinite(v):
         raise ValueError("expected a finite number")
-    if kind is int:
+    if limit.kind is int:
         if not v.is_integer():
             raise ValueError("expected a whole number")
         v = int(v)
-    low_bad = lo is not None and (v <= lo if lo_open else v < lo)
-    if low_bad or (hi is not None and v > hi):
-        if lo is not None and hi is not None and not lo_open:
-            raise ValueError(f"must be between {lo:g} and {hi:g}")
-        parts = ([f"{'>' if lo_open else '≥'} {lo:g}"] if lo is not None else []) + \
-            ([f"≤ {hi:g}"] if hi is not None else [])
-        raise ValueError("must be " + " and ".join(parts))
+    if not limit.allows(v):
+        raise ValueError(f"must be {limit.describe()}")
     return v
 
 
-def parse_list(value, kind=float, lo=None, hi=None) -> list:
+def parse_list(value, limit: Limit | type = float) -> list:
     """Numbers separated by commas (or a list of numbers), each checked like
     :func:`parse_number`."""
     parts = value if isinstance(value, (list, tuple)) else \
@@ -115,7 +168,7 @@ def parse_list(value, kind=float, lo=None, hi=None) -> list:
     out = []
     for p in parts:
         try:
-            out.append(parse_number(p, kind, lo, hi))
+            out.append(parse_number(p, limit))
         except ValueError as exc:
             raise ValueError(f"{str(p).strip()!r}: {exc}") from None
     return out
@@ -127,7 +180,7 @@ def _optional_number(values: dict, key: str, limits: dict, errors: dict):
     if value is None or not str(value).strip():
         return None
     try:
-        return parse_number(values[key], *limits[key])
+        return parse_number(values[key], limits[key])
     except ValueError as exc:
         errors[key] = str(exc)
         return None
@@ -135,17 +188,28 @@ def _optional_number(values: dict, key: str, limits: dict, errors: dict):
 
 def _parse_fields(values: dict, limits: dict, errors: dict) -> dict:
     out = {}
-    for key, (kind, lo, hi) in limits.items():
+    for key, limit in limits.items():
         try:
-            out[key] = parse_number(values.get(key), kind, lo, hi)
+            out[key] = parse_number(values.get(key), limit)
         except ValueError as exc:
             errors[key] = str(exc)
     return out
 
 
+# ---------------------------------------------------------------------------
+# model specs
+# ---------------------------------------------------------------------------
 def spec_neurons(spec: dict) -> int:
     """Number of neurons of a model spec."""
     return len(spec.get("fr_model") or [])
+
+
+def spec_nodes(spec: dict) -> int:
+    """Grid nodes N of a model spec."""
+    from .core.grid import n_nodes
+
+    g = spec.get("grid") or {}
+    return n_nodes(g.get("Np", 8), g.get("Ne", 16))
 
 
 def _check_library_model(entry, registry, errors: dict, key: str) -> None:
@@ -165,45 +229,57 @@ def _check_library_model(entry, registry, errors: dict, key: str) -> None:
             errors[key] = f"parameter {str(name)[:40]!r} has more than {MAX_PARAM_LIST} values"
 
 
+def _is_number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float))
+
+
 def check_model_spec(spec) -> dict:
     """``{field: message}`` for a model spec beyond the Model form's caps
     (empty when it is within them).
 
     Fields: ``grid.Np``, ``grid.Ne``, ``grid``, ``boundary_mode``, ``D``,
     ``peq_model``, ``p0_model``, ``fr_model``, ``spec``. Checks the structure
-    and the sizes (grid, neurons, parameters), not the science (the core
-    checks the values when it builds the model).
+    and the sizes (grid, neurons, parameters) with the limits the form uses
+    (``GRID_LIMITS``, :data:`MAX_GRID_N`, ``D_LIMIT``), not the rest
+    of the science (the core checks the values when it builds the model).
     """
     from .core import library
+    from .core.grid import check_interval, n_nodes
+    from .core.model import BOUNDARY_MODES
 
     if not isinstance(spec, dict):
         return {"spec": f"a model spec is a dict, got {type(spec).__name__}"}
-    errors = {}
+    limits, errors = core_limits(), {}
     grid = spec.get("grid")
     if not isinstance(grid, dict):
         errors["grid"] = 'expected {"Np": ..., "Ne": ..., "xbegin": ..., "xend": ...}'
     else:
-        np_, ne = grid.get("Np"), grid.get("Ne")
-        ok = True
-        for key, value, lo, hi in (("Np", np_, MIN_NP, MAX_NP), ("Ne", ne, 1, MAX_NE)):
-            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-                errors[f"grid.{key}"] = f"{key} must be a whole number between {lo} and {hi}"
-                ok = False
-        if ok and (np_ - 1) * ne + 1 > MAX_GRID_N:
-            errors["grid.Ne"] = (f"grid too large: (Np−1)·Ne+1 = {(np_ - 1) * ne + 1}; at most "
+        sizes = {}
+        for key in ("Np", "Ne"):
+            value, limit = grid.get(key), limits["GRID_LIMITS"][key]
+            if isinstance(value, bool) or not isinstance(value, int) or not limit.allows(value):
+                errors[f"grid.{key}"] = f"{key} must be {limit.describe()}"
+            else:
+                sizes[key] = value
+        if len(sizes) == 2 and n_nodes(sizes["Np"], sizes["Ne"]) > MAX_GRID_N:
+            errors["grid.Ne"] = (f"grid too large: (Np−1)·Ne+1 = "
+                                 f"{n_nodes(sizes['Np'], sizes['Ne'])}; at most "
                                  f"{MAX_GRID_N} nodes are allowed")
-        for key in ("xbegin", "xend"):
-            value = grid.get(key, 0.0)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                    not math.isfinite(value):
-                errors["grid"] = f"{key} must be a finite number"
-    if spec.get("boundary_mode", "reflecting") not in ("reflecting", "absorbing"):
+        bounds = (grid.get("xbegin", -1.0), grid.get("xend", 1.0))
+        if not all(_is_number(b) for b in bounds):
+            errors["grid"] = "xbegin and xend must be numbers"
+        else:
+            try:
+                check_interval(*bounds)
+            except ValueError as exc:
+                errors["grid"] = str(exc)
+    if spec.get("boundary_mode", "reflecting") not in BOUNDARY_MODES:
         errors["boundary_mode"] = "choose reflecting or absorbing"
     D = spec.get("D")
     if isinstance(D, list):
         D = D[0] if len(D) == 1 else None
-    if isinstance(D, bool) or not isinstance(D, (int, float)) or not math.isfinite(D) or D <= 0:
-        errors["D"] = "D must be a positive number"
+    if not _is_number(D) or not limits["D_LIMIT"].allows(D):
+        errors["D"] = f"D must be {limits['D_LIMIT'].describe()}"
     _check_library_model(spec.get("peq_model"), library.PEQ_MODELS, errors, "peq_model")
     if spec.get("p0_model") is not None:
         _check_library_model(spec["p0_model"], library.PEQ_MODELS, errors, "p0_model")
@@ -235,7 +311,9 @@ def _spec_message(spec) -> str | None:
         f"{k}: {m}" for k, m in errors.items())
 
 
-
+# ---------------------------------------------------------------------------
+# generation
+# ---------------------------------------------------------------------------
 def check_generation(values: dict, store: RunStore | None = None):
     """Generation settings from field values, and ``{setting: message}``.
 
@@ -244,13 +322,17 @@ def check_generation(values: dict, store: RunStore | None = None):
     must exist, the dataset name must be free and the work must fit the caps.
     Returns ``(settings or None, errors)``.
     """
-    errors = {}
-    limits = {k: v for k, v in GEN_LIMITS.items() if k != "seed"}
+    from .core.simulation import dt_limit
+
+    errors, gen_limits = {}, core_limits()["GEN_LIMITS"]
+    limits = {k: v for k, v in gen_limits.items() if k != "seed"}
     s = _parse_fields(values, limits, errors)
     s.update(model=values.get("model"), with_trial_end=bool(values.get("with_trial_end", True)))
-    s["seed"] = _optional_number(values, "seed", GEN_LIMITS, errors)
-    if "dt" in s and "duration" in s and s["dt"] >= s["duration"]:
-        errors["dt"] = "dt must be smaller than the trial duration"
+    s["seed"] = _optional_number(values, "seed", gen_limits, errors)
+    if "dt" in s and "duration" in s:
+        dt = dt_limit(s["duration"])
+        if not dt.allows(s["dt"]):
+            errors["dt"] = f"must be {dt.describe()}"
     name = values.get("dataset_name")
     name = name.strip() if isinstance(name, str) else ""
     s["dataset_name"] = name
@@ -274,17 +356,19 @@ def check_generation(values: dict, store: RunStore | None = None):
         steps = s["n_trials"] * math.ceil(s["duration"] / s["dt"] - 1e-9)
         neurons = spec_neurons(spec) if spec else 1
         if steps > MAX_TOTAL_STEPS:
-            errors["n_trials"] = (f"trials × duration/dt = {steps:.3g} time steps; at most "
-                                  f"{MAX_TOTAL_STEPS:.0e} are allowed (fewer trials, a shorter "
-                                  "duration or a larger dt)")
+            errors["n_trials"] = (f"trials × duration/dt = {format_number(steps)} time steps; at "
+                                  f"most {format_number(MAX_TOTAL_STEPS)} are allowed (fewer "
+                                  "trials, a shorter duration or a larger dt)")
         elif steps * neurons > MAX_STEP_NEURONS:
-            errors["n_trials"] = (f"trials × duration/dt × neurons = {steps * neurons:.3g}; at "
-                                  f"most {MAX_STEP_NEURONS:.0e} are allowed (fewer trials, a "
-                                  "shorter duration or a larger dt)")
+            errors["n_trials"] = (f"trials × duration/dt × neurons = {format_number(steps * neurons)};"
+                                  f" at most {format_number(MAX_STEP_NEURONS)} are allowed (fewer "
+                                  "trials, a shorter duration or a larger dt)")
     return (None if errors else s), errors
 
 
-
+# ---------------------------------------------------------------------------
+# fits
+# ---------------------------------------------------------------------------
 def fit_options(s: dict):
     """The core ``FitOptions`` of normalised fit settings (raises ValueError)."""
     from .core.fitting import FitOptions
@@ -296,22 +380,25 @@ def fit_options(s: dict):
                       snapshot_epochs=tuple(s["snapshot_epochs"]))
 
 
-def check_fit(values: dict, store: RunStore | None = None):
+def check_fit(values: dict, store: RunStore | None = None, partial: bool = False):
     """Fit settings from field values, and ``{setting: message}``.
 
     Keys: dataset, init_model, peq_override, optimizer ('GD'/'ADAM'),
     params_to_opt (list), learning_rate ({param: value} for GD,
     {'alpha': value} for ADAM), max_epochs, mini_batch_number, Nv (blank:
     N − 2), snapshot_epochs (text or list), seed, pace. Learning-rate errors
-    are keyed ``learning_rate:<param>`` / ``learning_rate:alpha``; errors of the
-    core's ``FitOptions`` that name no field are keyed ``options``. With a
-    ``store`` the dataset and model must exist and have the same neurons.
-    Returns ``(settings or None, errors)``.
+    are keyed ``learning_rate:<param>`` / ``learning_rate:alpha``; an error of
+    the core's ``FitOptions`` goes to the field it names
+    (``InvalidValue.field``), or to ``options``. With a ``store`` the dataset
+    and model must exist and fit together, Nv must suit the model's grid and
+    the mini-batches the dataset's training trials.
+    Returns ``(settings or None, errors)``; with ``partial`` the settings that
+    parsed even when others did not (for warnings and estimates as one types).
     """
     from .core.fitting import FITTABLE, OPTIMIZERS
 
-    errors = {}
-    limits = {k: v for k, v in FIT_LIMITS.items() if k != "Nv"}
+    errors, fit_limits = {}, core_limits()["FIT_LIMITS"]
+    limits = {k: v for k, v in fit_limits.items() if k not in ("Nv", "learning_rate")}
     values = dict(values, seed=values.get("seed") or 0, pace=values.get("pace") or 0)
     s = _parse_fields(values, limits, errors)
     s.update(dataset=values.get("dataset"), init_model=values.get("init_model"),
@@ -333,19 +420,21 @@ def check_fit(values: dict, store: RunStore | None = None):
     s["learning_rate"] = {}
     for key in keys:
         try:
-            s["learning_rate"][key] = parse_number(lr.get(key), float, 0, lo_open=True)
+            s["learning_rate"][key] = parse_number(lr.get(key), fit_limits["learning_rate"])
         except ValueError as exc:
             errors[f"learning_rate:{key}"] = str(exc)
-    s["Nv"] = _optional_number(values, "Nv", FIT_LIMITS, errors)
+    s["Nv"] = _optional_number(values, "Nv", fit_limits, errors)
     try:
         snaps = values.get("snapshot_epochs")
         s["snapshot_epochs"] = sorted(set(parse_list(
-            DEFAULT_SNAPSHOTS if snaps is None else snaps, int, 0)))
+            DEFAULT_SNAPSHOTS if snaps is None else snaps, Limit("snapshot_epochs", int, 0))))
     except ValueError as exc:
         errors["snapshot_epochs"] = f"{exc} (e.g. 1, 6, 13, 50)"
     if not errors:
         try:
             fit_options(s)
+        except InvalidValue as exc:
+            errors[exc.field if exc.field in fit_limits or ":" in exc.field else "options"] = str(exc)
         except ValueError as exc:
             errors["options"] = str(exc)
     for key, what in (("dataset", "choose a dataset"), ("init_model", "choose a saved model")):
@@ -353,11 +442,23 @@ def check_fit(values: dict, store: RunStore | None = None):
             errors[key] = what
     if store is not None:
         _check_refs(store, s, errors)
-    return (None if errors else s), errors
+    return (None if errors and not partial else s), errors
+
+
+def training_trials(store: RunStore, dataset: str) -> list[int]:
+    """Training trials of each datasample of a saved dataset (after its split)."""
+    from .jobs import train_val  # the job layer owns the split; imported late (it imports us)
+
+    train, _, _ = train_val(store, dataset)
+    return [d.n_trials for d in train]
 
 
 def _check_refs(store: RunStore, s: dict, errors: dict) -> None:
-    """The dataset and the initial model exist and fit together."""
+    """The dataset and the initial model exist and fit together; Nv suits the
+    model's grid and the mini-batches the dataset's training trials."""
+    from .core.fitting import mini_batch_limit
+    from .core.spectra import nv_limit
+
     ds = store.get_dataset_meta(s["dataset"]) if s["dataset"] else None
     spec = store.get_model(s["init_model"]) if s["init_model"] else None
     if s["dataset"] and ds is None:
@@ -367,6 +468,20 @@ def _check_refs(store: RunStore, s: dict, errors: dict) -> None:
     if spec is not None and _spec_message(spec):
         errors["init_model"] = _spec_message(spec)
         return
+    if spec is not None and s.get("Nv") is not None:
+        nv = nv_limit(spec_nodes(spec))
+        if not nv.allows(s["Nv"]):
+            errors["Nv"] = f"must be {nv.describe()}"
+    # one mini-batch needs one training trial, which every saved dataset has:
+    # read the spike data only when more are asked for
+    if ds is not None and s.get("mini_batch_number", 1) > 1:
+        try:
+            batches = mini_batch_limit(min(training_trials(store, s["dataset"])))
+        except ValueError as exc:
+            errors["dataset"] = f"cannot read the dataset: {exc}"
+        else:
+            if not batches.allows(s["mini_batch_number"]):
+                errors["mini_batch_number"] = f"must be {batches.describe()}"
     if ds is None or spec is None:
         return
     n_data, n_model = ds.get("n_neurons"), spec_neurons(spec)
@@ -378,3 +493,17 @@ def _check_refs(store: RunStore, s: dict, errors: dict) -> None:
                                    "(p0 = peq); give the initial model a p0")
 
 
+def fit_warnings(s: dict) -> dict:
+    """``{setting: message}`` for settings that run but probably not as meant.
+
+    ``s`` holds (possibly partial) normalised fit settings: snapshot epochs
+    beyond the last epoch are never drawn.
+    """
+    warnings = {}
+    last = s.get("max_epochs")
+    beyond = [e for e in s.get("snapshot_epochs") or [] if last is not None and e > last]
+    if beyond:
+        warnings["snapshot_epochs"] = (
+            f"{', '.join(map(str, beyond))} {'lies' if len(beyond) == 1 else 'lie'} beyond the "
+            f"last epoch ({last}) and will not be drawn")
+    return warnings

@@ -82,6 +82,13 @@ def test_what_counts_as_an_action():
     assert access.is_action(payload(unknown))            # a new button is refused until listed
     assert not access.is_action(payload(poll)) and not access.is_action(payload(preset, poll))
     assert not access.is_action(payload(export)) and not access.is_action({})
+    # what only changes the view: a run's row, the Fig. 3 data preset; a delete's
+    # confirmation acts
+    row = [{"id": {"type": "runs-row", "run": "0123456789ab"}, "property": "n_clicks", "value": 1}]
+    data_preset = {"id": "data-preset", "property": "n_clicks", "value": 1}
+    confirmed = {"id": "runs-delete-confirm", "property": "submit_n_clicks", "value": 1}
+    assert not access.is_action(payload(row)) and not access.is_action(payload(data_preset))
+    assert access.is_action(payload(confirmed))
 
 
 def client_for(tmp_path, rules, name="store"):
@@ -153,11 +160,13 @@ def test_read_only_refuses_actions_and_shows_the_controls_disabled(tmp_path):
 def test_host_header_and_other_machines(tmp_path):
     _, client = client_for(tmp_path, Access())
     assert client.get("/", headers={"Host": "attacker.example"}).status_code == 400
-    assert client.get("/", headers={"Host": "127.0.0.1:8050"}).status_code == 200
+    assert client.get("/model", headers={"Host": "127.0.0.1:8050"}).status_code == 200
+    home = client.get("/", headers={"Host": "127.0.0.1:8050"})       # "/" opens the Model page
+    assert home.status_code == 302 and home.headers["Location"].endswith("/model")
     far = client.get("/", environ_base={"REMOTE_ADDR": "10.0.0.5"})
     assert far.status_code == 403 and b"password or --read-only" in far.data
     _, watched = client_for(tmp_path, Access(read_only=True), "store2")
-    assert watched.get("/", environ_base={"REMOTE_ADDR": "10.0.0.5"}).status_code == 200
+    assert watched.get("/model", environ_base={"REMOTE_ADDR": "10.0.0.5"}).status_code == 200
 
 
 def test_wsgi_target_reads_the_environment(tmp_path, monkeypatch):
@@ -169,7 +178,7 @@ def test_wsgi_target_reads_the_environment(tmp_path, monkeypatch):
     rules = server.config["FLOWDASH_ACCESS"]
     assert rules.read_only and "dash.lab.org" in rules.allowed_hosts and rules.password is None
     client = server.test_client()
-    assert client.get("/", headers={"Host": "dash.lab.org"}).status_code == 200
+    assert client.get("/model", headers={"Host": "dash.lab.org"}).status_code == 200
 
 
 def test_every_clickable_control_is_classified(tmp_path):

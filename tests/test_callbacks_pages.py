@@ -61,6 +61,12 @@ def call(fn, *args, triggered=None, value=1, outputs_list=None, inputs_list=None
     return copy_context().run(run)
 
 
+def open_store_at(store):
+    """The fixture's store as ``services.open_store`` gives it (a context manager)."""
+    from contextlib import nullcontext
+    return nullcontext(store)
+
+
 def wait_done(store, run_id):
     """Run a queued run here, as a worker would."""
     jobs.execute(store, run_id)
@@ -139,10 +145,30 @@ def test_model_collect_valid_and_invalid(store):
                        "model": "double_well"})] = "deep"
     out = model_cb.collect(state, "8", "x", "-1", "1", "reflecting", "-3", values, pids, errs)
     assert "Fix the fields" in out[0].layout.annotations[0].text       # no spec, no preview
-    assert out[2] is True and out[7] == "expected a whole number"      # Ne
-    assert out[5] is True and "positive" in out[10]                    # D
+    assert out[2] is True and out[7] == "expected a number"            # Ne
+    assert out[5] is True and out[10] == "must be a number > 0"        # D
     i = [p["name"] for p in pids].index("depth")
     assert out[11][i] is True and out[12][i] == "expected a number"
+
+
+def test_model_messages_appear_under_their_own_field(store):
+    """Np = 2 is refused by the form as by the grid, under Np (not Ne); a bad
+    interval under x end; a library error under the parameter the core names."""
+    state = model_form.preset_state("fig3")
+    values, pids = param_lists(state)
+    errs = [{"target": "peq", "neuron": 0}, {"target": "p0", "neuron": 0},
+            {"target": "fr", "neuron": 0}]
+    out = model_cb.collect(state, "2", "16", "-1", "1", "reflecting", "10", values, pids, errs)
+    assert out[1:5] == (True, False, False, False)
+    assert out[6] == "must be an integer in [3, 20]" and out[7] == ""
+    out = model_cb.collect(state, "8", "16", "1", "-1", "reflecting", "10", values, pids, errs)
+    assert out[1:5] == (False, False, False, True) and "xbegin < xend" in out[9]
+    xmin = [p["name"] for p in pids].index("xmin")
+    xmax = [p["name"] for p in pids].index("xmax")
+    values[xmin] = values[xmax] = "0.2"
+    out = model_cb.collect(state, "8", "16", "-1", "1", "reflecting", "10", values, pids, errs)
+    assert out[11][xmin] is True and "xmin != xmax" in out[12][xmin]
+    assert out[11][xmax] is False and out[13] == ["", "", ""]
 
 
 def save(name, state=None, **changes):
@@ -160,6 +186,8 @@ def test_model_save_and_list(store):
     assert "Saved" in str(msg) and opts == [{"label": "truth", "value": "truth"}]
     assert invalid is False and store.get_model("truth")["grid"]["Ne"] == 16   # not a stale spec
     assert save("")[2] is True
+    msg, opts, invalid, fb = save("a\u200bb")              # an invisible character
+    assert invalid is True and msg == "" and "U+200B" in fb
     msg, opts, invalid, fb = save("truth", D="20")        # never overwrites
     assert invalid is True and "exists; choose another name or delete the old model" in fb
     assert store.get_model("truth")["D"] == 10.0
@@ -191,7 +219,7 @@ def test_data_start_generation_validates_inline(store):
     assert out[0] is no_update and out[1] is no_update
     invalid, messages = out[3:10], out[10:17]
     assert invalid == (True, True, True, False, True, False, True)
-    assert messages[1] == "must be between 1 and 10000"
+    assert messages[1] == "must be an integer in [1, 10000]"
     store.save_model("gt", SPEC)
     out = data_cb.start_generation(1, "gt", "2", "1", "0.0001", "4", "0.5", "new", True)
     run_id = out[0]  # followed from the run store, across reloads
@@ -278,6 +306,10 @@ def test_data_upload_csv(store, dataset):
            for b in (s_buf, t_buf)]
     msg, opts, value, _, _ = data_cb.upload(enc, ["spikes.csv", "trials.csv"], "csvset", "0")
     assert value == "csvset", msg
+    # a name the store refuses goes to the name field (the store's error names its field)
+    for bad in ("csvset", "x" * 81, "  "):
+        msg, _, _, invalid, feedback = data_cb.upload(enc, ["spikes.csv", "trials.csv"], bad, "0")
+        assert invalid is True and msg == "" and "name" in feedback, (bad, feedback)
 
 
 def test_data_load_pmd(store):
@@ -303,6 +335,8 @@ def test_data_show_dataset(store, dataset):
     out = data_cb.show_dataset(dataset, "0-1999999999", 0)
     assert out[4] is True and "does not exist" in out[5]
     assert data_cb.show_dataset(None, "", 0)[4] is False
+    shown, question = data_cb.ask_delete(1, dataset)      # deleting asks first
+    assert shown is True and f"“{dataset}”" in question and store.get_dataset(dataset)
     msg, opts, value = data_cb.delete_dataset(1, dataset)
     assert store.get_dataset(dataset) is None and value is None
 
@@ -334,7 +368,7 @@ def test_fit_lists_preset_optimizer(store, dataset):
     assert fit_cb.optimizer_fields("GD") == (None, {"display": "none"})
     out = fit_cb.preset(1, "d", None)
     assert out[0] == "gt" and out[1] == "cos_square" and out[5] == "50" and out[7] == "64"
-    assert out[8] == "1, 6, 13, 50"
+    assert out[8] == "1, 6, 13, 50" and out[9] == "paper"           # the paper layout
 
 
 def test_fit_start_validates_inline(store, dataset):
@@ -342,7 +376,7 @@ def test_fit_start_validates_inline(store, dataset):
     assert out[0] is no_update
     fb = dict(zip(fit_cb.FIELDS, out[4]))
     assert fb["epochs"] and fb["lr-F"] and not fb["dataset"]
-    assert fb["pace"] == "must be between 0 and 10"
+    assert fb["pace"] == "must be a number in [0, 10]"
     marks = call(fit_cb.mark_invalid, out[4], inputs_list=[FB_IDS])
     assert marks[list(fit_cb.INPUT_OF).index("epochs")] is True and marks[len(fit_cb.INPUT_OF)][0] is True
     # the run name: flowdash.names' message, under the name field, with the others
@@ -354,28 +388,43 @@ def test_fit_start_validates_inline(store, dataset):
     assert store.list_runs("fit") == []
 
 
+POLL = ("nll", "potential", "paper", "params", "value", "label", "striped", "animated", "text",
+        "badge", "warning", "cursor", "stop", "cancel_off", "every", "message", "cancel_msg",
+        "done")
+
+
+def poll(run_id, cursor=None, view="overlay", trigger=app_ids.ACTIVE_FIT):
+    return dict(zip(POLL, call(fit_cb.poll, 1, run_id, view, cursor, triggered=trigger)))
+
+
 def test_fit_start_poll_patch_and_cancel(store, dataset):
     out = start_fit(epochs="3")
     run_id = out[0]
     assert out[3] == run_id and all(m == "" for m in out[4])
+    assert "Fit started" in str(out[1])
     rec = wait_done(store, run_id)
     assert rec["status"] == DONE
-    first = call(fit_cb.poll, 1, run_id, None, triggered=app_ids.ACTIVE_FIT)
-    nll, pot, par, value, label, text, badge, cursor, stop, cancel_off, every = first
-    assert isinstance(nll, go.Figure) and len(nll.data[0].x) == 4
-    assert value == 100.0 and label == "3/3" and "done" in text
-    assert cursor["n"] == 4 and stop is True and cancel_off is True and every == 500
-    # a new epoch appears: the poll returns a Patch, not a new figure
+    first = poll(run_id)
+    assert isinstance(first["nll"], go.Figure) and len(first["nll"].data[0].x) == 4
+    assert first["paper"] is no_update                       # the hidden view is not drawn
+    assert first["value"] == 100.0 and first["label"] == "3/3" and "done" in first["text"]
+    assert first["cursor"]["n"] == 4 and first["stop"] is True and first["cancel_off"] is True
+    assert first["every"] == 500
+    # a finished run: no moving stripes, and "Fit started." is gone
+    assert first["striped"] is False and first["animated"] is False and first["message"] == ""
+    # a new epoch appears (and its parameters): the poll returns a Patch, not a new figure
     store.append_epoch(run_id, {"epoch": 4, "nll_train": [1.0], "nll_val": [-1e9],
                                 "elapsed": 1.0, "time": time.time(), "D": [10.0]})
-    nll2, *_, cursor2, stop2, _, _ = call(fit_cb.poll, 2, run_id, cursor,
-                                          triggered=fit_cb.ids.INTERVAL)
-    assert isinstance(nll2, Patch) and cursor2["n"] == 5 and stop2 is True
+    store.set_latest(run_id, dict(store.get_latest(run_id), epoch=4))
+    second = poll(run_id, first["cursor"], trigger=fit_cb.ids.INTERVAL)
+    assert isinstance(second["nll"], Patch) and second["cursor"]["n"] == 5 and second["stop"]
     assert {"operation": "Extend", "location": ["data", 0, "x"], "params": {"value": [4]}} \
-        in nll2.to_plotly_json()["operations"]
-    assert cursor2["best"] == [4, -1e9]               # the new validation minimum
+        in second["nll"].to_plotly_json()["operations"]
+    assert second["cursor"]["best"] == [4, -1e9]               # the new validation minimum
     assert fit_cb.poll.__name__ == "poll"
-    assert call(fit_cb.poll, 1, None, None)[-3:-1] == (True, True)
+    assert call(fit_cb.poll, {"n": 7, "t": 0}, None, "overlay", None,
+                triggered=app_ids.ACTIVE_FIT)[-6:] == (True, True, no_update, no_update, "", 7)
+    assert first["cancel_msg"] == "" and second["cancel_msg"] is no_update   # kept while followed
     assert fit_cb.follow("abc") == "abc" and fit_cb.follow(None) is no_update
     assert fit_cb.cancel(1, None) is no_update
     assert "already ended (done)" in str(fit_cb.cancel(1, run_id))
@@ -395,17 +444,109 @@ def test_fit_poll_of_a_long_fit_draws_a_decimated_curve(store, monkeypatch):
     for k in range(300):
         store.append_epoch(rid, {"epoch": k, "nll_train": [100.0 - k / 10], "nll_val": None,
                                  "elapsed": 0.01 * k, "time": time.time(), "D": [1.0]})
-    out = call(fit_cb.poll, 1, rid, None, triggered=app_ids.ACTIVE_FIT)
-    nll, cursor = out[0], out[7]
+    out = poll(rid)
+    nll, cursor = out["nll"], out["cursor"]
     x = list(nll.data[0].x)
     assert len(x) <= 50 and x[0] == 0 and x[-1] == 299 and cursor["n"] == 300
-    assert out[3] == 74.75 and out[4] == "299/400" and "about" in out[5]   # time left
+    assert out["value"] == 74.75 and out["label"] == "299/400" and "about" in out["text"]  # time left
     store.append_epoch(rid, {"epoch": 300, "nll_train": [0.0], "nll_val": None,
                              "elapsed": 3.0, "time": time.time(), "D": [1.0]})
-    out = call(fit_cb.poll, 2, rid, cursor, triggered=fit_cb.ids.INTERVAL)
-    assert out[7]["n"] == 301 and out[4] == "300/400"
+    out = poll(rid, cursor, trigger=fit_cb.ids.INTERVAL)
+    assert out["cursor"]["n"] == 301 and out["label"] == "300/400"
     assert {"operation": "Extend", "location": ["data", 0, "x"], "params": {"value": [300]}} \
-        in out[0].to_plotly_json()["operations"]
+        in out["nll"].to_plotly_json()["operations"]
+
+
+def test_fit_paper_view_live(store, dataset):
+    """The paper layout of any fit: NLL black/red with the arrow, one panel per
+    snapshot over the truth; new epochs arrive as a Patch."""
+    run_id = start_fit(epochs="3")[0]
+    wait_done(store, run_id)
+    first = poll(run_id, view="paper")
+    fig = first["paper"]
+    assert first["nll"] is no_update and isinstance(fig, go.Figure)
+    assert fig.data[0].line.color == "#000000" and fig.data[1].line.color == "#D7191C"
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[:3] == ["Negative log-likelihood", "Φ(x) at epoch 1", "epoch 2"]
+    assert titles[-1] == "min" and fig.layout.annotations[-1].showarrow
+    assert max(max(t.y) for t in fig.data[2:] if t.y is not None and len(t.y)) <= 6.0
+    store.append_epoch(run_id, {"epoch": 4, "nll_train": [1.0], "nll_val": [-1e9],
+                                "elapsed": 1.0, "time": time.time(), "D": [10.0]})
+    store.set_latest(run_id, dict(store.get_latest(run_id), epoch=4))
+    second = poll(run_id, first["cursor"], view="paper", trigger=fit_cb.ids.INTERVAL)
+    patch = second["paper"].to_plotly_json()["operations"]
+    assert any(op["location"][:2] == ["layout", "annotations"] for op in patch)
+    # switching the view rebuilds the overlay
+    third = poll(run_id, second["cursor"], view="overlay", trigger=fit_cb.ids.VIEW)
+    assert isinstance(third["nll"], go.Figure) and len(third["nll"].data[0].x) == 5
+
+
+def _running_copy(store, run_id, upto):
+    """A running run (a live worker's heartbeat) with a finished run's result and
+    its epochs below ``upto``, the latest parameters those of epoch ``upto - 1``."""
+    rec = store.get_run(run_id)
+    live = store.create_run("fit", "live", rec["settings"], refs=rec["refs"])
+    store.start_run(live, 1, None)
+    store.beat(f"{store.get_run(live)['host']}:1", {"time": time.time() + 60, "run": live})
+    store.set_result(live, store.get_result(run_id))
+    for e in store.read_epochs(run_id)[:upto]:
+        store.append_epoch(live, e, expected=e["epoch"])
+    store.set_latest(live, dict(store.get_latest(run_id), epoch=upto - 1))
+    return live
+
+
+def test_fit_legend_and_text_name_the_same_epoch(store, dataset):
+    """An epoch is appended before its parameters are published: the view of a running
+    fit waits for both, so the "now" legend and the progress text agree."""
+    done = start_fit(epochs="3")[0]
+    wait_done(store, done)
+    run_id = _running_copy(store, done, 4)
+    first = poll(run_id)
+    assert first["cursor"]["n"] == 4 and first["text"].startswith("epoch 3 of 3")
+    store.append_epoch(run_id, {"epoch": 4, "nll_train": [1.0], "nll_val": [2.0],
+                                "elapsed": 1.0, "time": time.time(), "D": [10.0]})
+    later = poll(run_id, first["cursor"], trigger=fit_cb.ids.INTERVAL)
+    assert later["nll"] is no_update and later["cursor"]["n"] == 4
+    assert later["text"].startswith("epoch 3 of 3")
+    latest = dict(store.get_latest(run_id), epoch=4)
+    store.set_latest(run_id, latest)
+    fresh = poll(run_id)
+    names = [t.name for t in fresh["potential"].data]
+    assert "now (epoch 4)" in names and fresh["text"].startswith("epoch 4 of 3")
+    # a finished run writes nothing more: every epoch it has is shown, and the poll stops
+    store.append_epoch(done, {"epoch": 4, "nll_train": [1.0], "nll_val": [2.0],
+                              "elapsed": 1.0, "time": time.time(), "D": [10.0]})
+    final = poll(done)
+    assert final["cursor"]["n"] == 5 and final["stop"] is True
+
+
+def test_fit_warns_when_the_training_nll_keeps_rising():
+    streak, best, first = fit_view.rising([10.0, 8.0, 7.0, 6.0])
+    assert streak == 0 and best == 6.0 and fit_view.rising_warning(streak) == ""
+    zigzag = [0.0, 600.0, 1000.0, 600.0, 1000.0]          # a learning rate of 1e9
+    streak = fit_view.rising(zigzag)[0]
+    assert streak == 4 and "smaller" in fit_view.rising_warning(streak)
+    # carried across polls, and reset by a new lowest value
+    s = fit_view.rising([5.0, 6.0])
+    s = fit_view.rising([7.0, 8.0], *s[1:], streak=s[0])
+    assert s[0] == 3
+    assert fit_view.rising([4.0], *s[1:], streak=s[0])[0] == 0
+    # a converged fit that jitters by far less than it descended does not warn
+    assert fit_view.rising([100.0, 50.0, 10.0, 10.001, 10.002, 10.001])[0] == 0
+
+
+def test_fit_preflight_estimate_and_snapshot_warning(store, dataset):
+    f = fit_cb.fields("d", "gt", fit_view.AS_SAVED, "GD", ["0.005"] * 5, "0.05", ["F"], "20",
+                      "1", "", "1, 6, 13, 50", "0", "0")
+    text, css, snap = call(fit_cb.preflight, *[f[k] for k in (
+        "dataset", "init_model", "peq_override", "optimizer")], ["0.005"] * 5, "0.05", ["F"],
+        "20", "1", "", "1, 6, 13, 50", "0", "0")
+    assert "per epoch" in text and "for 20 epochs" in text and "text-muted" in css
+    assert snap == "50 lies beyond the last epoch (20) and will not be drawn"
+    with open_store_at(store) as s:
+        out = fit_view.preflight(s, dict(f, nv="999"))
+    assert out["estimate"] == ""                       # Nv does not suit the grid: no guess
+    assert fit_view.values_from_fields(f)["peq_override"] is None
 
 
 def test_fit_view_helpers():
@@ -426,33 +567,45 @@ from flowdash.pages.runs import callbacks as runs_cb  # noqa: E402
 def test_runs_table_open_overlay_export_delete(store, dataset):
     run_id = start_fit(epochs="2", name="r1")[0]
     wait_done(store, run_id)
-    table, opts, fits = runs_cb.refresh(1, None, "/runs")
+    table, opts, fits, cancel_off = runs_cb.refresh(1, None, "/runs", run_id)
     assert {o["value"] for o in opts} >= {run_id} and [f["value"] for f in fits] == [run_id]
-    info, nll, pot, par = runs_cb.open_run(run_id, None)
+    assert cancel_off is True                         # a finished run cannot be cancelled
+    assert 'table-active' in str(table)               # the open run's row stands out
+    assert call(runs_cb.open_row, [None, 1], triggered={"type": "runs-row", "run": run_id},
+                value=1) == run_id
+    with pytest.raises(PreventUpdate):                # a redrawn table is not a click
+        call(runs_cb.open_row, [None, None], triggered={"type": "runs-row", "run": run_id},
+             value=None)
+    info, nll, pot, par, *configs = runs_cb.open_run(run_id, None, "svg")
     assert len(nll.data[0].x) == 3 and "ground truth" in [t.name for t in pot.data]
     assert "not fitted" in par.layout.annotations[0].text
+    assert [c["toImageButtonOptions"]["format"] for c in configs] == ["svg"] * 3
+    text = str(info)
+    assert "Learning rates" in text and "F 0.005" in text and "Nv (eigenpairs)" in text
+    assert "{" not in text.replace("{'", "")          # a table, not a JSON dump
     gen = next(o["value"] for o in opts if o["value"] != run_id)
-    _, raster, latent, rates = runs_cb.open_run(gen, None)  # a generation run: its data
+    _, raster, latent, rates, *_ = runs_cb.open_run(gen, None, "png")  # a generation run
     assert raster.layout.title.text == "Spike raster" and len(raster.data) == 1
     assert latent.layout.title.text == "Latent trajectories" and len(latent.data) >= 1
     assert rates.data and rates.data[0].type == "bar"
-    over = runs_cb.overlay([run_id], None)
-    assert over.data[0].name == "r1 · training"
+    over, config = runs_cb.overlay([run_id], None, "svg")
+    assert over.data[0].name == "r1 · training" and config["toImageButtonOptions"]["format"] == "svg"
     npz = runs_cb.export_npz(1, run_id)
     assert npz["filename"].endswith(".npz") and npz["base64"]
     js = runs_cb.export_json(1, run_id)
     assert '"max_epochs": 2' in js["content"]
-    assert runs_cb.figure_format("svg")[0]["toImageButtonOptions"]["format"] == "svg"
     msg, changed = runs_cb.cancel_run(1, run_id)
     assert changed is no_update                       # a done run cannot be cancelled
+    shown, question = runs_cb.ask_delete(1, run_id)   # deleting asks first
+    assert shown is True and "r1" in question and store.get_run(run_id) is not None
     msg, changed, opened = runs_cb.delete_run(1, run_id)
     assert store.get_run(run_id) is None and opened is None
     assert runs_cb.export_npz(1, run_id) is no_update
 
 
 def test_runs_empty_store(store):
-    table, opts, fits = runs_cb.refresh(1, None, "/runs")
-    assert opts == [] and "No runs" in str(table)
+    table, opts, fits, cancel_off = runs_cb.refresh(1, None, "/runs", None)
+    assert opts == [] and "No runs" in str(table) and cancel_off is True
 
 
 def test_buttons_do_nothing_without_a_click(store, dataset):
@@ -478,18 +631,24 @@ def test_fit_poll_shows_a_dead_workers_run_interrupted(store, dataset):
                            refs={"dataset": "d"})
     store.start_run(rid, 999999, None)                 # a worker that never beat, long ago
     store.update_run(rid, started=time.time() - 60)
-    out = call(fit_cb.poll, 1, rid, None, triggered=app_ids.ACTIVE_FIT)
+    out = poll(rid)
     rec = store.get_run(rid)
-    assert rec["status"] == "interrupted" and "no heartbeat" in rec["error"] and out[-3] is True
-    assert "interrupted: its worker" in out[5]
+    assert rec["status"] == "interrupted" and "no heartbeat" in rec["error"] and out["stop"] is True
+    assert "interrupted: its worker" in out["text"] and out["cancel_off"] is True
 
 
 def test_fit_and_runs_pages_say_where_a_queued_run_waits(store, dataset):
     first, second = start_fit(name="a")[0], start_fit(name="b")[0]
-    out = call(fit_cb.poll, 1, second, None, triggered=app_ids.ACTIVE_FIT)
-    assert out[5].startswith("queued: 2nd in line") and out[-2] is False   # Cancel on
-    assert out[-1] == 150                           # polled often until its first epoch
-    table, *_ = runs_cb.refresh(1, None, "/runs")
+    out = poll(second)
+    assert out["text"].startswith("queued: 2nd in line") and out["cancel_off"] is False  # Cancel on
+    assert out["striped"] is True and out["animated"] is True   # a live run keeps its stripes
+    assert out["every"] == 150                      # polled often until its first epoch
+    assert isinstance(out["paper"], go.Figure) or isinstance(out["nll"], go.Figure)
+    again = poll(second, out["cursor"], trigger=fit_cb.ids.POLL_TICK)
+    # ... and cheaply: the "waiting" figures are drawn once, the next polls draw nothing
+    assert all(again[k] is no_update for k in ("nll", "potential", "paper", "params"))
+    assert again["every"] == 150 and again["done"] == 1 and again["cancel_msg"] is no_update
+    table, *_ = runs_cb.refresh(1, None, "/runs", second)
     assert "queued: 1st in line" in str(table) and "queued: 2nd in line" in str(table)
     assert "Cancelled before it started" in str(fit_cb.cancel(1, second))
     for rid in (first, second):
@@ -503,3 +662,51 @@ def test_runs_generation_without_its_dataset(store):
     assert "saved no dataset" in generation_plots(store, record)[0].layout.annotations[0].text
     record["status"] = "done"
     assert "is gone" in generation_plots(store, record)[0].layout.annotations[0].text
+
+
+def test_data_fig3_preset():
+    """The 2020 Fig. 3 data: 2 trials × 100 s, dt 1e-4, one validation trial, no trial end."""
+    trials, duration, dt, seed, val, trial_end, name = data_cb.preset(1)
+    assert (trials, duration, dt, val, trial_end) == ("2", "100", "0.0001", "0.5", False)
+    s, errors = settings.check_generation(dict(model="m", n_trials=trials, duration=duration,
+                                               dt=dt, seed=seed, val_fraction=val,
+                                               with_trial_end=trial_end, dataset_name=name))
+    assert errors == {} and jobs.random_split(2, s["val_fraction"], 0)["kind"] == "random"
+    from flowdash.core.spikedata import SpikeData
+    import numpy as np
+    two = SpikeData.from_spike_times([[np.array([0.5])], [np.array([0.7])]], with_trial_end=False)
+    train, val = two.split(s["val_fraction"], 0)
+    assert train.n_trials == val.n_trials == 1
+    with pytest.raises(PreventUpdate):
+        data_cb.preset(None)
+
+
+def test_model_delete_asks_first(store):
+    store.save_model("gone", SPEC)
+    with pytest.raises(PreventUpdate):
+        model_cb.ask_delete(None, "gone")
+    shown, question = model_cb.ask_delete(1, "gone")
+    assert shown and "“gone”" in question and store.get_model("gone")
+    model_cb.delete_model(1, "gone")
+    assert store.get_model("gone") is None
+
+
+def test_double_well_fields_say_what_xmin_and_xmax_are():
+    from flowdash.core import library
+    assert "well" in model_form.param_label("double_well", "xmin")
+    assert "barrier" in model_form.param_label("double_well", "xmax")
+    assert model_form.param_label("single_well", "xmin") == "xmin"
+    assert "barrier at xmax" in library.PEQ_MODELS["double_well"].description
+    assert library.RATE_MODELS["rectified_linear"].description.endswith(", 1 Hz)")
+
+
+def test_run_settings_read_as_a_table():
+    from flowdash.pages.runs.table import settings_rows
+    gen = {"id": "g1", "kind": "generation", "status": "done", "created": 0, "seed_used": 7,
+           "settings": {"model": "gt", "n_trials": 2, "duration": 100.0, "dt": 0.0001,
+                        "seed": None, "with_trial_end": False, "val_fraction": 0.5,
+                        "dataset_name": "fig3-data", "extra": [1, 2]}}
+    rows = dict(settings_rows(gen))
+    assert rows["Trials"] == "2" and rows["dt (s)"] == "0.0001" and rows["Seed"] == "7 (drawn)"
+    assert rows["Trial end recorded"] == "no" and rows["extra"] == "1, 2"
+    assert rows["Run id"] == "g1" and rows["Status"] == "done"

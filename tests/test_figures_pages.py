@@ -79,7 +79,7 @@ def test_potential_figure_truth_snapshots_latest():
                                        latest=(9, PEQ))
     assert [t.name for t in fig.data] == ["ground truth", "epoch 1", "epoch 6", "now (epoch 9)"]
     assert fig.data[0].line.color == theme.TRUTH_COLOR
-    assert fig.layout.yaxis.title.text == theme.POTENTIAL_TITLE
+    assert fig.layout.yaxis.title.text == fit_figures.PHI_TITLE             # clipped at 6
     assert fig.layout.xaxis.title.text == theme.X_TITLE
 
 
@@ -142,3 +142,36 @@ def test_run_names_in_titles_and_legends_are_text_not_links():
     assert "<a" not in fig.layout.title.text and "&lt;a href" in fig.layout.title.text
     over = fit_figures.overlay_figure([(name, [0, 1], [1.0, 0.5], [1.0, 0.7])])
     assert all("<a" not in t.name and "&lt;a" in t.name for t in over.data)
+
+
+def test_paper_figure_is_the_layout_of_fig3():
+    """NLL left (training black, validation red, an arrow at the validation minimum),
+    then one panel per snapshot epoch over the grey truth, clipped at 6."""
+    x = np.linspace(-1, 1, 9)
+    steep = np.exp(-40 * x**2)
+    steep /= steep.sum()                           # −log peq far above 6 at the ends
+    fig = fit_figures.paper_figure([0, 1, 2, 3], [10, 8, 7, 6.5], [20, 18, 17.5, 19], x,
+                                   {1: steep, 6: [steep]}, [13, 1, 6, 50], truth=(x, steep),
+                                   latest=(3, steep))
+    idx = fit_figures.paper_trace_index(4, 1, 1)
+    assert [fig.data[i].name for i in (0, 1)] == ["training", "validation"]
+    assert (fig.data[0].line.color, fig.data[1].line.color) == ("#000000", "#D7191C")
+    assert [a.text for a in fig.layout.annotations][:5] == [
+        "Negative log-likelihood", "Φ(x) at epoch 1", "epoch 6", "epoch 13", "epoch 50"]
+    arrow = fig.layout.annotations[-1]
+    assert arrow.showarrow and (arrow.x, arrow.y) == (2, -2.5)      # shifted validation min
+    truth = fig.data[idx["truth"][0][0]]
+    assert truth.line.color == fit_figures.PAPER_TRUTH and max(truth.y) == 6.0
+    assert len(fig.data[idx["fit"][0][0]].y) == 9 and len(fig.data[idx["fit"][2][0]].y) == 0
+    now = fig.data[idx["now"][2][0]]                # the first panel not reached: epoch 13
+    assert now.name == "now (epoch 3)" and len(now.y) == 9 and now.line.dash == "dot"
+    assert all(len(fig.data[i[0]].y) == 0 for j, i in enumerate(idx["now"]) if j != 2)
+    assert fig.layout.yaxis3.matches == "y2" and fig.layout.yaxis2.range[1] == 6.3
+    assert fig.layout.xaxis.title.text == "epoch" and "(nats)" in fig.layout.yaxis.title.text
+    assert fit_figures.PAPER_EXPORT["format"] == "png" and fit_figures.PAPER_EXPORT["scale"] >= 2
+
+
+def test_paper_figure_before_any_epoch_and_at_most_six_panels():
+    fig = fit_figures.paper_figure([], [], [], [0.0, 1.0], {}, list(range(1, 11)))
+    assert len(fig.layout.annotations) == 1 + fit_figures.MAX_PANELS + 1
+    assert fig.layout.annotations[-1].visible is False               # no minimum yet

@@ -181,7 +181,7 @@ def test_bad_adam_settings():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(params_to_opt=("F0",), learning_rate={"F0": 0.1}), "F0 cannot be fitted in an equilibrium model"),
-    (dict(Nv=GRID.N), r"Nv must be in \[1, 59\]"),
+    (dict(Nv=GRID.N), r"Nv must be an integer in \[1, 59\]"),
     (dict(mini_batch_number=13), r"mini_batch_number \(13\) exceeds the number of training trials \(12\)"),
 ])
 def test_impossible_fits(kwargs, message):

@@ -2,6 +2,8 @@
 import pytest
 
 from flowdash import jobs, settings
+from flowdash.core import grid
+from flowdash.core.limits import InvalidValue
 from flowdash.names import plot_text, validate_name
 from flowdash.pages.model import form
 from flowdash.store import open_store
@@ -16,7 +18,14 @@ def test_form_and_server_caps_are_the_same():
     assert form.MAX_NEURONS == settings.MAX_MODEL_NEURONS == 12
     assert form.MAX_N == settings.MAX_GRID_N
     state = form.state_from_spec(dict(SPEC, grid={"Np": 2, "Ne": 8}))
-    assert "Np must be between 3 and 20" in form.parse_form(state)[1][("grid", "Np")]
+    # one rule: the form's message is the server's, from the core's limit narrowed by the cap
+    assert form.parse_form(state)[1][("grid", "Np")] == "must be an integer in [3, 20]"
+    assert settings.check_model_spec(dict(SPEC, grid={"Np": 2, "Ne": 8}))["grid.Np"] == \
+        "Np must be an integer in [3, 20]"
+    assert settings.GRID_LIMITS["Np"].lo == grid.NP.lo and settings.GRID_LIMITS["Ne"].lo == grid.NE.lo
+    assert settings.check_model_spec(dict(SPEC, D=0.0))["D"] == "D must be a number > 0"
+    flipped = settings.check_model_spec(dict(SPEC, grid={"Np": 6, "Ne": 8, "xbegin": 1.0, "xend": -1.0}))
+    assert "need finite xbegin < xend" in flipped["grid"]          # the core's interval rule
     assert settings.check_model_spec(SPEC) == {}
     too_many = dict(SPEC, fr_model=SPEC["fr_model"] * (settings.MAX_MODEL_NEURONS + 1))
     assert "between 1 and 12" in settings.check_model_spec(too_many)["fr_model"]
@@ -46,7 +55,7 @@ def test_job_layer_refuses_specs_beyond_the_caps(store):
     s, errors = settings.check_fit(dict(dataset="d", init_model="huge", params_to_opt=["F"],
                                         learning_rate={"F": 0.1}, max_epochs=1,
                                         mini_batch_number=1), store)
-    assert "Ne must be a whole number between 1 and 2000" in errors["init_model"]
+    assert "Ne must be an integer in [1, 2000]" in errors["init_model"]
     with pytest.raises(settings.SettingsError):
         jobs.submit(store, "fit", dict(dataset="d", init_model="wide", params_to_opt=["F"],
                                        learning_rate={"F": 0.1}, max_epochs=1,
@@ -72,6 +81,11 @@ def test_request_strings_are_bounded(store):
 
 def test_names_and_escaping():
     assert validate_name("  padded  ") == "padded"
-    with pytest.raises(ValueError, match="U\\+200D ZERO WIDTH JOINER"):
+    with pytest.raises(ValueError, match="U\\+200D ZERO WIDTH JOINER") as info:
         validate_name("a\u200db")
+    assert isinstance(info.value, InvalidValue) and info.value.field == "name"  # not by its text
+    for bad in ("", "x" * 81, None):
+        with pytest.raises(InvalidValue) as info:
+            validate_name(bad, "dataset")
+        assert info.value.field == "name"
     assert plot_text('<a href="x">y</a> & <b>') == '&lt;a href="x"&gt;y&lt;/a&gt; &amp; &lt;b&gt;'

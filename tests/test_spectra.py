@@ -64,8 +64,8 @@ def test_tiny_reflecting_grids(Ne):
 
 
 @pytest.mark.parametrize("Nv, error, message", [
-    (0, ValueError, r"Nv must be in \[1, 15\] \(N - 2 for this grid\), got 0"),
-    (16, ValueError, r"Nv must be in \[1, 15\] \(N - 2 for this grid\), got 16"),
+    (0, ValueError, r"Nv must be an integer in \[1, 15\] \(N - 2 for this grid\), got 0"),
+    (16, ValueError, r"Nv must be an integer in \[1, 15\] \(N - 2 for this grid\), got 16"),
     (2.5, TypeError, "Nv must be an integer"),
 ])
 def test_bad_Nv(Nv, error, message):

@@ -236,8 +236,9 @@ def test_models_and_datasets_survive_reopen(location):
 
 def test_saving_never_overwrites(store):
     store.save_model("m", SPEC)
-    with pytest.raises(NameTaken, match="choose another name or delete the old model"):
+    with pytest.raises(NameTaken, match="choose another name or delete the old model") as info:
         store.save_model("m", dict(SPEC, D=2.0))
+    assert info.value.field == "name"         # like a refused name (flowdash.names)
     assert store.get_model("m")["D"] == 10
     store.save_model("m", dict(SPEC, D=3.0), overwrite=True)
     assert store.get_model("m")["D"] == 3
@@ -283,7 +284,7 @@ def test_names_are_bounded_and_visible(store, name, match):
 def test_model_caps_apply_to_save_model(store):
     with pytest.raises(SettingsError, match="500 neurons; between 1 and 12"):
         store.save_model("big", dict(SPEC, fr_model=SPEC["fr_model"] * 500))
-    with pytest.raises(SettingsError, match="Ne must be a whole number between 1 and 2000"):
+    with pytest.raises(SettingsError, match=r"Ne must be an integer in \[1, 2000\]"):
         store.save_model("huge", dict(SPEC, grid={"Np": 8, "Ne": 20000}))
     with pytest.raises(SettingsError, match="Np must be"):
         store.save_model("np2", dict(SPEC, grid={"Np": 2, "Ne": 16}))

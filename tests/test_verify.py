@@ -52,7 +52,8 @@ def test_several_datasamples_and_all_fitted_arrays(tmp_path):
 def test_cli_writes_the_arrays(tmp_path, capsys):
     case = _write_case(tmp_path, epochs=1)
     assert main([str(case), str(tmp_path / "out.npz")]) == 0
-    assert "two_conditions: wrote" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "two_conditions: wrote" in text and "(the whole fit, kernels loaded beforehand" in text
     assert set(np.load(tmp_path / "out.npz").files) >= {"logliks", "logliksCV", "results_peq", "seconds"}
 
 
@@ -61,3 +62,47 @@ def test_cli_reports_a_malformed_case(tmp_path, capsys):
     bad.write_text("{not json")
     assert main([str(bad), str(tmp_path / "out.npz")]) == 2
     assert "cannot run" in capsys.readouterr().err
+
+
+def test_seconds_covers_the_work_not_the_kernel_loading(tmp_path, monkeypatch, capsys):
+    """`seconds` starts after the numba kernels are loaded, and the CLI says what it covers."""
+    import time
+
+    import flowdash.verify as verify
+
+    slow = []
+    monkeypatch.setattr(verify, "load_kernels", lambda: (slow.append(1), time.sleep(1.0)))
+    out = run_case(REFERENCE_DIR / "grads_reflecting.json")
+    assert slow and 0 < float(out["seconds"]) < 1.0
+    fit_case = _write_case(tmp_path, epochs=1)
+    assert 0 < float(run_case(fit_case)["seconds"]) < 1.0 and len(slow) == 2
+    assert main([str(REFERENCE_DIR / "grads_reflecting.json"), str(tmp_path / "g.npz")]) == 0
+    assert "(one NLL + gradient call, kernels loaded beforehand" in capsys.readouterr().out
+
+
+def test_load_kernels_runs():
+    from flowdash.verify import load_kernels
+
+    load_kernels()
+
+
+def test_selection_and_viterbi_cases_say_what_seconds_covers(tmp_path, monkeypatch, capsys):
+    """The CLI names what `seconds` covers for every case type; a Viterbi case's kernels
+    are loaded (with the case's own model) before its clock starts."""
+    import time
+
+    import flowdash.verify as verify
+
+    selection = REFERENCE_DIR / "selection"
+    for case, text in (("fc_equilibrium", "(every feature complexity and divergence, data"),
+                       ("fca_equilibrium", "(the feature consistency analysis and the case's "
+                                           "variants, data"),
+                       ("viterbi_absorbing", "(decoding every trial, kernels loaded beforehand")):
+        assert main([str(selection / f"{case}.json"), str(tmp_path / "o.npz")]) == 0
+        assert text in capsys.readouterr().out, case
+    loads = []
+    real = verify._load_viterbi_kernels
+    monkeypatch.setattr(verify, "_load_viterbi_kernels",
+                        lambda *a: (loads.append(a), real(*a), time.sleep(1.0)))
+    out = run_case(selection / "viterbi_absorbing.json")
+    assert loads and 0 < float(out["seconds"]) < 1.0

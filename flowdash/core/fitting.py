@@ -26,12 +26,14 @@ import numpy as np
 from scipy.optimize import minimize
 
 from ._parallel import blas_threads, submit
+from .limits import InvalidValue, Limit
 from .likelihood import Operators, batch_nll, batch_nll_and_grad
 from .model import PEQ_FLOOR, Model, peq_from_force
 from .spectra import solve_spectrum, validate_Nv
 
 __all__ = ["FitOptions", "EpochRecord", "FitResult", "FitDiverged", "fit", "FITTABLE", "OPTIMIZERS",
-           "RecordingSchedule", "recorded_epochs", "line_search_epochs", "FitCheckpoint"]
+           "RecordingSchedule", "recorded_epochs", "line_search_epochs", "FitCheckpoint",
+           "EPOCHS", "MINI_BATCHES", "LEARNING_RATE", "SEED", "mini_batch_limit"]
 
 FITTABLE = ("F", "F0", "D", "Fr", "C")
 OPTIMIZERS = ("GD", "ADAM")
@@ -39,6 +41,25 @@ OPTIMIZERS = ("GD", "ADAM")
 _ROW_OF = {"F": "peq", "F0": "p0", "D": "D", "Fr": "fr", "C": "fr"}
 D_MIN = 0.01
 LINE_SEARCH_BOUNDS = {"C": (1.0, 150.0), "D": (0.02, 10.0)}
+
+# The limits of a fit's settings (the forms and the settings layer use the same).
+#: Epochs (passes over the training data).
+EPOCHS = Limit("max_epochs", int, 1)
+#: Mini-batches per datasample and epoch; see :func:`mini_batch_limit`.
+MINI_BATCHES = Limit("mini_batch_number", int, 1)
+#: A GD learning rate or an ADAM step size.
+LEARNING_RATE = Limit("learning_rate", float, 0, lo_open=True)
+#: Seed of the mini-batch shuffling.
+SEED = Limit("seed", int, 0)
+
+
+def mini_batch_limit(n_train_trials: int) -> Limit:
+    """Mini-batches a datasample of ``n_train_trials`` training trials allows.
+
+    Each batch needs at least one trial.
+    """
+    return Limit("mini_batch_number", int, 1, int(n_train_trials),
+                 why=f"the number of training trials per datasample, {int(n_train_trials)}")
 
 
 def _is_int(value, low: int = 0) -> bool:
@@ -211,9 +232,10 @@ class FitOptions:
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        for name, value in (("max_epochs", self.max_epochs), ("mini_batch_number", self.mini_batch_number)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for limit, value in ((EPOCHS, self.max_epochs), (MINI_BATCHES, self.mini_batch_number),
+                             (SEED, self.seed)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not limit.allows(value):
+                raise InvalidValue(limit.name, f"{limit.name} must be {limit.describe()}, got {value!r}")
         params = tuple(self.params_to_opt)
         bad = [p for p in params if p not in FITTABLE]
         if bad or not params or len(set(params)) != len(params):
@@ -311,8 +333,9 @@ class FitOptions:
                 rates[key] = float(v)
         for p in self.params_to_opt:
             v = rates[p]
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not np.isfinite(v) or v <= 0:
-                raise ValueError(f"learning rate of {p} must be a finite number > 0, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not LEARNING_RATE.allows(v):
+                raise InvalidValue(f"learning_rate:{'alpha' if self.optimizer == 'ADAM' else p}",
+                                   f"learning rate of {p} must be a finite number > 0, got {v!r}")
             rates[p] = float(v)
         return rates
 
@@ -748,8 +771,9 @@ def _validate_fit(model: Model, train: list, val: list, options: FitOptions):
         if d.n_trials == 0:
             raise ValueError("every training and validation set needs at least one trial")
     for d in train:
-        if options.mini_batch_number > d.n_trials:
-            raise ValueError(
+        if not mini_batch_limit(d.n_trials).allows(options.mini_batch_number):
+            raise InvalidValue(
+                "mini_batch_number",
                 f"mini_batch_number ({options.mini_batch_number}) exceeds the number of training trials ({d.n_trials})")
     validate_Nv(model.grid, options.Nv)
 

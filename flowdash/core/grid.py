@@ -8,7 +8,38 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.polynomial import legendre
 
-__all__ = ["Grid", "gll_nodes"]
+from .limits import InvalidValue, Limit
+
+__all__ = ["Grid", "gll_nodes", "NP", "NE", "n_nodes", "check_interval"]
+
+# The limits of a grid (the forms and the settings layer use the same).
+#: Nodes per element: the GLL element needs both ends and an interior node.
+NP = Limit("Np", int, 3)
+#: Number of elements.
+NE = Limit("Ne", int, 1)
+
+
+def n_nodes(Np: int, Ne: int) -> int:
+    """Nodes of a grid, ``N = (Np - 1) Ne + 1`` (neighbouring elements share an end)."""
+    return (int(Np) - 1) * int(Ne) + 1
+
+
+def check_interval(xbegin: float, xend: float) -> tuple[float, float]:
+    """``(xbegin, xend)`` as floats if finite and ``xbegin < xend``.
+
+    Raises TypeError (not numbers) or InvalidValue (field ``xbegin`` when it is not
+    finite, else ``xend``).
+    """
+    try:
+        xbegin, xend = float(xbegin), float(xend)
+    except (TypeError, ValueError):
+        raise TypeError(f"xbegin and xend must be numbers, got {xbegin!r}, {xend!r}") from None
+    if not (np.isfinite(xbegin) and np.isfinite(xend) and xbegin < xend):
+        raise InvalidValue(
+            "xbegin" if not np.isfinite(xbegin) else "xend",
+            f"the interval [xbegin, xend] = [{xbegin}, {xend}] is empty or not finite; "
+            "need finite xbegin < xend")
+    return xbegin, xend
 
 
 def gll_nodes(Np: int) -> tuple[np.ndarray, np.ndarray]:
@@ -68,14 +99,6 @@ def _lagrange_integral(xi: np.ndarray) -> np.ndarray:
     return W @ np.linalg.inv(V)
 
 
-def _validate_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    return int(value)
-
-
 class Grid:
     """GLL spectral-element grid on ``[xbegin, xend]``.
 
@@ -108,17 +131,9 @@ class Grid:
     """
 
     def __init__(self, Np: int = 8, Ne: int = 16, xbegin: float = -1.0, xend: float = 1.0):
-        self.Np = _validate_int("Np", Np, 3)
-        self.Ne = _validate_int("Ne", Ne, 1)
-        try:
-            xbegin, xend = float(xbegin), float(xend)
-        except (TypeError, ValueError):
-            raise TypeError(f"xbegin and xend must be numbers, got {xbegin!r}, {xend!r}") from None
-        if not (np.isfinite(xbegin) and np.isfinite(xend) and xbegin < xend):
-            raise ValueError(
-                f"the interval [xbegin, xend] = [{xbegin}, {xend}] is empty or not finite; "
-                "need finite xbegin < xend"
-            )
+        self.Np = NP.check(Np)
+        self.Ne = NE.check(Ne)
+        xbegin, xend = check_interval(xbegin, xend)
         self.xbegin, self.xend = xbegin, xend
         self.N = (self.Np - 1) * self.Ne + 1
 

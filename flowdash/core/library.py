@@ -20,6 +20,8 @@ from typing import Any, Callable, Mapping, Protocol
 import numpy as np
 from scipy.interpolate import CubicSpline
 
+from .limits import InvalidValue
+
 __all__ = [
     "LibraryModel",
     "PEQ_MODELS",
@@ -92,9 +94,9 @@ def _as_float(name: str, value: Any) -> float:
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"parameter {name!r} must be a real number, got {value!r}") from None
+        raise InvalidValue(name, f"parameter {name!r} must be a real number, got {value!r}") from None
     if not np.isfinite(out):
-        raise ValueError(f"parameter {name!r} must be finite, got {value!r}")
+        raise InvalidValue(name, f"parameter {name!r} must be finite, got {value!r}")
     return out
 
 
@@ -103,13 +105,13 @@ def _as_vector(name: str, value: Any, min_len: int = 1) -> np.ndarray:
     try:
         arr = np.atleast_1d(np.asarray(value, dtype=np.float64))
     except (TypeError, ValueError):
-        raise ValueError(f"parameter {name!r} must be a list of numbers, got {value!r}") from None
+        raise InvalidValue(name, f"parameter {name!r} must be a list of numbers, got {value!r}") from None
     if arr.ndim != 1 or arr.size < min_len:
-        raise ValueError(
-            f"parameter {name!r} must be a flat list of at least {min_len} numbers, got {value!r}"
+        raise InvalidValue(
+            name, f"parameter {name!r} must be a flat list of at least {min_len} numbers, got {value!r}"
         )
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"parameter {name!r} must contain finite numbers only, got {value!r}")
+        raise InvalidValue(name, f"parameter {name!r} must contain finite numbers only, got {value!r}")
     return arr
 
 
@@ -118,11 +120,11 @@ def _knots(interp_x: Any, interp_y: Any) -> tuple[np.ndarray, np.ndarray]:
     kx = _as_vector("interp_x", interp_x, min_len=2)
     ky = _as_vector("interp_y", interp_y, min_len=2)
     if kx.size != ky.size:
-        raise ValueError(
-            f"interp_x and interp_y must have the same length, got {kx.size} and {ky.size}"
+        raise InvalidValue(
+            "interp_y", f"interp_x and interp_y must have the same length, got {kx.size} and {ky.size}"
         )
     if np.any(np.diff(kx) <= 0):
-        raise ValueError(f"interp_x must be strictly increasing, got {kx.tolist()}")
+        raise InvalidValue("interp_x", f"interp_x must be strictly increasing, got {kx.tolist()}")
     return kx, ky
 
 
@@ -216,7 +218,7 @@ def _double_well(
     xmax, xmin = _as_float("xmax", xmax), _as_float("xmin", xmin)
     depth, sig = _as_float("depth", depth), _as_float("sig", sig)
     if xmin == xmax:
-        raise ValueError(f"double_well needs xmin != xmax, got xmin = xmax = {xmin}")
+        raise InvalidValue("xmin", f"double_well needs xmin != xmax, got xmin = xmax = {xmin}")
     y = grid.x - xmax
     r = y / (xmin - xmax)
     return _boltzmann(depth * r**4 - 2.0 * depth * r**2 + sig * y)
@@ -230,7 +232,7 @@ def _mixture(
 ) -> np.ndarray:
     theta = _as_float("theta", theta)
     if not 0.0 <= theta <= 1.0:
-        raise ValueError(f"parameter 'theta' must be in [0, 1], got {theta}")
+        raise InvalidValue("theta", f"parameter 'theta' must be in [0, 1], got {theta}")
     model1 = dict(_MIXTURE_DEFAULT_1 if model1 is None else model1)
     model2 = dict(_MIXTURE_DEFAULT_2 if model2 is None else model2)
     # Each component is a normalised density (not clipped), so theta is the
@@ -321,7 +323,8 @@ PEQ_MODELS: dict[str, LibraryModel] = {
     "double_well": LibraryModel(
         _double_well,
         {"xmax": 0.0, "xmin": 0.3, "depth": 4.0, "sig": 0.0},
-        "U = depth·r⁴ − 2·depth·r² + sig·y, y = x−xmax, r = y/(xmin−xmax)",
+        "U = depth·r⁴ − 2·depth·r² + sig·y, y = x−xmax, r = y/(xmin−xmax): "
+        "wells at xmax ± (xmin−xmax), barrier at xmax",
     ),
     "mixture": LibraryModel(
         _mixture,
@@ -367,11 +370,11 @@ def _peaks(
 ) -> np.ndarray:
     c, wd, a = _as_vector("center", center), _as_vector("width", width), _as_vector("amp", amp)
     if not c.size == wd.size == a.size:
-        raise ValueError(
-            f"center, width and amp must have the same length, got {c.size}, {wd.size}, {a.size}"
+        raise InvalidValue(
+            "center", f"center, width and amp must have the same length, got {c.size}, {wd.size}, {a.size}"
         )
     if np.any(wd == 0):
-        raise ValueError(f"parameter 'width' must be non-zero, got {wd.tolist()}")
+        raise InvalidValue("width", f"parameter 'width' must be non-zero, got {wd.tolist()}")
     return np.sum(a * np.exp(-((x[:, None] - c) ** 2) / wd**2), axis=1)
 
 
@@ -403,7 +406,7 @@ def _custom_rate(x: np.ndarray, func: Callable[[np.ndarray], Any] | None = None)
 #: Firing-rate models (Hz), name -> LibraryModel.
 RATE_MODELS: dict[str, LibraryModel] = {
     "rectified_linear": LibraryModel(
-        _rectified_linear, {"slope": 50.0, "x_thresh": -1.0}, "slope·(x − x_thresh)"
+        _rectified_linear, {"slope": 50.0, "x_thresh": -1.0}, f"max(slope·(x − x_thresh), {RATE_FLOOR:g} Hz)"
     ),
     "linear": LibraryModel(_linear, {"slope": 50.0, "bias": 2.0}, "slope·x + bias"),
     "peaks": LibraryModel(

@@ -8,11 +8,13 @@ from typing import Any, Mapping
 import numpy as np
 
 from .grid import Grid
+from .limits import InvalidValue, Limit
 
 __all__ = [
     "Model",
     "BOUNDARY_MODES",
     "PEQ_FLOOR",
+    "D_LIMIT",
     "force_from_peq",
     "peq_from_force",
     "rates_from_shape",
@@ -21,6 +23,8 @@ __all__ = [
 
 BOUNDARY_MODES = ("absorbing", "reflecting")
 PEQ_FLOOR = 1e-5  # peq and p0 are clipped below at this value after every update
+#: The noise magnitude D (a.u.²/s); the forms use the same limit.
+D_LIMIT = Limit("D", float, 0, lo_open=True)
 
 
 def force_from_peq(grid: Grid, peq: np.ndarray) -> np.ndarray:
@@ -122,8 +126,8 @@ class Model:
             if not np.all(np.isfinite(p0)) or np.any(p0 < 0) or np.any(p0 @ self.grid.w <= 0):
                 raise ValueError("p0 must be finite, non-negative and have a positive integral")
         D = np.atleast_1d(np.array(self.D, dtype=float))
-        if D.ndim != 1 or not np.all(np.isfinite(D)) or np.any(D <= 0):
-            raise ValueError(f"D must be a finite number > 0 (or one per datasample), got {self.D!r}")
+        if D.ndim != 1 or not all(D_LIMIT.allows(d) for d in D):
+            raise InvalidValue("D", f"D must be a finite number > 0 (or one per datasample), got {self.D!r}")
         fr = np.array(self.fr, dtype=float)
         if fr.ndim == 2:
             fr = fr[None]

@@ -28,12 +28,29 @@ from numba import njit
 from scipy.interpolate import CubicSpline
 
 from ._parallel import parallel_map
+from .limits import InvalidValue, Limit
 from .spikedata import TRIAL_END, SpikeData
 
-__all__ = ["Simulation", "simulate", "warm_up", "sample_p0", "MAX_STEPS_PER_TRIAL"]
+__all__ = ["Simulation", "simulate", "warm_up", "sample_p0", "MAX_STEPS_PER_TRIAL",
+           "N_TRIALS", "DURATION", "SEED", "dt_limit"]
 
 #: Guard against accidental huge requests (memory ≈ 8·(n_neurons + 3) bytes/step).
 MAX_STEPS_PER_TRIAL = 100_000_000
+
+# The limits of a simulation's settings (the forms and the settings layer use the same).
+#: Trials to simulate.
+N_TRIALS = Limit("n_trials", int, 1)
+#: Trial length, s.
+DURATION = Limit("duration", float, 0, lo_open=True)
+#: Seed of the random streams (``SeedSequence`` takes any integer >= 0).
+SEED = Limit("seed", int, 0)
+
+
+def dt_limit(duration: float) -> Limit:
+    """Euler steps a trial of ``duration`` seconds allows: ``0 < dt < duration``,
+    and at most :data:`MAX_STEPS_PER_TRIAL` steps per trial."""
+    return Limit("dt", float, float(duration) / MAX_STEPS_PER_TRIAL, float(duration),
+                 hi_open=True, why=f"below the trial duration, at most {MAX_STEPS_PER_TRIAL} steps")
 #: Force clip, in units of one step's drift: |D·F·dt| ≤ 0.05 (MATH.md §8).
 _DRIFT_CLIP = 0.05
 #: Extra normals per trial for redrawing a step that a mirror cannot bring
@@ -166,22 +183,19 @@ def warm_up() -> None:
 
 
 def _validate_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    return int(value)
+    return Limit(name, int, minimum).check(value)
 
 
-def _validate_positive(name: str, value: Any) -> float:
+def _validate_seconds(value: Any, limit: Limit) -> float:
+    name = limit.name
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a number of seconds > 0, got {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a number of seconds > 0, got {value!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be finite and > 0 seconds, got {value!r}")
+    if not limit.allows(v):
+        raise InvalidValue(name, f"{name} must be finite and > 0 seconds, got {value!r}")
     return v
 
 
@@ -190,8 +204,8 @@ def _validate_seed(seed: Any) -> np.random.SeedSequence:
         return np.random.SeedSequence()
     if isinstance(seed, np.random.SeedSequence):
         return seed
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not SEED.allows(seed):
+        raise InvalidValue("seed", f"seed must be None or an integer >= 0, got {seed!r}")
     return np.random.SeedSequence(int(seed))
 
 
@@ -352,11 +366,11 @@ def simulate(
     TypeError, ValueError
         Invalid arguments, named with the allowed values.
     """
-    n_trials = _validate_int("n_trials", n_trials, 1)
-    duration = _validate_positive("duration", duration)
-    dt = _validate_positive("dt", dt)
-    if dt >= duration:
-        raise ValueError(f"dt must be smaller than duration ({duration} s), got {dt}")
+    n_trials = N_TRIALS.check(n_trials)
+    duration = _validate_seconds(duration, DURATION)
+    dt = _validate_seconds(dt, Limit("dt", float, 0, lo_open=True))
+    if dt >= duration:  # the rest of dt_limit(duration) is checked below
+        raise InvalidValue("dt", f"dt must be smaller than duration ({duration} s), got {dt}")
     if not isinstance(with_trial_end, (bool, np.bool_)):
         raise TypeError(f"with_trial_end must be True or False, got {with_trial_end!r}")
     seq = _validate_seed(seed)
@@ -370,8 +384,9 @@ def simulate(
     if model.boundary_mode not in ("absorbing", "reflecting"):
         raise ValueError(f"model.boundary_mode must be 'absorbing' or 'reflecting', got {model.boundary_mode!r}")
     n_steps = int(math.ceil(duration / dt - 1e-9))
-    if n_steps > MAX_STEPS_PER_TRIAL:
-        raise ValueError(
+    if not dt_limit(duration).allows(dt):
+        raise InvalidValue(
+            "dt",
             f"duration/dt = {n_steps} steps per trial exceeds {MAX_STEPS_PER_TRIAL}; use a larger dt "
             f"or a shorter duration"
         )

@@ -22,8 +22,9 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 
 from ._parallel import blas_threads
 from .grid import Grid
+from .limits import Limit
 
-__all__ = ["Spectrum", "solve_spectrum", "validate_Nv"]
+__all__ = ["Spectrum", "solve_spectrum", "validate_Nv", "nv_limit"]
 
 
 @dataclass(frozen=True)
@@ -45,16 +46,25 @@ class Spectrum:
     Qx: np.ndarray
 
 
+def nv_limit(N: int | None = None) -> Limit:
+    """The eigenpairs a grid of ``N`` nodes can keep: ``1 <= Nv <= N - 2``.
+
+    The two boundary constraints remove two of the ``N`` degrees of freedom.
+    Without ``N`` only the lower bound.
+    """
+    if N is None:
+        return Limit("Nv", int, 1)
+    return Limit("Nv", int, 1, int(N) - 2, why="N - 2 for this grid")
+
+
 def validate_Nv(grid: Grid, Nv: int | None) -> int:
-    """``Nv`` as an int in ``[1, N - 2]``; None means ``N - 2``."""
-    n = grid.N - 2
+    """``Nv`` as an int in ``[1, N - 2]``; None means ``N - 2``.
+
+    Raises TypeError (not an integer) or InvalidValue (field ``Nv``).
+    """
     if Nv is None:
-        return n
-    if isinstance(Nv, bool) or not isinstance(Nv, (int, np.integer)):
-        raise TypeError(f"Nv must be an integer in [1, {n}] (N - 2 for this grid) or None, got {Nv!r}")
-    if not 1 <= Nv <= n:
-        raise ValueError(f"Nv must be in [1, {n}] (N - 2 for this grid), got {Nv}")
-    return int(Nv)
+        return grid.N - 2
+    return nv_limit(grid.N).check(Nv)
 
 
 def _stiffness(grid: Grid, peq: np.ndarray, D: float) -> sp.csr_matrix:

@@ -80,6 +80,8 @@ class CorruptValue(ValueError):
 class NameTaken(ValueError):
     """A model or dataset of that name exists (saving never overwrites)."""
 
+    field = "name"  # like InvalidValue (flowdash.names): the setting at fault, as data
+
 
 class RunActive(ValueError):
     """The run is queued or running (cancel it first)."""

@@ -21,34 +21,57 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def live_app(tmp_path_factory):
-    """``python app.py`` on a free port with a temporary store; yields its URL."""
-    store = tmp_path_factory.mktemp("store")
-    port = free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    log = open(store / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--port", str(port),
-                             "--store", str(store)], cwd=REPO, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    t0 = time.time()
-    while True:
+class LiveServer:
+    """``python app.py`` on a port and a store, with ``workers`` warm workers (the
+    queue's size does not depend on the machine's cores); can be stopped and
+    started again."""
+
+    def __init__(self, store: Path, workers: int = 2):
+        self.store, self.port, self.workers = store, free_port(), workers
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = self.log = None
+
+    def start(self):
+        self.log = open(self.store / "server.log", "a")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "app.py"), "--port", str(self.port), "--store",
+             str(self.store), "--workers", str(self.workers)],
+            cwd=REPO, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=self.log,
+            stderr=subprocess.STDOUT)
+        t0 = time.time()
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/_flowdash/alive", timeout=1)
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.time() - t0 > 30:
+                    self.proc.kill()
+                    raise RuntimeError((self.store / "server.log").read_text())
+                time.sleep(0.2)
+
+    def stop(self):
+        self.proc.terminate()
         try:
-            urllib.request.urlopen(url, timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() - t0 > 30:
-                proc.kill()
-                raise RuntimeError((store / "server.log").read_text())
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """The app on a free port with a temporary store (tests may stop and restart it)."""
+    server = LiveServer(tmp_path_factory.mktemp("store"))
+    server.start()
+    yield server
+    if server.proc.poll() is None:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_app(live_server):
+    """The running app's URL."""
+    return live_server.url
 
 
 @pytest.fixture(scope="session")

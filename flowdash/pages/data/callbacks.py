@@ -118,8 +118,8 @@ def cancel_generation(_n, run_id):
 
 
 def _about_name(exc) -> bool:
-    """The store rejected the dataset name (taken, empty or too long)."""
-    return isinstance(exc, NameTaken) or str(exc).startswith("dataset name")
+    """The store rejected the dataset name (taken, empty or too long): its ``field``."""
+    return getattr(exc, "field", None) == "name"
 
 
 def _save(samples, meta, name):
@@ -168,12 +168,35 @@ def load_pmd(_n, conditions, name):
                    f"{len(samples)} conditions.", "success"), opts, name, False, "")
 
 
+@callback(Output(ids.TRIALS, "value"), Output(ids.DURATION, "value"), Output(ids.DT, "value"),
+          Output(ids.SEED, "value"), Output(ids.VAL_FRACTION, "value"),
+          Output(ids.TRIAL_END, "value"), Output(ids.NAME, "value"),
+          Input(ids.PRESET, "n_clicks"), prevent_initial_call=True)
+def preset(_n):
+    """The 2020 Fig. 3 data: 2 trials × 100 s, one for validation, no trial end."""
+    if not _n:  # pages insert components: never act without a real click
+        raise PreventUpdate
+    p = logic.FIG3_DATA
+    return (p["n_trials"], p["duration"], p["dt"], p["seed"], p["val_fraction"],
+            p["with_trial_end"], p["dataset_name"])
+
+
+@callback(Output(ids.DELETE_CONFIRM, "displayed"), Output(ids.DELETE_CONFIRM, "message"),
+          Input(ids.DELETE, "n_clicks"), State(ids.DATASET, "value"), prevent_initial_call=True)
+def ask_delete(_n, name):
+    """Deleting asks first."""
+    if not _n or not name:  # pages insert components: never act without a real click
+        raise PreventUpdate
+    return True, f"Delete the dataset “{name}”? Runs keep their settings, but its spikes are gone."
+
+
 @callback(Output(ids.DELETE_MSG, "children"), Output(ids.DATASET, "options", allow_duplicate=True),
           Output(ids.DATASET, "value", allow_duplicate=True),
-          Input(ids.DELETE, "n_clicks"), State(ids.DATASET, "value"), prevent_initial_call=True)
+          Input(ids.DELETE_CONFIRM, "submit_n_clicks"), State(ids.DATASET, "value"),
+          prevent_initial_call=True)
 def delete_dataset(_n, name):
-    """Delete the chosen dataset (runs keep a copy of its description)."""
-    if not _n or not name:  # pages insert components: never act without a real click
+    """Delete the chosen dataset once confirmed (runs keep a copy of its description)."""
+    if not _n or not name:  # pages insert components: never act without a confirmation
         raise PreventUpdate
     with open_store() as store:
         store.delete_dataset(name)

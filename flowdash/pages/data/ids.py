@@ -33,3 +33,6 @@ PMD_NAME_FB = "data-pmd-name-fb"
 SAMPLE = "data-sample"                # which datasample (condition) is drawn
 DELETE = "data-delete"
 DELETE_MSG = "data-delete-msg"
+DELETE_CONFIRM = "data-delete-confirm"  # dcc.ConfirmDialog: delete the dataset?
+PRESET = "data-preset"                # the 2020 Fig. 3 data settings
+CSV_HELP = "data-csv-help"

@@ -18,9 +18,24 @@ def fb(fid):
     return {"type": ids.FB, "field": fid}
 
 
+#: The upload box's description of the CSV format (SpikeData.load_csv).
+CSV_HELP = [
+    html.Div(["CSV: a spikes table, header ", html.Code("trial,neuron,time"),
+              ", one row per spike (trial and neuron numbered from 0, time in s):"]),
+    html.Pre("trial,neuron,time\n0,0,0.0132\n0,1,0.0457", className="csv-example"),
+    html.Div(["and, to record when each trial ends, a trials table ", html.Code("trial,start,end"),
+              ":"]),
+    html.Pre("trial,start,end\n0,0.0,2.5", className="csv-example"),
+    html.Div("Upload both files together; without a trials table each trial starts at 0 and "
+             "has no recorded end."),
+]
+
+
 def layout(**_query):
     generate = card(
         "Generate from a saved model",
+        dbc.Button("Preset: 2020 Fig. 3 data", id=ids.PRESET, color="primary", outline=True,
+                   size="sm", className="mb-2"),
         dbc.Row([
             field("Ground-truth model", dbc.Select(id=ids.MODEL, options=[],
                                                    placeholder="choose a saved model"),
@@ -39,8 +54,8 @@ def layout(**_query):
             dbc.Button("Generate", id=ids.GENERATE, color="primary", className="me-2"),
             dbc.Button("Cancel", id=ids.CANCEL, color="danger", outline=True, disabled=True),
         ], className="mb-2"),
-        dbc.Progress(id=ids.PROGRESS, value=0, label="", striped=True, className="mb-2"),
-        html.Div(id=ids.STATUS),
+        dbc.Progress(id=ids.PROGRESS, value=0, label="", className="mb-2 live-status"),
+        html.Div(id=ids.STATUS, className="live-status"),
         dcc.Store(id=ids.JOB),
         dcc.Interval(id=ids.GEN_POLL, interval=400),
     )
@@ -52,6 +67,7 @@ def layout(**_query):
                                       " one .npz, or CSV spikes (+ trials) tables "
                                       f"(at most {settings.MAX_UPLOAD_BYTES // 2**20} MB, "
                                       f"{settings.MAX_NEURONS} neurons)"])),
+        html.Div(CSV_HELP, id=ids.CSV_HELP, className="small text-muted mt-2"),
         dbc.Row([field("Dataset name", _input(ids.UPLOAD_NAME, "uploaded-1"), ids.UPLOAD_NAME_FB,
                        width=12)], className="g-2 mt-1"),
         html.Div(id=ids.UPLOAD_MSG),
@@ -64,7 +80,7 @@ def layout(**_query):
         dbc.Row([
             dbc.Col([_input(ids.PMD_NAME, "pmd"),
                      dbc.FormFeedback(id=ids.PMD_NAME_FB, type="invalid")], md=7),
-            dbc.Col(dbc.Button("Load PMd", id=ids.PMD_LOAD, color="secondary"), md="auto"),
+            dbc.Col(dbc.Button("Load PMd", id=ids.PMD_LOAD, color="primary"), md="auto"),
         ], className="g-2 mt-1"),
         html.Div(id=ids.PMD_MSG, className="mt-2"),
         dbc.FormText("Decision windows 120 ms after stimulus onset to the reaction time, "
@@ -82,7 +98,8 @@ def layout(**_query):
                   help_text=f"e.g. 0, 1 or 0-4 (at most {logic.MAX_SHOWN_TRIALS})", width=4),
         ], className="g-2"),
         html.Div([dbc.Button("Delete dataset", id=ids.DELETE, color="danger", outline=True,
-                             size="sm"), html.Span(id=ids.DELETE_MSG, className="ms-2")],
+                             size="sm"), html.Span(id=ids.DELETE_MSG, className="ms-2"),
+                  dcc.ConfirmDialog(id=ids.DELETE_CONFIRM)],
                  className="mb-2"),
         html.Div(id=ids.SUMMARY, className="mb-2"),
         dcc.Graph(id=ids.RASTER, figure=theme.message_figure("No dataset chosen.", 260),

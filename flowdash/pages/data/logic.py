@@ -12,6 +12,10 @@ from flowdash import settings
 from flowdash.store import ACTIVE_STATUSES
 
 MAX_SHOWN_TRIALS = 20
+#: The data of the 2020 paper's Fig. 3 (the ``example1`` case): two 100 s trials,
+#: one to train and one to validate, no trial end, dt 1e-4.
+FIG3_DATA = {"n_trials": "2", "duration": "100", "dt": "0.0001", "seed": "0",
+             "val_fraction": "0.5", "with_trial_end": False, "dataset_name": "fig3-data"}
 
 
 def parse_trials(text, n_trials: int) -> list[int]:
@@ -93,7 +97,7 @@ def import_upload(contents, filenames, val_fraction, seed=0):
         raise ValueError(f"the data has {data.n_trials} trials; at most {settings.MAX_TRIALS} "
                          "are allowed")
     try:
-        vf = settings.parse_number(val_fraction, *settings.GEN_LIMITS["val_fraction"])
+        vf = settings.parse_number(val_fraction, settings.GEN_LIMITS["val_fraction"])
     except ValueError as exc:
         raise ValueError(f"Validation fraction (Generate card): {exc}") from None
     meta = {"source": "upload", "files": [n for n, _ in files], "n_datasamples": 1,

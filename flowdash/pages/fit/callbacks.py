@@ -1,7 +1,8 @@
 """Fit page callbacks: start/cancel through the job layer, poll the run store."""
 from __future__ import annotations
 
-from dash import ALL, Input, Output, State, callback, ctx, no_update
+from dash import ALL, ClientsideFunction, Input, Output, State, callback, clientside_callback, \
+    ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from flowdash import ids as app_ids
@@ -15,6 +16,23 @@ FIELDS = ("dataset", "init_model", "params", "alpha", "epochs", "batches", "nv",
 INPUT_OF = {"dataset": ids.DATASET, "init_model": ids.INIT_MODEL, "alpha": ids.ALPHA,
             "epochs": ids.EPOCHS, "batches": ids.BATCHES, "nv": ids.NV,
             "snapshots": ids.SNAPSHOTS, "seed": ids.SEED, "pace": ids.PACE, "name": ids.NAME}
+#: The form's fields, in the order of :func:`fields`.
+FORM_STATES = (State(ids.DATASET, "value"), State(ids.INIT_MODEL, "value"),
+               State(ids.PEQ_OVERRIDE, "value"), State(ids.OPTIMIZER, "value"),
+               State({"type": ids.LR, "param": ALL}, "value"), State(ids.ALPHA, "value"),
+               State(ids.PARAMS, "value"), State(ids.EPOCHS, "value"),
+               State(ids.BATCHES, "value"), State(ids.NV, "value"),
+               State(ids.SNAPSHOTS, "value"), State(ids.SEED, "value"),
+               State(ids.PACE, "value"))
+
+
+def fields(dataset, init_model, peq_override, optimizer, lrs, alpha, params, epochs, batches,
+           nv, snapshots, seed, pace, name=None) -> dict:
+    """The form's values as the dict :mod:`view` takes."""
+    return dict(dataset=dataset, init_model=init_model, peq_override=peq_override,
+                optimizer=optimizer, lr=dict(zip(view.PARAMS, lrs or [])), alpha=alpha,
+                params=params, epochs=epochs, batches=batches, nv=nv, snapshots=snapshots,
+                seed=seed, pace=pace, name=name)
 
 
 def run_options(store):
@@ -47,11 +65,12 @@ def optimizer_fields(optimizer):
 @callback(Output(ids.INIT_MODEL, "value"), Output(ids.PEQ_OVERRIDE, "value"),
           Output(ids.OPTIMIZER, "value"), Output({"type": ids.LR, "param": ALL}, "value"),
           Output(ids.PARAMS, "value"), Output(ids.EPOCHS, "value"), Output(ids.BATCHES, "value"),
-          Output(ids.NV, "value"), Output(ids.SNAPSHOTS, "value"),
+          Output(ids.NV, "value"), Output(ids.SNAPSHOTS, "value"), Output(ids.VIEW, "value"),
           Input(ids.PRESET, "n_clicks"), State(ids.DATASET, "value"),
           State(ids.INIT_MODEL, "value"), prevent_initial_call=True)
 def preset(_n, dataset, init_model):
-    """The 2020 Fig. 3 fit: from the dataset's ground truth with a cos_square peq."""
+    """The 2020 Fig. 3 fit, from the dataset's ground truth with a cos_square peq,
+    shown in the paper's layout."""
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
     with open_store() as store:
@@ -60,7 +79,23 @@ def preset(_n, dataset, init_model):
     p = view.fig3_preset(truth)
     return (p["init_model"], p["peq_override"], p["optimizer"],
             [p["lr"][q] for q in view.PARAMS], p["params"], p["epochs"], p["batches"],
-            p["nv"], p["snapshots"])
+            p["nv"], p["snapshots"], p["view"])
+
+
+@callback(Output(ids.ESTIMATE, "children"), Output(ids.ESTIMATE, "className"),
+          Output(ids.SNAPSHOT_WARN, "children"),
+          Input(ids.DATASET, "value"), Input(ids.INIT_MODEL, "value"),
+          Input(ids.PEQ_OVERRIDE, "value"), Input(ids.OPTIMIZER, "value"),
+          Input({"type": ids.LR, "param": ALL}, "value"), Input(ids.ALPHA, "value"),
+          Input(ids.PARAMS, "value"), Input(ids.EPOCHS, "value"), Input(ids.BATCHES, "value"),
+          Input(ids.NV, "value"), Input(ids.SNAPSHOTS, "value"), Input(ids.SEED, "value"),
+          Input(ids.PACE, "value"))
+def preflight(*values):
+    """As one types: the estimated time per epoch and the warnings (nothing starts)."""
+    with open_store() as store:
+        out = view.preflight(store, fields(*values))
+    css = "small mt-1 " + ("text-warning-emphasis fw-semibold" if out["slow"] else "text-muted")
+    return out["estimate"], css, out["warnings"].get("snapshots", "")
 
 
 @callback(
@@ -68,25 +103,15 @@ def preset(_n, dataset, init_model):
     Output(ids.RUN_SELECT, "options", allow_duplicate=True),
     Output(ids.RUN_SELECT, "value", allow_duplicate=True),
     Output({"type": ids.FB, "field": ALL}, "children"),
-    Input(ids.START, "n_clicks"),
-    State(ids.DATASET, "value"), State(ids.INIT_MODEL, "value"),
-    State(ids.PEQ_OVERRIDE, "value"), State(ids.OPTIMIZER, "value"),
-    State({"type": ids.LR, "param": ALL}, "value"), State(ids.ALPHA, "value"),
-    State(ids.PARAMS, "value"), State(ids.EPOCHS, "value"), State(ids.BATCHES, "value"),
-    State(ids.NV, "value"), State(ids.SNAPSHOTS, "value"), State(ids.SEED, "value"),
-    State(ids.PACE, "value"), State(ids.NAME, "value"), prevent_initial_call=True,
+    Input(ids.START, "n_clicks"), *FORM_STATES, State(ids.NAME, "value"),
+    prevent_initial_call=True,
 )
-def start(_n, dataset, init_model, peq_override, optimizer, lrs, alpha, params, epochs,
-          batches, nv, snapshots, seed, pace, name):
+def start(_n, *values):
     """Validate (the job layer's rules), then queue the fit for a worker."""
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
-    fields = dict(dataset=dataset, init_model=init_model, peq_override=peq_override,
-                  optimizer=optimizer, lr=dict(zip(view.PARAMS, lrs)), alpha=alpha,
-                  params=params, epochs=epochs, batches=batches, nv=nv, snapshots=snapshots,
-                  seed=seed, pace=pace, name=name)
     with open_store() as store:
-        run_id, errors, problem = view.start(store, fields)
+        run_id, errors, problem = view.start(store, fields(*values))
         opts = run_options(store) if run_id else None
     feedback = [errors.get(o["id"]["field"], "") for o in ctx.outputs_list[-1]]
     if run_id is None:
@@ -112,11 +137,15 @@ def follow(run_id):
     return run_id or no_update
 
 
-@callback(Output(ids.MESSAGE, "children", allow_duplicate=True),
+@callback(Output(ids.CANCEL_MSG, "children", allow_duplicate=True),
           Input(ids.CANCEL, "n_clicks"), State(app_ids.ACTIVE_FIT, "data"),
           prevent_initial_call=True)
 def cancel(_n, run_id):
-    """Ask the worker to stop after the current epoch; what it has is kept."""
+    """Ask the worker to stop after the current epoch; what it has is kept.
+
+    The answer has its own place: the poll clears "Fit started." when the run
+    ends, which a cancel makes happen at once.
+    """
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
     if not run_id:
@@ -132,24 +161,70 @@ def cancel(_n, run_id):
     return alert("Cancel requested: the fit stops after the current epoch.", "warning")
 
 
+@callback(Output(ids.PAPER_BOX, "style"), Output(ids.OVERLAY_BOX, "style"),
+          Output(ids.EXPORT_PNG, "style"), Input(ids.VIEW, "value"))
+def show_view(which):
+    """The paper's layout (one figure, with its PNG export) or the overlay (two)."""
+    hide = {"display": "none"}
+    return (None, hide, None) if which == view.PAPER else (hide, None, hide)
+
+
 @callback(Output(ids.NLL_GRAPH, "figure"), Output(ids.POTENTIAL_GRAPH, "figure"),
-          Output(ids.PARAMS_GRAPH, "figure"), Output(ids.PROGRESS, "value"),
-          Output(ids.PROGRESS, "label"), Output(ids.PROGRESS_TEXT, "children"),
-          Output(ids.STATUS, "children"), Output(ids.CURSOR, "data"),
+          Output(ids.PAPER_GRAPH, "figure"), Output(ids.PARAMS_GRAPH, "figure"),
+          Output(ids.PROGRESS, "value"), Output(ids.PROGRESS, "label"),
+          Output(ids.PROGRESS, "striped"), Output(ids.PROGRESS, "animated"),
+          Output(ids.PROGRESS_TEXT, "children"), Output(ids.STATUS, "children"),
+          Output(ids.LIVE_WARNING, "children"), Output(ids.CURSOR, "data"),
           Output(ids.INTERVAL, "disabled"), Output(ids.CANCEL, "disabled"),
           Output(ids.INTERVAL, "interval"),
-          Input(ids.INTERVAL, "n_intervals"), Input(app_ids.ACTIVE_FIT, "data"),
-          State(ids.CURSOR, "data"))
-def poll(_n, run_id, cursor):
-    """Read what is new in the run store; extend the curves with a Patch."""
+          Output(ids.MESSAGE, "children", allow_duplicate=True),
+          Output(ids.CANCEL_MSG, "children", allow_duplicate=True),
+          Output(ids.POLL_DONE, "data"),
+          Input(ids.POLL_TICK, "data"), Input(app_ids.ACTIVE_FIT, "data"),
+          Input(ids.VIEW, "value"), State(ids.CURSOR, "data"), prevent_initial_call="initial_duplicate")
+def poll(tick, run_id, which, cursor):
+    """Read what is new in the run store; extend the curves with a Patch.
+
+    ``tick`` comes from the interval through a gate (assets/flowdash.js) that
+    lets the next one pass once this poll answers it (``POLL_DONE``). "Fit
+    started." goes when the run ends; a Cancel's answer when another run is
+    followed.
+    """
+    done = tick.get("n") if isinstance(tick, dict) else tick
+    followed = ctx.triggered_id == app_ids.ACTIVE_FIT
     with open_store() as store:
-        out = view.poll(store, run_id, None if ctx.triggered_id == app_ids.ACTIVE_FIT
-                        else cursor)
+        out = view.poll(store, run_id, None if followed else cursor, which or view.OVERLAY)
+    cancel_msg = "" if followed else no_update
     if out is None:
-        return (no_update,) * 8 + (True, True, no_update)
-    pot, par = out["side"] or (no_update, no_update)
+        return (no_update,) * 12 + (True, True, no_update, no_update, cancel_msg, done)
     value, label, text = out["progress"]
     status = out["record"]["status"]
-    return (out["nll"] if out["nll"] is not None else no_update, pot, par, value, label, text,
-            status_badge(status), out["cursor"], out["final"], status not in ("queued", "running"),
-            view.poll_interval(out))
+    active = status in ("queued", "running")
+    warning = alert(out["warning"], "warning") if out["warning"] else ""
+    figs = [no_update if out[k] is None else out[k]
+            for k in ("nll", "potential", "paper", "params")]
+    return (*figs, value, label, active, active, text, status_badge(status), warning,
+            out["cursor"], out["final"], not active, view.poll_interval(out),
+            "" if out["final"] else no_update, cancel_msg, done)
+
+
+clientside_callback(
+    ClientsideFunction("flowdash", "pollGate"),
+    Output(ids.POLL_TICK, "data"), Input(ids.INTERVAL, "n_intervals"),
+    State(ids.POLL_TICK, "data"), State(ids.POLL_DONE, "data"), prevent_initial_call=True)
+
+clientside_callback(
+    ClientsideFunction("flowdash", "exportPng"),
+    Output(ids.EXPORT_DONE, "children"), Input(ids.EXPORT_PNG, "n_clicks"),
+    State(ids.PAPER_GRAPH, "id"), State(ids.VIEW, "value"), prevent_initial_call=True)
+
+clientside_callback(
+    ClientsideFunction("flowdash", "togglePresentation"),
+    Output(ids.PAGE, "className"), Output(ids.PRESENT, "children"),
+    Input(ids.PRESENT, "n_clicks"), State(ids.PAGE, "className"), prevent_initial_call=True)
+
+# Hide/show the settings (hidden at first below 1200 px: see assets/flowdash.js).
+clientside_callback(
+    ClientsideFunction("flowdash", "toggleSettings"),
+    Output(ids.SETTINGS_COL, "className"), Output(ids.SETTINGS_TOGGLE, "children"),
+    Input(ids.SETTINGS_TOGGLE, "n_clicks"), State(ids.SETTINGS_COL, "className"))

@@ -10,6 +10,17 @@ from flowdash.pages import theme
 
 NLL_Y_TITLE = "NLL − NLL(epoch 0) (nats)"
 EPOCH_TITLE = "epoch (iteration)"
+#: Potentials are drawn clipped at this value, as in the paper's Fig. 3.
+PHI_CLIP = 6.0
+PHI_TITLE = "potential Φ(x) = −log peq (clipped at 6)"
+#: The paper's Fig. 3 colours: training black, validation red, ground truth grey.
+PAPER_TRAIN, PAPER_VAL, PAPER_TRUTH = "#000000", "#D7191C", "#A0A0A0"
+PAPER_FIT = theme.OKABE_ITO["blue"]
+#: PNG export of the paper layout: a two-column figure (183 mm at 150 px/in), at 3× for print.
+PAPER_EXPORT = {"format": "png", "width": 1100, "height": 340, "scale": 3,
+                "filename": "flowdash-fig3"}
+#: At most this many snapshot panels (the first ones) in the paper layout.
+MAX_PANELS = 6
 
 
 def _ok(v) -> bool:
@@ -32,6 +43,11 @@ def best_epoch(epochs, val):
     if not pairs:
         return None, None
     return min(pairs, key=lambda p: p[1])
+
+
+def phi(peq) -> list:
+    """Φ = −log peq, clipped at :data:`PHI_CLIP`, as a plain list (patchable)."""
+    return np.minimum(-np.log(np.asarray(peq, float)), PHI_CLIP).tolist()
 
 
 def min_marker_shape(epoch):
@@ -89,7 +105,7 @@ def potential_figure(x, snapshots, truth=None, latest=None) -> go.Figure:
     if truth is not None:
         xt, pt = np.asarray(truth[0]), np.atleast_2d(truth[1])
         for k, row in enumerate(pt):
-            fig.add_trace(go.Scatter(x=xt, y=-np.log(row), mode="lines",
+            fig.add_trace(go.Scatter(x=xt, y=phi(row), mode="lines",
                                      name="ground truth" + (f" {k}" if len(pt) > 1 else ""),
                                      line=dict(color=theme.TRUTH_COLOR, width=4)))
     order = ["sky", "orange", "green", "vermillion", "purple", "blue", "yellow"]
@@ -97,15 +113,15 @@ def potential_figure(x, snapshots, truth=None, latest=None) -> go.Figure:
         rows = np.atleast_2d(peq)
         for k, row in enumerate(rows):
             fig.add_trace(go.Scatter(
-                x=x, y=-np.log(np.asarray(row)), mode="lines",
+                x=x, y=phi(row), mode="lines",
                 name=f"epoch {epoch}" + (f" · {k}" if len(rows) > 1 else ""),
                 line=dict(color=theme.OKABE_ITO[order[i % len(order)]], width=2.5)))
     if latest is not None:
         for k, row in enumerate(np.atleast_2d(latest[1])):
-            fig.add_trace(go.Scatter(x=x, y=-np.log(np.asarray(row)), mode="lines",
+            fig.add_trace(go.Scatter(x=x, y=phi(row), mode="lines",
                                      name=f"now (epoch {latest[0]})",
                                      line=dict(color="#777", width=2, dash="dot")))
-    fig.update_layout(xaxis_title=theme.X_TITLE, yaxis_title=theme.POTENTIAL_TITLE,
+    fig.update_layout(xaxis_title=theme.X_TITLE, yaxis_title=PHI_TITLE,
                       uirevision="potential")
     return fig
 
@@ -180,3 +196,130 @@ def overlay_figure(curves) -> go.Figure:
                                      line=dict(color=c, width=3, dash="dash")))
     fig.update_layout(xaxis_title=EPOCH_TITLE, yaxis_title=NLL_Y_TITLE)
     return fig
+
+
+# ---------------------------------------------------------------------------
+# the paper's layout (Genkin & Engel 2020, Fig. 3)
+# ---------------------------------------------------------------------------
+def paper_panels(snapshot_epochs) -> list[int]:
+    """The snapshot epochs that get a panel (sorted, at most :data:`MAX_PANELS`)."""
+    return sorted(set(int(e) for e in snapshot_epochs))[:MAX_PANELS]
+
+
+def paper_arrow(epoch, value) -> dict:
+    """The arrow at the validation minimum (an annotation on the NLL panel)."""
+    if epoch is None or value is None:
+        return dict(x=0, y=0, xref="x", yref="y", text="", showarrow=False, visible=False)
+    return dict(x=epoch, y=value, xref="x", yref="y", text="min", showarrow=True,
+                arrowhead=2, arrowsize=1.2, arrowwidth=2, arrowcolor=PAPER_VAL, ax=0, ay=-42,
+                font=dict(color=PAPER_VAL, size=14), visible=True)
+
+
+def paper_trace_index(n_panels: int, rows: int, truth_rows: int) -> dict:
+    """Where each trace of :func:`paper_figure` sits (the live view patches them).
+
+    Returns ``{"fit": [[i per row] per panel], "now": [[...]], "truth": [[...]]}``;
+    traces 0 and 1 are the training and validation NLL.
+    """
+    out, i = {"truth": [], "fit": [], "now": []}, 2
+    for _ in range(n_panels):
+        for kind, n in (("truth", truth_rows), ("fit", rows), ("now", rows)):
+            out[kind].append(list(range(i, i + n)))
+            i += n
+    return out
+
+
+def paper_figure(epochs, train, val, x, snapshots, snapshot_epochs, truth=None,
+                 latest=None, rows: int | None = None) -> go.Figure:
+    """The layout of the 2020 paper's Fig. 3 for any fit.
+
+    Left, the NLL (shifted to start at 0): training black, validation red, an
+    arrow at the validation minimum. Then one panel per snapshot epoch: the
+    potential Φ = −log peq at that epoch over the grey ground truth, all
+    clipped at 6 and on one y scale.
+
+    Parameters
+    ----------
+    epochs : sequence of int
+    train, val : sequences of float (nats; None = missing), not yet shifted
+    x : array, shape (N,)
+        Grid nodes of the fitted model.
+    snapshots : mapping epoch -> peq, shape (N,) or (K, N)
+        The snapshot epochs reached so far.
+    snapshot_epochs : sequence of int
+        One panel each (the first :data:`MAX_PANELS`).
+    truth : (x_true (M,), peq_true (M,) or (K, M)) or None
+    latest : (epoch, peq) or None
+        The current parameters, drawn dashed in the first panel not yet reached.
+    rows : int, optional
+        Rows (datasamples) of the fitted peq; default from the data given.
+
+    Trace order (see :func:`paper_trace_index`): training, validation, then per
+    panel the truth rows, the fitted rows and the "now" rows. The arrow is the
+    last layout annotation.
+    """
+    panels = paper_panels(snapshot_epochs)
+    snapshots = {int(e): np.atleast_2d(np.asarray(p, float)) for e, p in dict(snapshots).items()}
+    if rows is None:
+        sample = next(iter(snapshots.values()), None)
+        rows = len(sample) if sample is not None else (
+            len(np.atleast_2d(latest[1])) if latest is not None else 1)
+    t_rows = np.atleast_2d(np.asarray(truth[1], float)) if truth is not None else np.zeros((0, 0))
+    n = len(panels)
+    fig = make_subplots(rows=1, cols=1 + n, column_widths=[1.5] + [1.0] * n,
+                        horizontal_spacing=0.035 if n > 3 else 0.06,
+                        subplot_titles=["Negative log-likelihood"] + [
+                            f"{'Φ(x) at ' if j == 0 else ''}epoch {e}" for j, e in enumerate(panels)])
+    # the legend sits in the NLL panel's empty upper right (the curves fall from 0)
+    right = (1.5 / (1.5 + n)) * (1 - (0.035 if n > 3 else 0.06) * n) if n else 1.0
+    fig.update_layout(template=theme.TEMPLATE, height=380, uirevision="paper",
+                      margin=dict(l=70, r=15, t=50, b=55),
+                      legend=dict(x=right, y=1.0, xanchor="right", yanchor="top",
+                                  bgcolor="rgba(255,255,255,0.85)", font=dict(size=13),
+                                  tracegroupgap=0))
+    epochs = list(epochs)
+    base_t, base_v = first_finite(train), first_finite(val)
+    fig.add_trace(go.Scatter(x=epochs, y=shifted(train, base_t), mode="lines", name="training",
+                             line=dict(color=PAPER_TRAIN, width=2.5)), row=1, col=1)
+    fig.add_trace(go.Scatter(x=epochs, y=shifted(val, base_v), mode="lines", name="validation",
+                             line=dict(color=PAPER_VAL, width=2.5)), row=1, col=1)
+    x = np.asarray(x, float).tolist()
+    now_at = next((e for e in panels if e not in snapshots), None)
+    for j, e in enumerate(panels, start=2):
+        first = j == 2
+        for k, row in enumerate(t_rows):
+            fig.add_trace(go.Scatter(x=np.asarray(truth[0], float).tolist(), y=phi(row),
+                                     mode="lines", name="ground truth", legendgroup="truth",
+                                     showlegend=first and k == 0,
+                                     line=dict(color=PAPER_TRUTH, width=4)), row=1, col=j)
+        fitted = snapshots.get(e)
+        for k in range(rows):
+            y = phi(fitted[k]) if fitted is not None and k < len(fitted) else []
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="fit", legendgroup="fit",
+                                     showlegend=first and k == 0,
+                                     line=dict(color=PAPER_FIT, width=2.5)), row=1, col=j)
+        now = np.atleast_2d(latest[1]) if latest is not None and e == now_at else None
+        for k in range(rows):
+            y = phi(now[k]) if now is not None and k < len(now) else []
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines", legendgroup="now",
+                                     name=now_label(latest[0]) if latest is not None else "now",
+                                     showlegend=now is not None and k == 0,
+                                     line=dict(color=PAPER_FIT, width=2, dash="dot")),
+                          row=1, col=j)
+    values = [v for r in t_rows for v in phi(r)] + [
+        v for p in snapshots.values() for r in p for v in phi(r)]
+    low = min(values) if values else 0.0
+    fig.update_xaxes(title_text="epoch", row=1, col=1)
+    fig.update_yaxes(title_text="NLL − NLL₀ (nats)", row=1, col=1)
+    for j in range(2, n + 2):
+        fig.update_xaxes(title_text="x", row=1, col=j)
+        fig.update_yaxes(range=[low - 0.3, PHI_CLIP + 0.3], matches="y2" if j > 2 else None,
+                         showticklabels=j == 2, row=1, col=j)
+    e, v = best_epoch(epochs, val)
+    fig.add_annotation(**paper_arrow(e, None if v is None else v - base_v))
+    return fig
+
+
+def now_label(epoch) -> str:
+    """Legend entry of the current parameters (the same epoch as the progress text)."""
+    return f"now (epoch {epoch})"

@@ -1,13 +1,18 @@
-"""Fit page layout: the settings form and the live view of a run (Fig. 3 layout)."""
+"""Fit page layout: the settings form and the live view of a run.
+
+Below 1200 px (a projector's 1024 × 768) the settings column starts
+collapsed above the live view, so both live plots fit on one screen;
+*Presentation* hides everything but the live view and draws it large.
+"""
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from flowdash.pages import theme
-from flowdash.pages.components import card, field
-from flowdash.pages.fit import ids
-from flowdash.pages.fit.view import DEFAULT_LR, PARAMS
+from flowdash.pages.components import field
+from flowdash.pages.fit import figures, ids
+from flowdash.pages.fit.view import AS_SAVED, DEFAULT_LR, OVERLAY, PAPER, PARAMS
 from flowdash.pages.model import form as model_form
 
 PARAM_LABELS = {"F": "F (potential)", "F0": "F0 (p0)", "D": "D", "Fr": "Fr (rate shapes)",
@@ -22,11 +27,10 @@ def _input(fid, value, **kw):
     return dbc.Input(id=fid, value=value, type="text", autoComplete="off", **kw)
 
 
-def layout(**_query):
-    peq_options = [{"label": "(as saved)", "value": ""}] + [
-        {"label": f"start peq from {n}", "value": n} for n in model_form.peq_model_names()]
-    settings = card(
-        "Fit settings",
+def _form():
+    peq_options = [{"label": "as saved in the model", "value": AS_SAVED}] + [
+        {"label": n, "value": n} for n in model_form.peq_model_names()]
+    return [
         dbc.Button("Preset: 2020 Fig. 3", id=ids.PRESET, color="primary", outline=True,
                    size="sm", className="mb-2"),
         dbc.Row([
@@ -34,9 +38,9 @@ def layout(**_query):
                                         placeholder="choose a dataset"), fb("dataset"), width=12),
             field("Initial model", dbc.Select(id=ids.INIT_MODEL, options=[],
                                               placeholder="choose a saved model"),
-                  fb("init_model"), width=6),
-            field("Initial peq", dbc.Select(id=ids.PEQ_OVERRIDE, options=peq_options,
-                                            value=""), width=6),
+                  fb("init_model"), width=12),
+            field("Initial peq (start the fit from)",
+                  dbc.Select(id=ids.PEQ_OVERRIDE, options=peq_options, value=AS_SAVED), width=12),
             field("Parameters to fit", dbc.Checklist(
                 id=ids.PARAMS, value=["F"], inline=True,
                 options=[{"label": PARAM_LABELS[p], "value": p} for p in PARAMS]),
@@ -52,13 +56,18 @@ def layout(**_query):
         html.Div(dbc.Row([field("ADAM step α", _input(ids.ALPHA, "0.05"), fb("alpha"), width=4)],
                          className="g-2"), id=ids.ADAM_BOX, style={"display": "none"}),
         dbc.Row([
-            field("Epochs", _input(ids.EPOCHS, "50"), fb("epochs"), width=4),
-            field("Mini-batches", _input(ids.BATCHES, "1"), fb("batches"), width=4),
-            field("Nv (eigenpairs)", _input(ids.NV, "64"), fb("nv"),
-                  help_text="empty = N − 2", width=4),
-            field("Snapshot epochs", _input(ids.SNAPSHOTS, "1, 6, 13, 50"), fb("snapshots"),
-                  width=8),
-            field("Seed", _input(ids.SEED, "0"), fb("seed"), width=4),
+            field("Epochs", _input(ids.EPOCHS, "50"), fb("epochs"), width=6),
+            field("Mini-batches", _input(ids.BATCHES, "1"), fb("batches"), width=6,
+                  help_text="at most the training trials"),
+            field("Nv (eigenpairs)", _input(ids.NV, "64"), fb("nv"), width=6,
+                  help_text="1 … N − 2; empty: N − 2"),
+            field("Seed", _input(ids.SEED, "0"), fb("seed"), width=6),
+            dbc.Col(html.Div([
+                dbc.Label("Snapshot epochs", html_for=ids.SNAPSHOTS, className="mb-1"),
+                _input(ids.SNAPSHOTS, "1, 6, 13, 50"),
+                dbc.FormFeedback(id=fb("snapshots"), type="invalid"),
+                html.Div(id=ids.SNAPSHOT_WARN, className="small text-warning-emphasis"),
+            ], className="mb-2"), md=12),
             field("Pace (s per epoch)", _input(ids.PACE, "0"), fb("pace"),
                   help_text="> 0 slows a fit down for a class to watch", width=12),
             field("Run name", _input(ids.NAME, "", placeholder="optional"), fb("name"), width=12),
@@ -67,32 +76,76 @@ def layout(**_query):
             dbc.Button("Start fit", id=ids.START, color="primary", className="me-2"),
             dbc.Button("Cancel run", id=ids.CANCEL, color="danger", outline=True, disabled=True),
         ]),
+        html.Div(id=ids.ESTIMATE, className="small mt-1 text-muted"),
         html.Div(id=ids.MESSAGE, className="mt-2"),
-    )
-    live = card(
-        "Live view",
-        dbc.Row([
-            dbc.Col(dbc.Select(id=ids.RUN_SELECT, options=[], placeholder="follow a fit run"),
-                    md=8),
-            dbc.Col(html.Div(id=ids.STATUS), md=4, className="d-flex align-items-center"),
-        ], className="g-2 mb-2"),
-        dbc.Progress(id=ids.PROGRESS, value=0, label="", striped=True, animated=True,
-                     className="mb-1"),
-        html.Div(id=ids.PROGRESS_TEXT, className="mb-2 text-muted"),
-        dbc.Row([
-            dbc.Col(dcc.Graph(id=ids.NLL_GRAPH, config=theme.graph_config("png", "nll"),
-                              figure=theme.message_figure("Start a fit or choose a run.", 400)),
-                    xl=6),
-            dbc.Col(dcc.Graph(id=ids.POTENTIAL_GRAPH,
-                              config=theme.graph_config("png", "potential"),
-                              figure=theme.message_figure("", 400)), xl=6),
-        ], className="g-2"),
-        dcc.Graph(id=ids.PARAMS_GRAPH, config=theme.graph_config("png", "params"),
-                  figure=theme.message_figure("", 160)),
-        dcc.Interval(id=ids.INTERVAL, interval=500, disabled=False),
-        dcc.Store(id=ids.CURSOR),
-    )
-    return dbc.Container([
-        html.H2("Fit", className="mb-3"),
-        dbc.Row([dbc.Col(settings, xl=3, lg=4), dbc.Col(live, xl=9, lg=8)]),
-    ], fluid=True)
+        html.Div(id=ids.CANCEL_MSG, className="mt-2"),
+    ]
+
+
+def _graph(css: str, **kw):
+    """A graph that fills its box; the box's CSS class sets the height (presentation
+    makes it large)."""
+    return html.Div(dcc.Graph(responsive=True, style={"height": "100%"}, **kw), className=css)
+
+
+def _live():
+    return dbc.Card([
+        dbc.CardHeader(html.Div([
+            html.H5("Live view", className="mb-0 me-3"),
+            dbc.RadioItems(id=ids.VIEW, value=OVERLAY, inline=True, className="me-auto",
+                           persistence=True, persistence_type="local",
+                           options=[{"label": "Paper (Fig. 3)", "value": PAPER},
+                                    {"label": "Overlay", "value": OVERLAY}]),
+            dbc.Button("Export Fig. 3 PNG", id=ids.EXPORT_PNG, color="primary", outline=True,
+                       size="sm", style={"display": "none"}),
+            dbc.Button("Presentation", id=ids.PRESENT, color="primary", outline=True, size="sm"),
+        ], className="d-flex align-items-center flex-wrap gap-2")),
+        dbc.CardBody([
+            dbc.Row([
+                dbc.Col(dbc.Select(id=ids.RUN_SELECT, options=[], placeholder="follow a fit run"),
+                        md=8),
+                dbc.Col(html.Div(id=ids.STATUS, className="live-status"), md=4,
+                        className="d-flex align-items-center"),
+            ], className="g-2 mb-2"),
+            dbc.Progress(id=ids.PROGRESS, value=0, label="", striped=False, animated=False,
+                         className="mb-1 live-status"),
+            html.Div(id=ids.PROGRESS_TEXT, className="mb-2 text-muted live-status"),
+            html.Div(id=ids.LIVE_WARNING),
+            html.Div(dbc.Row([
+                dbc.Col(_graph("live-graph", id=ids.NLL_GRAPH,
+                               config=theme.graph_config("png", "nll"),
+                               figure=theme.message_figure("Start a fit or choose a run.")), lg=6),
+                dbc.Col(_graph("live-graph", id=ids.POTENTIAL_GRAPH,
+                               config=theme.graph_config("png", "potential"),
+                               figure=theme.message_figure("")), lg=6),
+            ], className="g-2"), id=ids.OVERLAY_BOX),
+            html.Div(_graph("paper-graph", id=ids.PAPER_GRAPH,
+                            figure=theme.message_figure("Start a fit or choose a run."),
+                            config={"displaylogo": False,
+                                    "toImageButtonOptions": figures.PAPER_EXPORT}),
+                     id=ids.PAPER_BOX, style={"display": "none"}),
+            dcc.Graph(id=ids.PARAMS_GRAPH, config=theme.graph_config("png", "params"),
+                      figure=theme.message_figure("", 160)),
+            dcc.Interval(id=ids.INTERVAL, interval=500, disabled=False),
+            dcc.Store(id=ids.POLL_TICK), dcc.Store(id=ids.POLL_DONE),
+            dcc.Store(id=ids.CURSOR),
+            html.Div(id=ids.EXPORT_DONE, hidden=True),
+        ]),
+    ], className="mb-3")
+
+
+def layout(**_query):
+    settings = dbc.Card([dbc.CardHeader(html.H5("Fit settings", className="mb-0")),
+                         dbc.CardBody(_form())], className="mb-3")
+    return html.Div(dbc.Container([
+        html.Div([
+            html.H2("Fit", className="mb-0 me-3"),
+            dbc.Button("Hide settings", id=ids.SETTINGS_TOGGLE, color="primary", outline=True,
+                       size="sm"),
+        ], className="d-flex align-items-center mb-2 page-title"),
+        # "settings-collapsed" on the settings column hides it; the live view then
+        # takes the whole width (assets/style.css)
+        html.Div([html.Div(settings, id=ids.SETTINGS_COL, className="col-12 col-xl-3"),
+                  html.Div(_live(), id=ids.LIVE_COL, className="col-12 col-xl-9 live-col")],
+                 className="row"),
+    ], fluid=True), id=ids.PAGE, className="fit-page")

@@ -10,8 +10,7 @@ import time
 import numpy as np
 from dash import Patch
 
-from flowdash import jobs
-from flowdash import settings
+from flowdash import cost, jobs, settings
 from flowdash.core.fitting import FITTABLE
 from flowdash.pages import theme
 from flowdash.pages.fit import figures
@@ -19,6 +18,13 @@ from flowdash.store import ACTIVE_STATUSES, FINAL_STATUSES
 
 PARAMS = FITTABLE
 DEFAULT_LR = {"F": "0.005", "F0": "0.005", "D": "0.1", "Fr": "0.0005", "C": "1"}
+#: The Initial peq choice that keeps the saved model's peq (a Select cannot
+#: show an option whose value is empty).
+AS_SAVED = "as-saved"
+#: Views of a fit: the paper's Fig. 3 layout, or all snapshots overlaid.
+PAPER, OVERLAY = "paper", "overlay"
+#: Epochs in a row without a new lowest training NLL before the page warns.
+RISING_EPOCHS = 3
 #: setting key of the job layer -> form field of the page
 FIELD_OF = {"dataset": "dataset", "init_model": "init_model", "params_to_opt": "params",
             "max_epochs": "epochs", "mini_batch_number": "batches", "Nv": "nv",
@@ -34,8 +40,10 @@ def values_from_fields(f: dict) -> dict:
     alpha, params (list), epochs, batches, nv, snapshots, seed, pace.
     """
     adam = f.get("optimizer") == "ADAM"
+    peq = f.get("peq_override")
     return {"dataset": f.get("dataset"), "init_model": f.get("init_model"),
-            "peq_override": f.get("peq_override") or None, "optimizer": f.get("optimizer"),
+            "peq_override": None if peq in (None, "", AS_SAVED) else peq,
+            "optimizer": f.get("optimizer"),
             "params_to_opt": f.get("params") or [],
             "learning_rate": {"alpha": f.get("alpha")} if adam else dict(f.get("lr") or {}),
             "max_epochs": f.get("epochs"), "mini_batch_number": f.get("batches"),
@@ -57,11 +65,47 @@ def start(store, f: dict):
     return run_id, {}, None
 
 
+def preflight(store, f: dict) -> dict:
+    """What the form tells before Start: warnings per field and the epoch estimate.
+
+    Returns ``{"warnings": {field: message}, "estimate": text, "slow": bool}``;
+    the estimate is empty until a dataset and a model are chosen and Nv and
+    the mini-batches are valid for them.
+    """
+    s, errors = settings.check_fit(values_from_fields(f), store, partial=True)
+    warnings = {FIELD_OF[k]: m for k, m in settings.fit_warnings(s).items()}
+    out = {"warnings": warnings, "estimate": "", "slow": False}
+    blocked = {"dataset", "init_model", "Nv", "mini_batch_number", "max_epochs"} & set(errors)
+    if blocked or not s.get("dataset") or not s.get("init_model"):
+        return out
+    spec = store.get_model(s["init_model"])
+    train, val, _ = jobs.train_val(store, s["dataset"])
+    N = settings.spec_nodes(spec)
+    Nv = s.get("Nv") or N - 2
+    shared = set(s["params_to_opt"]) - {"F"}      # peq is per datasample, the rest shared
+    per_epoch = cost.epoch_seconds(
+        N, Nv, [cost.intervals(d) for d in train],
+        None if val is None else [cost.intervals(d) for d in val],
+        mini_batches=s["mini_batch_number"], reuse_gradient=len(train) == 1 or not shared)
+    pace = s.get("pace") or 0.0
+    text = (f"≈ {fmt_seconds(per_epoch, small=True)} per epoch"
+            + (f" (+ {fmt_seconds(pace, small=True)} pace)" if pace else "")
+            + f", ≈ {fmt_seconds((per_epoch + pace) * s['max_epochs'])} for "
+            f"{s['max_epochs']} epochs")
+    out["slow"] = per_epoch > cost.SLOW_EPOCH
+    if out["slow"]:
+        text += (f": Nv = {Nv} of N = {N} makes each epoch slow; "
+                 "Nv = 64 is usually enough" if Nv > 64 else ": a large dataset or grid")
+    out["estimate"] = text
+    return out
+
+
 def fig3_preset(ground_truth: str | None):
-    """Field values of the 2020 Fig. 3 fit (GD on F, lr 0.005, 50 epochs, Nv 64)."""
+    """Field values of the 2020 Fig. 3 fit (GD on F, lr 0.005, 50 epochs, Nv 64), shown
+    in the paper's layout."""
     return {"init_model": ground_truth, "peq_override": "cos_square", "optimizer": "GD",
             "lr": {**DEFAULT_LR, "F": "0.005"}, "params": ["F"], "epochs": "50",
-            "batches": "1", "nv": "64", "snapshots": "1, 6, 13, 50"}
+            "batches": "1", "nv": "64", "snapshots": "1, 6, 13, 50", "view": PAPER}
 
 
 # ---------------------------------------------------------------------------
@@ -107,45 +151,65 @@ def _truth(store, record, result):
     return None if truth is None else (np.asarray(truth["x"]), np.asarray(truth["peq"]))
 
 
-def snapshots(store, record) -> list:
-    """(epoch, peq) at the run's snapshot epochs that have been recorded (epoch
-    record k is epoch k; the store keeps them as float32 display copies)."""
-    wanted = set(record["settings"].get("snapshot_epochs") or [])
-    out = []
+def _wanted(record) -> list[int]:
+    return sorted(record["settings"].get("snapshot_epochs") or [])
+
+
+def snapshots(store, record, upto: int | None = None) -> dict:
+    """{epoch: peq} at the run's snapshot epochs recorded so far (below ``upto``
+    if given; epoch record k is epoch k; the store keeps them as float32
+    display copies)."""
+    wanted = set(_wanted(record))
+    out = {}
     for k in store.snapshot_epochs(record["id"]):
-        snap = store.read_snapshot(record["id"], k) if k in wanted else None
-        if snap and snap.get("peq") is not None:
-            out.append((k, snap["peq"]))
+        if k in wanted and (upto is None or k < upto):
+            snap = store.read_snapshot(record["id"], k)
+            if snap and snap.get("peq") is not None:
+                out[k] = snap["peq"]
     return out
 
 
-def potential(store, record, snaps, result=None):
-    """The potential figure from the snapshots (:func:`snapshots`) of a run."""
+def potential(store, record, snaps, latest, result=None):
+    """The overlay potential figure from the snapshots (:func:`snapshots`) of a run."""
     result = result if result is not None else (store.get_result(record["id"]) or {})
     if "x" not in result:
         return theme.message_figure("Waiting for the first epoch…", 400)
-    wanted = set(record["settings"].get("snapshot_epochs") or [])
-    latest = store.get_latest(record["id"])
+    wanted = set(_wanted(record))
     last = (latest["epoch"], latest["peq"]) if latest and latest["epoch"] not in wanted else None
-    return figures.potential_figure(np.asarray(result["x"]), snaps,
+    return figures.potential_figure(np.asarray(result["x"]), sorted(snaps.items()),
                                     _truth(store, record, result), last)
 
 
-def side_figures(store, record, cols):
-    """The potential figure and the D/p0/rates figure of a run (its epochs' columns)."""
+def paper(store, record, cols, snaps, latest, result=None):
+    """The paper-layout figure of a run (its epochs' columns and snapshots so far)."""
+    result = result if result is not None else (store.get_result(record["id"]) or {})
+    if "x" not in result:
+        return theme.message_figure("Waiting for the first epoch…", 380)
+    now = (latest["epoch"], latest["peq"]) if latest else None
+    return figures.paper_figure(*curves(cols), np.asarray(result["x"]), snaps, _wanted(record),
+                                _truth(store, record, result), now,
+                                rows=len(np.atleast_2d(result["init"]["peq"])))
+
+
+def side_figures(store, record, cols, latest=None):
+    """The overlay potential figure and the D/p0/rates figure of a run (its epochs' columns)."""
     result = store.get_result(record["id"]) or {}
     if "x" not in result:
         return (theme.message_figure("Waiting for the first epoch…", 400),
                 theme.message_figure("", 200))
-    pot = potential(store, record, snapshots(store, record), result)
-    latest = store.get_latest(record["id"])
+    latest = latest if latest is not None else store.get_latest(record["id"])
+    pot = potential(store, record, snapshots(store, record), latest, result)
+    return pot, params(record, cols, latest, result)
+
+
+def params(record, cols, latest, result):
+    """The D/p0/rates figure of a run (its epochs' columns, the latest parameters)."""
     fitted = set(record["settings"].get("params_to_opt") or [])
     D = np.asarray(cols["D"]).tolist() if "D" in fitted else None
     p0 = (latest["epoch"], latest["p0"]) if latest and latest.get("p0") is not None else None
     fr = (latest["epoch"], latest["fr"]) if latest and latest.get("fr") is not None else None
-    par = figures.params_figure(np.asarray(cols["epoch"]).tolist(), D, np.asarray(result["x"]),
-                               p0, fr)
-    return pot, par
+    return figures.params_figure(np.asarray(cols["epoch"]).tolist(), D, np.asarray(result["x"]),
+                                 p0, fr)
 
 
 def params_patch(record, cols, latest) -> Patch:
@@ -197,17 +261,56 @@ def progress(record, first=None, last=None):
     return 100.0 * done / E, f"{done}/{E}", text
 
 
-def fmt_seconds(s: float) -> str:
+def fmt_seconds(s: float, small: bool = False) -> str:
+    """``1.5 s``, ``1 min 15 s``, ``2 h 05 min``; with ``small``, ``45 ms`` below 1 s."""
     s = max(0.0, float(s))
+    if small and s < 1:
+        return f"{s * 1000:.0f} ms" if s >= 0.001 else "< 1 ms"
     if s < 60:
         return f"{s:.1f} s"
     m, s = divmod(int(round(s)), 60)
     return f"{m} min {s:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
 
 
-def _nll_patch(new_curves, cursor):
+def rising(train, best=None, first=None, streak: int = 0):
+    """Epochs in a row whose training NLL stays above its lowest earlier value.
+
+    ``train`` are new training NLLs (None = missing); ``best``, ``first`` and
+    ``streak`` carry on from earlier epochs. A value within 0.1 % of the
+    descent so far above the best counts as reaching it (a converged fit
+    jitters). Returns ``(streak, best, first)``.
+    """
+    for v in train:
+        if v is None:
+            continue
+        if first is None:
+            first = best = v
+            continue
+        tol = 1e-3 * max(first - best, 0.0) + 1e-9 * abs(best)
+        if v > best + tol:
+            streak += 1
+        else:
+            streak = 0
+        best = min(best, v)
+    return streak, best, first
+
+
+def rising_warning(streak: int) -> str:
+    """The live warning of a training NLL that keeps rising ('' when it does not)."""
+    if streak < RISING_EPOCHS:
+        return ""
+    return (f"The training NLL has not come back to its lowest value for {streak} epochs in a "
+            "row (it rises or zig-zags): the learning rate is probably too large. Cancel and "
+            "start again with a smaller one (e.g. 10 times smaller).")
+
+
+def _nll_patch(new_curves, cursor, arrow_index=None):
     """Extend the NLL curves by the new epochs (:func:`curves`); returns the patch
-    and the cursor's new baseline and best epoch."""
+    and the cursor with its new baseline, best epoch and rising streak.
+
+    Overlay view (``arrow_index`` None): trace 2 and the layout shape mark the
+    validation minimum. Paper view: the layout annotation ``arrow_index``.
+    """
     es, tr, va = new_curves
     base_t = figures.first_finite([cursor["base"][0]] + tr)
     base_v = figures.first_finite([cursor["base"][1]] + va)
@@ -221,10 +324,49 @@ def _nll_patch(new_curves, cursor):
         if v is not None and (best_v is None or v < best_v):
             best_e, best_v = e, v
     if best_e is not None and base_v is not None:
-        patch["data"][2]["x"] = [best_e]
-        patch["data"][2]["y"] = [best_v - base_v]
-        patch["layout"]["shapes"] = figures.min_marker_shape(best_e)
-    return patch, dict(cursor, base=[base_t, base_v], best=[best_e, best_v])
+        if arrow_index is None:
+            patch["data"][2]["x"] = [best_e]
+            patch["data"][2]["y"] = [best_v - base_v]
+            patch["layout"]["shapes"] = figures.min_marker_shape(best_e)
+        else:
+            patch["layout"]["annotations"][arrow_index] = figures.paper_arrow(best_e, best_v - base_v)
+    streak, best_t, first_t = rising(tr, *cursor["rise"][1:], streak=cursor["rise"][0])
+    return patch, dict(cursor, base=[base_t, base_v], best=[best_e, best_v],
+                       rise=[streak, best_t, first_t])
+
+
+def _paper_patch(patch, cursor, new_snaps, shown, latest):
+    """Add the new snapshots ({epoch: peq}) to their panels and move the dashed
+    "now" curve to the first panel not reached (epochs below ``shown`` are)."""
+    idx = cursor["paper"]
+    panels = idx["panels"]
+    for e, peq in new_snaps.items():
+        if e in panels:
+            j = panels.index(e)
+            for k, row in enumerate(np.atleast_2d(peq)[:len(idx["fit"][j])]):
+                patch["data"][idx["fit"][j][k]]["y"] = figures.phi(row)
+    reached = set(idx["reached"]) | {p for p in panels if p < shown}
+    now_at = next((j for j, p in enumerate(panels) if p not in reached), None)
+    for j, traces in enumerate(idx["now"]):
+        rows = np.atleast_2d(latest["peq"]) if latest and j == now_at else []
+        for k, i in enumerate(traces):
+            patch["data"][i]["y"] = figures.phi(rows[k]) if k < len(rows) else []
+            patch["data"][i]["showlegend"] = j == now_at and k == 0
+            if latest:
+                patch["data"][i]["name"] = figures.now_label(latest["epoch"])
+    return dict(idx, reached=sorted(reached))
+
+
+def _below(cols, upto: int):
+    """The columns' rows of epochs below ``upto``."""
+    keep = np.asarray(cols["epoch"]) < upto
+    if keep.all():
+        return cols
+    cut = dict(cols)
+    for key in ("epoch", "nll_train", "nll_val", "elapsed", "time", "D"):
+        if cut.get(key) is not None and len(np.shape(cut[key])):
+            cut[key] = np.asarray(cut[key])[keep]
+    return cut
 
 
 #: How often the page polls a run, ms: often until its first epoch shows (a fit's
@@ -238,41 +380,101 @@ def poll_interval(out: dict) -> int:
     return POLL_FIRST_MS if waiting else POLL_MS
 
 
-def poll(store, run_id, cursor):
+def poll(store, run_id, cursor, view: str = OVERLAY):
     """Everything the live view needs since ``cursor`` (None = rebuild).
 
-    Reads the NLL columns of the new epochs only (``read_columns`` from the
-    cursor: one or two chunks), plus single keys (the snapshots, the latest
-    parameters, the result). Epoch record k is epoch k. Returns a dict:
-    ``record``, ``nll`` (a full figure, a ``Patch`` or None), ``side``
-    ((potential, params) figures or Patches, or None), ``progress``,
-    ``cursor`` (JSON: ``n`` epochs shown, the curves' ``base`` and ``best``,
-    the ``first`` and ``last`` epoch's times), ``final`` (nothing more will come).
+    The job layer says what became of the run (``jobs.observe``). Reads the
+    latest parameters first and then the NLL columns of the new epochs only
+    (``read_columns`` from the cursor: one or two chunks), up to the latest
+    parameters' epoch (the worker appends an epoch before it publishes its
+    parameters), so the curves, the "now" legend and the progress text name
+    the same epoch; plus single keys (the snapshots, the result). Epoch
+    record k is epoch k. Returns a dict: ``record``, ``nll`` and
+    ``potential`` (overlay view) or ``paper`` (paper view) — a full figure, a
+    ``Patch`` or None —, ``params``, ``progress``, ``cursor`` (JSON: ``n``
+    epochs shown, the curves' ``base`` and ``best``, the rising streak, the
+    ``first`` and ``last`` epoch's times, the paper's trace index, whether the
+    figures were ``drawn`` with the run's grid or say it is ``waiting`` for
+    its first epoch), ``final`` (nothing more will come), ``warning``.
+
+    While a run has no epoch yet, only the first poll draws (the "waiting"
+    figures); the next ones return no figure, so that the fast polls before the
+    first epoch stay cheap.
     """
     record = jobs.observe(store, run_id)   # the job layer says what became of it
     if record is None or record["kind"] != "fit":
         return None
-    fresh = not cursor or cursor.get("run_id") != run_id or not cursor["n"] \
-        or "last" not in cursor
-    cols = store.read_columns(run_id, 0 if fresh else cursor["n"],
-                              max_points=MAX_POINTS if fresh else None)
+    latest = store.get_latest(run_id)
+    total = store.n_epochs(run_id)
+    # a finished run writes nothing more: show every epoch it has
+    upto = min(total, latest["epoch"] + 1) if latest and record["status"] in ACTIVE_STATUSES \
+        else total
+    fresh = (not cursor or cursor.get("run_id") != run_id or not cursor["n"]
+             or "last" not in cursor or cursor.get("view") != view)
+    if not fresh and not cursor.get("drawn", True):   # drawn before the fit had its grid
+        fresh = "x" in (store.get_result(run_id) or {})
+    start = 0 if fresh else cursor["n"]
+    cols = _below(store.read_columns(run_id, start, max_points=MAX_POINTS if fresh else None),
+                  upto)
     new = curves(cols)
-    out = {"record": record, "nll": None, "side": None}
-    if fresh:
+    out = {"record": record, "nll": None, "potential": None, "paper": None, "params": None}
+    if fresh and not new[0]:   # nothing recorded yet: say so once, then wait cheaply
+        shown = bool(cursor) and cursor.get("run_id") == run_id and cursor.get("view") == view \
+            and cursor.get("waiting")
+        cursor = {"run_id": run_id, "view": view, "n": 0, "waiting": True, "drawn": False,
+                  "best": [None, None], "base": [None, None], "rise": list(rising([])),
+                  "first": None, "last": None}
+        if not shown:
+            waiting = theme.message_figure("Waiting for the first epoch…", 380)
+            out.update(nll=figures.nll_figure([], [], []), potential=waiting, paper=waiting,
+                       params=theme.message_figure("", 200))
+    elif fresh:
         es, tr, va = new
-        out["nll"] = figures.nll_figure(es, tr, va)
-        out["side"] = side_figures(store, record, cols)
-        cursor = {"run_id": run_id, "n": cols["n_epochs"] if es else 0,
+        result = store.get_result(run_id) or {}
+        cursor = {"run_id": run_id, "view": view, "n": upto,
                   "best": list(figures.best_epoch(es, va)),
                   "base": [figures.first_finite(tr), figures.first_finite(va)],
-                  "first": _row(cols, 0) if es else None,
-                  "last": _row(cols, -1) if es else None}
+                  "rise": list(rising(tr)), "drawn": "x" in result,
+                  "first": _row(cols, 0), "last": _row(cols, -1)}
+        if not cursor["drawn"]:
+            waiting = theme.message_figure("Waiting for the first epoch…", 380)
+            out.update(nll=figures.nll_figure(es, tr, va), potential=waiting, paper=waiting,
+                       params=theme.message_figure("", 200))
+        elif view == PAPER:
+            snaps = snapshots(store, record, upto)
+            out["paper"] = paper(store, record, cols, snaps, latest, result)
+            truth = _truth(store, record, result)
+            panels = figures.paper_panels(_wanted(record))
+            index = figures.paper_trace_index(len(panels),
+                                              len(np.atleast_2d(result["init"]["peq"])),
+                                              0 if truth is None else len(np.atleast_2d(truth[1])))
+            cursor["paper"] = dict(index, panels=panels, arrow=len(panels) + 1,
+                                   reached=[p for p in panels if p < cursor["n"]])
+            out["params"] = params(record, cols, latest, result)
+        else:
+            out["nll"] = figures.nll_figure(es, tr, va)
+            out["potential"] = potential(store, record, snapshots(store, record, upto), latest,
+                                         result)
+            out["params"] = params(record, cols, latest, result)
     elif new[0]:
-        out["nll"], cursor = _nll_patch(new, cursor)
-        cursor = dict(cursor, n=cursor["n"] + len(new[0]), last=_row(cols, -1))
-        out["side"] = (potential(store, record, snapshots(store, record)),
-                       params_patch(record, cols, store.get_latest(run_id)))
-    out["final"] = record["status"] in FINAL_STATUSES and cols["n_epochs"] == cursor["n"]
+        if view == PAPER and cursor["drawn"]:
+            patch, cursor = _nll_patch(new, cursor, cursor["paper"]["arrow"])
+            fresh_snaps = {k: peq for k, peq in snapshots(store, record, upto).items()
+                           if k >= cursor["n"]}
+            cursor["paper"] = _paper_patch(patch, cursor, fresh_snaps, upto, latest)
+            out["paper"] = patch
+        elif view == PAPER:   # still a message: only the cursor moves on
+            cursor = _nll_patch(new, cursor)[1]
+        else:
+            out["nll"], cursor = _nll_patch(new, cursor)
+            if cursor["drawn"]:
+                out["potential"] = potential(store, record, snapshots(store, record, upto),
+                                             latest)
+        if cursor["drawn"]:
+            out["params"] = params_patch(record, cols, latest)
+        cursor = dict(cursor, n=upto, last=_row(cols, -1))
+    out["final"] = record["status"] in FINAL_STATUSES and total == cursor["n"]
     out["progress"] = progress(record, cursor["first"], cursor["last"])
+    out["warning"] = rising_warning(cursor["rise"][0])
     out["cursor"] = cursor
     return out

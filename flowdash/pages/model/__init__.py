@@ -12,5 +12,5 @@ def register():
     from flowdash.pages.model import callbacks  # noqa: F401  (registers callbacks)
     from flowdash.pages.model.layout import layout
 
-    dash.register_page(__name__, path="/", name="Model", title="flowdash · Model",
-                       order=0, layout=layout)
+    dash.register_page(__name__, path="/model", name="Model",
+                       title="flowdash · Model", order=0, layout=layout)

@@ -137,18 +137,30 @@ def save_model(_n, name, structure, np_, ne, xb, xe, boundary, D, param_values, 
         with open_store() as store:
             name = store.save_model(name, spec)
             names = store.list_models()
-    except ValueError as exc:  # name empty, too long or taken
-        return "", no_update, True, str(exc)
+    except ValueError as exc:
+        if getattr(exc, "field", None) == "name":  # empty, too long, invisible or taken
+            return "", no_update, True, str(exc)
+        return alert(f"Not saved: {exc}", "danger"), no_update, False, ""
     return alert(f"Saved model “{name}”.", "success"), options(names), False, ""
+
+
+@callback(Output(ids.DELETE_CONFIRM, "displayed"), Output(ids.DELETE_CONFIRM, "message"),
+          Input(ids.DELETE, "n_clicks"), State(ids.SAVED, "value"), prevent_initial_call=True)
+def ask_delete(_n, name):
+    """Deleting asks first."""
+    if not _n or not name:  # pages insert components: never act without a real click
+        raise PreventUpdate
+    return True, f"Delete the saved model “{name}”? Runs keep the spec they used."
 
 
 @callback(Output(ids.SAVE_MSG, "children", allow_duplicate=True),
           Output(ids.SAVED, "options", allow_duplicate=True),
           Output(ids.SAVED, "value"),
-          Input(ids.DELETE, "n_clicks"), State(ids.SAVED, "value"), prevent_initial_call=True)
+          Input(ids.DELETE_CONFIRM, "submit_n_clicks"), State(ids.SAVED, "value"),
+          prevent_initial_call=True)
 def delete_model(_n, name):
-    """Delete the chosen saved model (runs keep a copy of the spec they used)."""
-    if not _n or not name:  # pages insert components: never act without a real click
+    """Delete the chosen saved model once confirmed (runs keep a copy of the spec they used)."""
+    if not _n or not name:  # pages insert components: never act without a confirmation
         raise PreventUpdate
     with open_store() as store:
         store.delete_model(name)

@@ -23,13 +23,23 @@ import numpy as np
 
 from flowdash.core import library
 from flowdash import settings
-from flowdash.settings import parse_list, parse_number
+from flowdash.core.limits import InvalidValue
+from flowdash.settings import D_LIMIT, GRID_LIMITS, parse_list, parse_number
 
 #: Library models that need a Python callable cannot be entered in a browser.
 HIDDEN_MODELS = ("custom",)
 EQUILIBRIUM = "equilibrium"
 MAX_NEURONS = settings.MAX_MODEL_NEURONS  # the caps every server-side entry point applies
 MAX_N = settings.MAX_GRID_N
+#: Field labels of parameters whose names mislead (the spec keys stay those of
+#: the reference format): the double well's xmin/xmax are not the domain ends.
+PARAM_LABELS = {("double_well", "xmin"): "xmin: position of a well (a minimum)",
+                ("double_well", "xmax"): "xmax: position of the barrier (the maximum)"}
+
+
+def param_label(model: str, name: str) -> str:
+    """The label of a library model parameter's field."""
+    return PARAM_LABELS.get((model, name), name)
 
 
 def peq_model_names() -> list[str]:
@@ -172,13 +182,6 @@ def model_names(state: dict) -> tuple:
             tuple(n["model"] for n in state["neurons"]))
 
 
-def _field_name(message: str, names) -> str | None:
-    for n in names:
-        if f"'{n}'" in message or f" {n} " in f" {message} " or message.startswith(n):
-            return n
-    return None
-
-
 def parse_form(state: dict):
     """Validate a form state.
 
@@ -197,36 +200,24 @@ def parse_form(state: dict):
 
     errors = {}
     grid_vals = {}
-    for key, typ in (("Np", int), ("Ne", int), ("xbegin", float), ("xend", float)):
-        text = str(state["grid"].get(key, "")).strip()
+    for key, limit in (("Np", GRID_LIMITS["Np"]), ("Ne", GRID_LIMITS["Ne"]),
+                       ("xbegin", float), ("xend", float)):
         try:
-            v = float(text)
-            if typ is int and not v.is_integer():
-                raise ValueError
-            grid_vals[key] = typ(v)
-        except ValueError:
-            errors[("grid", key)] = "expected a whole number" if typ is int else "expected a number"
+            grid_vals[key] = parse_number(state["grid"].get(key), limit)
+        except ValueError as exc:
+            errors[("grid", key)] = str(exc)
     grid = None
-    if not errors:
-        if not settings.MIN_NP <= grid_vals["Np"] <= settings.MAX_NP:
-            errors[("grid", "Np")] = f"Np must be between {settings.MIN_NP} and {settings.MAX_NP}"
-        if not 1 <= grid_vals["Ne"] <= settings.MAX_NE:
-            errors[("grid", "Ne")] = f"Ne must be between 1 and {settings.MAX_NE}"
-        if grid_vals["xend"] <= grid_vals["xbegin"]:
-            errors[("grid", "xend")] = "xend must be larger than xbegin"
-        if not errors and (grid_vals["Np"] - 1) * grid_vals["Ne"] + 1 > MAX_N:
-            errors[("grid", "Ne")] = f"grid too large: (Np−1)·Ne+1 must be ≤ {MAX_N}"
+    if not errors and (grid_vals["Np"] - 1) * grid_vals["Ne"] + 1 > MAX_N:
+        errors[("grid", "Ne")] = f"grid too large: (Np−1)·Ne+1 must be ≤ {MAX_N}"
     if not errors:
         try:
             grid = Grid(grid_vals["Np"], grid_vals["Ne"], grid_vals["xbegin"], grid_vals["xend"])
-        except ValueError as exc:
-            errors[("grid", "Ne")] = str(exc)
+        except InvalidValue as exc:  # the core names the field (the interval: xend)
+            errors[("grid", exc.field)] = str(exc)
     try:
-        D = float(str(state.get("D", "")).strip())
-        if not math.isfinite(D) or D <= 0:
-            errors[("D",)] = "D must be a positive number"
-    except ValueError:
-        errors[("D",)] = "expected a positive number"
+        D = parse_number(state.get("D"), D_LIMIT)
+    except ValueError as exc:
+        errors[("D",)] = str(exc)
         D = None
     if state.get("boundary_mode") not in ("reflecting", "absorbing"):
         errors[("boundary_mode",)] = "choose reflecting or absorbing"
@@ -251,9 +242,8 @@ def parse_form(state: dict):
                 raise ValueError("gives non-finite values on this grid")
             return out
         except (ValueError, TypeError, OverflowError, KeyError) as exc:
-            msg = str(exc)
-            field = _field_name(msg, params)
-            errors[(target, i, field)] = msg
+            field = getattr(exc, "field", None)  # the core names the parameter (InvalidValue)
+            errors[(target, i, field if field in params else None)] = str(exc)
             return None
 
     peq_entry = state["peq"]

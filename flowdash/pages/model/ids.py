@@ -31,3 +31,4 @@ FB_D = "model-d-fb"
 FORM = "model-form"                     # dcc.Store: the form state's structure
 FB_NAME = "model-name-fb"
 DELETE = "model-delete"
+DELETE_CONFIRM = "model-delete-confirm"  # dcc.ConfirmDialog: delete the saved model?

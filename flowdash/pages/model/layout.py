@@ -5,10 +5,16 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from flowdash.core import library
+from flowdash.settings import GRID_LIMITS, format_number
 from flowdash.pages import theme
 from flowdash.pages.components import card, field
 from flowdash.pages.model import form
 from flowdash.pages.model import ids
+
+
+def _range(limit) -> str:
+    """``3 … 20``: a limit as a field's help text."""
+    return f"{format_number(limit.lo)} … {format_number(limit.hi)}"
 
 
 def param_fields(target: str, neuron: int, entry: dict | None):
@@ -20,8 +26,9 @@ def param_fields(target: str, neuron: int, entry: dict | None):
     cols = []
     for name, text in entry["params"].items():
         key = {"target": target, "neuron": neuron, "name": name, "model": entry["model"]}
-        cols.append(field(name, dbc.Input(id={"type": ids.PARAM, **key}, value=text,
-                                          type="text", size="sm", autoComplete="off"),
+        cols.append(field(form.param_label(entry["model"], name),
+                          dbc.Input(id={"type": ids.PARAM, **key}, value=text,
+                                                    type="text", size="sm", autoComplete="off"),
                           feedback_id={"type": ids.PARAM_FB, **key},
                           width=6 if len(entry["params"]) > 1 else 12))
     return html.Div([
@@ -75,9 +82,9 @@ def layout(**_query):
         "Grid and dynamics",
         dbc.Row([
             field("Np (nodes per element)", dbc.Input(id=ids.NP, value=np_, type="text"),
-                  ids.FB_NP, width=3),
+                  ids.FB_NP, width=3, help_text=_range(GRID_LIMITS["Np"])),
             field("Ne (elements)", dbc.Input(id=ids.NE, value=ne, type="text"), ids.FB_NE,
-                  width=3),
+                  width=3, help_text=_range(GRID_LIMITS["Ne"])),
             field("x begin", dbc.Input(id=ids.XBEGIN, value=xb, type="text"), ids.FB_XBEGIN,
                   width=3),
             field("x end", dbc.Input(id=ids.XEND, value=xe, type="text"), ids.FB_XEND, width=3),
@@ -100,8 +107,10 @@ def layout(**_query):
                    html.Div(p0_params, id=ids.P0_PARAMS))
     neurons_card = card("Neurons",
                         html.Div(neurons, id=ids.NEURONS),
-                        dbc.Button("+ Add neuron", id=ids.ADD_NEURON, color="secondary",
-                                   outline=True, size="sm"))
+                        dbc.Button("+ Add neuron", id=ids.ADD_NEURON, color="primary",
+                                   outline=True, size="sm"),
+                        dbc.FormText(f"Every library rate is at least {library.RATE_FLOOR:g} Hz.",
+                                     className="d-block mt-1"))
     save_card = card(
         "Save and reuse",
         dbc.Row([
@@ -113,9 +122,10 @@ def layout(**_query):
         html.Div(id=ids.SAVE_MSG, className="mb-2"),
         dbc.Row([
             dbc.Col(dbc.Select(id=ids.SAVED, options=[], placeholder="saved models"), md=7),
-            dbc.Col([dbc.Button("Load into form", id=ids.LOAD, color="secondary",
+            dbc.Col([dbc.Button("Load into form", id=ids.LOAD, color="primary",
                                 outline=True, className="me-2"),
-                     dbc.Button("Delete", id=ids.DELETE, color="danger", outline=True)],
+                     dbc.Button("Delete", id=ids.DELETE, color="danger", outline=True),
+                     dcc.ConfirmDialog(id=ids.DELETE_CONFIRM)],
                     md="auto"),
         ], className="g-2"),
         dbc.FormText("A saved model can be the ground truth on the Data page or the "

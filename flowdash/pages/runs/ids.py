@@ -18,3 +18,4 @@ FORMAT = "runs-format"
 CHANGED = "runs-changed"
 PARAMS_GRAPH = "runs-params-graph"
 ROW = "runs-row"                     # pattern: {"type": ROW, "run": run id}
+DELETE_CONFIRM = "runs-delete-confirm"  # dcc.ConfirmDialog: delete the open run?

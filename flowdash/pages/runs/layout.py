@@ -10,7 +10,8 @@ from flowdash.pages.runs import ids
 
 
 def layout(**_query):
-    table = card("All runs", html.Div(id=ids.TABLE, className="table-responsive"),
+    table = card("All runs", html.Div(id=ids.TABLE, className="table-responsive stale-offline"),
+                 dbc.FormText("Click a row to open its run."),
                  dcc.Interval(id=ids.INTERVAL, interval=1500), dcc.Store(id=ids.CHANGED))
     detail = card(
         "Run",
@@ -18,17 +19,19 @@ def layout(**_query):
             dbc.Col(dbc.Select(id=ids.OPEN, options=[], placeholder="open a run"), md=5),
             dbc.Col([
                 dbc.Button("Cancel", id=ids.CANCEL, color="warning", outline=True,
-                           className="me-2"),
+                           className="me-2", disabled=True),
                 dbc.Button("Delete", id=ids.DELETE, color="danger", outline=True,
                            className="me-2"),
-                dbc.Button("Export .npz", id=ids.EXPORT_NPZ, color="secondary",
+                dbc.Button("Export .npz", id=ids.EXPORT_NPZ, color="primary", outline=True,
                            className="me-2"),
-                dbc.Button("Export settings .json", id=ids.EXPORT_JSON, color="secondary"),
+                dbc.Button("Export settings .json", id=ids.EXPORT_JSON, color="primary",
+                           outline=True),
+                dcc.ConfirmDialog(id=ids.DELETE_CONFIRM),
             ], md=7),
         ], className="g-2 mb-2"),
         dbc.Row([
-            dbc.Col(dbc.Label("Figure download format (camera icon on each plot):"),
-                    width="auto"),
+            dbc.Col(dbc.Label("Figure download format (camera icon on each plot):",
+                              html_for=ids.FORMAT), width="auto"),
             dbc.Col(dbc.RadioItems(id=ids.FORMAT, value="png", inline=True,
                                    options=[{"label": "PNG", "value": "png"},
                                             {"label": "SVG", "value": "svg"}]), width="auto"),

@@ -1,9 +1,20 @@
-"""Rows of the runs table (plain data, no dash)."""
+"""Rows of the runs table and a run's settings as a readable table (plain data, no dash)."""
 from __future__ import annotations
 
 import time
 
 from flowdash.pages.fit.view import fmt_seconds
+from flowdash.settings import format_number
+
+#: setting key -> label, in the order shown (other keys follow under their own name).
+FIT_LABELS = {"dataset": "Dataset", "init_model": "Initial model", "peq_override": "Initial peq",
+              "optimizer": "Optimizer", "params_to_opt": "Fitted parameters",
+              "learning_rate": "Learning rates", "max_epochs": "Epochs",
+              "mini_batch_number": "Mini-batches", "Nv": "Nv (eigenpairs)",
+              "snapshot_epochs": "Snapshot epochs", "seed": "Seed", "pace": "Pace (s per epoch)"}
+GEN_LABELS = {"model": "Ground-truth model", "dataset_name": "Dataset", "n_trials": "Trials",
+              "duration": "Trial duration (s)", "dt": "dt (s)", "seed": "Seed",
+              "with_trial_end": "Trial end recorded", "val_fraction": "Validation fraction"}
 
 
 def describe(record: dict, n_epochs: int) -> dict:
@@ -28,3 +39,42 @@ def describe(record: dict, n_epochs: int) -> dict:
             "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record["created"])),
             "took": took, "progress": progress, "used": used,
             "error": record.get("error") or ""}
+
+
+def _text(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return format_number(value)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_text(v) for v in value) or "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_text(v)}" for k, v in value.items()) or "—"
+    return str(value)
+
+
+def _when(t) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "—"
+
+
+def settings_rows(record: dict) -> list[tuple[str, str]]:
+    """A run's settings and record as (label, text) rows, in reading order."""
+    s = dict(record.get("settings") or {})
+    fit = record["kind"] == "fit"
+    labels = FIT_LABELS if fit else GEN_LABELS
+    if fit:
+        s["peq_override"] = s.get("peq_override") or "as saved in the model"
+        s["Nv"] = s.get("Nv") if s.get("Nv") is not None else "N − 2"
+        lr = s.get("learning_rate") or {}
+        s["learning_rate"] = {("α" if k == "alpha" else k): v for k, v in lr.items()}
+    elif s.get("seed") is None and record.get("seed_used") is not None:
+        s["seed"] = f"{record['seed_used']} (drawn)"
+    rows = [(label, _text(s[key])) for key, label in labels.items() if key in s]
+    rows += [(key, _text(value)) for key, value in s.items() if key not in labels]
+    rows += [("Status", record["status"] + (f": {record['error']}" if record.get("error")
+                                            else "")),
+             ("Created", _when(record.get("created"))), ("Started", _when(record.get("started"))),
+             ("Finished", _when(record.get("finished"))), ("Run id", record["id"])]
+    return rows
