@@ -26,7 +26,8 @@ from .spectra import Spectrum, solve_spectrum
 if TYPE_CHECKING:
     from .spikedata import SpikeData
 
-__all__ = ["Operators", "GRADIENT_NAMES", "nll", "nll_and_grad", "batch_nll", "batch_nll_and_grad"]
+__all__ = ["Operators", "GRADIENT_NAMES", "nll", "nll_and_grad", "batch_nll", "batch_nll_and_grad",
+           "ground_truth_nll", "relative_nll"]
 
 GRADIENT_NAMES = ("F", "F0", "D", "Fr", "C")
 
@@ -37,7 +38,7 @@ class Operators:
 
     Attributes
     ----------
-    grid, peq (N,), p0 (N,), D, fr (N, n_neurons), boundary_mode, equilibrium
+    grid, peq (N,), p0 (N,), D, fr (N, n_neurons), boundary_mode, boundary_conditions, absorption_step, equilibrium
         The model the operators were built from.
     spectrum : Spectrum
         Eigenpairs of H0.
@@ -52,7 +53,7 @@ class Operators:
     alpha0, beta : ndarray, shape (Nv,)
         Unnormalised start vector and end vector.
     Aabs : ndarray, shape (Nv, Nv)
-        ``Qdᵀ diag(lQ) Qd`` (absorbing boundary).
+        ``Qdᵀ diag(lQ) Qd`` (the absorption step).
     """
 
     grid: Grid
@@ -61,6 +62,8 @@ class Operators:
     D: float
     fr: np.ndarray
     boundary_mode: str
+    boundary_conditions: str
+    absorption_step: bool
     equilibrium: bool
     spectrum: Spectrum
     lQd: np.ndarray
@@ -79,14 +82,15 @@ class Operators:
         Parameters
         ----------
         spectrum : Spectrum, optional
-            A solution for this model's peq and D to reuse (the spectrum does
-            not depend on p0 or the rates).
+            A solution for this model's peq, D and boundary conditions to
+            reuse (the spectrum does not depend on p0, the rates or the
+            absorption step).
         """
         grid = model.grid
         peq, p0, D, fr = model.peq_of(datasample), model.p0_of(datasample), model.D_of(datasample), model.fr_of(datasample)
         with blas_threads(1):
             if spectrum is None:
-                spectrum = solve_spectrum(grid, peq, D, model.boundary_mode, Nv)
+                spectrum = solve_spectrum(grid, peq, D, model.boundary_conditions, Nv)
             Qx, lQ = spectrum.Qx, spectrum.lQ
             Kd = np.diag(lQ) + Qx.T @ ((grid.w * fr.sum(axis=1))[:, None] * Qx)
             lQd, Qd = np.linalg.eigh(Kd)
@@ -97,12 +101,13 @@ class Operators:
             alpha0 = Qxd.T @ (grid.w * p0 / sqrt_peq)
             beta = Qxd.T @ (grid.w * sqrt_peq)
             Aabs = (Qd.T * lQ[None, :]) @ Qd
-        return cls(grid, peq, p0, D, fr, model.boundary_mode, model.equilibrium, spectrum,
-                   lQd, Qd, Qxd, S, alpha0, beta, Aabs)
+        return cls(grid, peq, p0, D, fr, model.boundary_mode, model.boundary_conditions, model.absorption_step,
+                   model.equilibrium, spectrum, lQd, Qd, Qxd, S, alpha0, beta, Aabs)
 
     @property
     def absorbing(self) -> bool:
-        return self.boundary_mode == "absorbing"
+        """Whether the absorption step applies (MATH.md §5 step 3)."""
+        return self.absorption_step
 
 
 def _flatten(data: "SpikeData | Sequence[SpikeData]", n_neurons: int):
@@ -401,3 +406,67 @@ def nll_and_grad(model: Model, data: "SpikeData | Sequence[SpikeData]", Nv: int 
                  grads: Iterable[str] = ("F", "D", "Fr", "C"), datasample: int = 0) -> tuple[float, dict]:
     """NLL of ``data`` and its exact gradients (see :func:`batch_nll_and_grad`)."""
     return batch_nll_and_grad(Operators.build(model, datasample, Nv), data, grads)
+
+
+def ground_truth_nll(truth: Model, data: "SpikeData | Sequence[SpikeData]", fit_model: Model,
+                     Nv: int | None = None, datasample: int = 0) -> float:
+    """NLL of ``data`` under the ground truth, in a fit's likelihood setting.
+
+    The yardstick of the 2021 figures (their dashed line): how well the
+    model that generated the data explains it, measured the way the fit
+    measures itself. The truth keeps its own grid, peq, p0, D and rates;
+    from the fit it takes the likelihood setting, i.e. its boundary
+    conditions and whether the absorption step applies. The number of
+    eigenpairs is not taken from the fit (a truncation is a property of the
+    fit's grid, and the truth's grid may differ): it is ``Nv``, by default
+    the truth grid's ``N - 2`` (the exact discrete likelihood).
+
+    Parameters
+    ----------
+    truth : Model
+        The ground-truth model, on its own grid.
+    data : SpikeData or list of SpikeData
+        The trials (e.g. a fit's training or validation data).
+    fit_model : Model
+        Any model of the fit; only its ``boundary_conditions`` and
+        ``absorption_step`` are used.
+    Nv : int, optional
+        Eigenpairs kept on the truth's grid, ``1 <= Nv <= N - 2`` (default ``N - 2``).
+    datasample : int
+        Which of the truth's datasample rows to use.
+
+    Returns
+    -------
+    float
+        ``-log p(data | truth)`` (nats).
+    """
+    for name, value in (("truth", truth), ("fit_model", fit_model)):
+        if not isinstance(value, Model):
+            raise TypeError(f"{name} must be a flowdash.core.model.Model, got {type(value).__name__}")
+    setting = truth.replace(boundary_conditions=fit_model.boundary_conditions,
+                            absorption_step=fit_model.absorption_step)
+    return nll(setting, data, Nv=Nv, datasample=datasample)
+
+
+def relative_nll(nll_value, nll_gt: float):
+    """Relative NLL ``(NLL_gt - NLL) / NLL_gt`` of a fit against the ground truth.
+
+    Parameters
+    ----------
+    nll_value : float or array_like
+        The fit's NLL (e.g. one per epoch), on the same data as ``nll_gt``.
+    nll_gt : float
+        :func:`ground_truth_nll` of that data (non-zero).
+
+    Returns
+    -------
+    float or ndarray
+        Same shape as ``nll_value``; 0 where the fit matches the truth.
+        With positive NLLs it is negative where the fit is worse; with
+        negative NLLs (densities above 1, common for spike data) positive.
+    """
+    nll_gt = float(nll_gt)
+    if not np.isfinite(nll_gt) or nll_gt == 0:
+        raise ValueError(f"nll_gt must be a finite, non-zero number, got {nll_gt!r}")
+    rel = (nll_gt - np.asarray(nll_value, dtype=float)) / nll_gt
+    return float(rel) if rel.ndim == 0 else rel
