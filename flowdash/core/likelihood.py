@@ -158,19 +158,23 @@ def _propagators(lQd: np.ndarray, isi: np.ndarray) -> np.ndarray:
     return np.exp(E, out=E)
 
 
-# Rows per chunk of trials: five stored (rows × Nv) arrays of a chunk stay in
-# the caches while their products are formed, and the chunks of a batch keep
-# both cores busy.
-_CHUNK_ROWS = 2048
-_BLOCK = 256  # rows per block of the products
+_BLOCK = 256  # rows per block of the products (one trial)
+_BLOCK_LOCKSTEP = 64  # rows per block of the products (lockstep): smaller blocks share a tighter corner m
+_WINDOW = 256  # rows whose gradient sums are formed together, while in the caches
 
 
-def _chunks(offsets: np.ndarray) -> list[tuple[int, int]]:
-    """Split trials into contiguous groups ``[t0, t1)`` of about equal work."""
+# Trials in lockstep want as many trials per chunk as possible (wider
+# products); two chunks keep both cores busy, and a cap on the rows bounds
+# the stored arrays of a chunk.
+_LOCKSTEP_ROWS = 16384
+
+
+def _lockstep_chunks(offsets: np.ndarray) -> list[tuple[int, int]]:
+    """Split trials into contiguous groups ``[t0, t1)`` of about equal work, at least two when possible."""
     n_trials, total = len(offsets) - 1, int(offsets[-1])
-    if n_trials == 1:
-        return [(0, 1)]
-    n = min(n_trials, max(2, -(-total // _CHUNK_ROWS)))
+    n = min(n_trials, max(2, -(-total // _LOCKSTEP_ROWS)))
+    if n <= 1:
+        return [(0, n_trials)]
     cuts = np.searchsorted(offsets, np.linspace(0, total, n + 1)[1:-1])
     bounds = np.unique(np.concatenate(([0], np.clip(cuts, 1, n_trials - 1), [n_trials])))
     return list(zip(bounds[:-1], bounds[1:]))
@@ -204,20 +208,51 @@ def _trial_slice(isi, ids, offsets, t0, t1):
     return isi[lo:hi], ids[lo:hi], offsets[t0:t1 + 1] - lo
 
 
+def _lockstep_order(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Intervals in lockstep order (see _kernels), and how many trials run at each step.
+
+    Returns
+    -------
+    order : (n_intervals,) the interval (index into the packed arrays) of each lockstep row
+    active : (longest trial,) trials still running at each step
+    """
+    lengths = np.diff(offsets)
+    by_length = np.argsort(-lengths, kind="stable")
+    rank = np.empty_like(by_length)
+    rank[by_length] = np.arange(len(by_length))
+    active = np.searchsorted(-lengths[by_length], -np.arange(lengths.max()), side="left")
+    step = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
+    row = np.concatenate(([0], np.cumsum(active)[:-1]))[step] + np.repeat(rank, lengths)
+    order = np.empty_like(row)
+    order[row] = np.arange(len(row))
+    return order, active
+
+
+def _widths(lQd: np.ndarray, isi: np.ndarray) -> np.ndarray:
+    """Per interval, the eigen-components that matter after its propagator (see _kernels.forward)."""
+    with np.errstate(divide="ignore"):
+        return np.maximum(np.searchsorted(lQd, _kernels.CUTOFF / isi), 1)
+
+
 def _forward_sums(ops: Operators, isi, ids, offsets) -> _Sums:
-    E = _propagators(ops.lQd, isi)
     none = np.empty((0, len(ops.lQd)))
-    nll_t = _kernels.forward(ops.alpha0, ops.beta, ops.lQd, isi, ops.S, ops.Aabs, ops.absorbing, E, ids, offsets,
-                             offsets, none, none, np.empty(0))[0]
+    if len(offsets) == 2:  # one trial: nothing to run in lockstep with
+        nll_t = _kernels.forward(ops.alpha0, ops.beta, ops.lQd, isi, ops.S, ops.Aabs, ops.absorbing,
+                                 _propagators(ops.lQd, isi), ids, offsets, offsets, none, none, np.empty(0))[0]
+    else:
+        order, active = _lockstep_order(offsets)
+        isi = isi[order]
+        nll_t = _kernels.forward_lockstep(ops.alpha0, ops.beta, ops.S, ops.Aabs, ops.absorbing,
+                                          _propagators(ops.lQd, isi), ids[order], _widths(ops.lQd, isi), active,
+                                          none, np.empty(0))[0]
     return _Sums(float(nll_t.sum()), len(offsets) - 1)
 
 
-def _gradient_sums(ops: Operators, isi, ids, offsets, need_pre: bool, ties, side_by_side: bool) -> _Sums:
-    """Forward and adjoint passes over some trials, reduced to :class:`_Sums`.
+def _gradient_sums(ops: Operators, isi, ids, offsets, need_pre: bool, ties) -> _Sums:
+    """Forward and adjoint passes over one trial, reduced to :class:`_Sums`.
 
-    With ``side_by_side`` the adjoint pass runs on the other core beside the
-    forward pass (for a single long trial); otherwise they run in turn here
-    and the caller runs several groups of trials at once.
+    The adjoint pass normalises itself, so that it runs on the other core
+    beside the forward pass, and the products are split over both cores.
     """
     n_neurons, Nv = ops.fr.shape[1], len(ops.lQd)
     # Entries past the first m of a vector that has just been through a
@@ -240,11 +275,11 @@ def _gradient_sums(ops: Operators, isi, ids, offsets, need_pre: bool, ties, side
     cs, log_chat = _workspace("cs", shape[:1]), _workspace("log_chat", shape[:1])
     back_args = (ops.beta, ops.lQd, isi, ops.S, ops.Aabs, ops.absorbing, E, ids, offsets, rows,
                  Bpre, Bpost, BE, log_chat)
-    # The buffers belong to this thread even when the adjoint pass runs on another.
-    back = submit(_kernels.backward, *back_args) if side_by_side else None
+    # The buffers belong to this thread even though the adjoint pass runs on another.
+    back = submit(_kernels.backward, *back_args)
     nll_t, c0, cabs, clast, a_end, a_S = _kernels.forward(
         ops.alpha0, ops.beta, ops.lQd, isi, ops.S, ops.Aabs, ops.absorbing, E, ids, offsets, rows, A_in, AE, cs)
-    b0 = back.result() if back is not None else _kernels.backward(*back_args)
+    b0 = back.result()
     log_end = np.log(clast * cabs)
     _kernels.backward_scale(np.log(cs), log_chat, offsets, rows, log_end, A_in, AE, b0)
     blocks = [(g, r0, min(r0 + _BLOCK, starts[g + 1]), m_rows[r0])
@@ -256,7 +291,7 @@ def _gradient_sums(ops: Operators, isi, ids, offsets, need_pre: bool, ties, side
             out[:, :mb] += A_in[r0:r1].T @ BE[r0:r1, :mb]
         return out
 
-    second = submit(backward_part) if side_by_side else None
+    second = submit(backward_part)
     GA = np.zeros((Nv, Nv))
     GI1 = np.zeros((n_neurons, Nv, Nv)) if need_pre else None
     for g, r0, r1, mb in blocks:  # Σ AE⊗Bpost, or per neuron Σ AE⊗Bpre; AE only m wide
@@ -264,7 +299,7 @@ def _gradient_sums(ops: Operators, isi, ids, offsets, need_pre: bool, ties, side
             GI1[g, :mb] += AE[r0:r1, :mb].T @ Bpre[r0:r1]
         else:
             GA[:mb] += AE[r0:r1, :mb].T @ Bpost[r0:r1]
-    GA -= second.result() if second is not None else backward_part()
+    GA -= second.result()
     dt = isi[order]
     return _Sums(
         nll=float(nll_t.sum()), n_trials=len(offsets) - 1, GA=GA,
@@ -277,11 +312,34 @@ def _gradient_sums(ops: Operators, isi, ids, offsets, need_pre: bool, ties, side
     )
 
 
+def _gradient_sums_lockstep(ops: Operators, isi, ids, offsets, ties) -> _Sums:
+    """Forward then adjoint pass over trials in lockstep (see _kernels), reduced to :class:`_Sums`."""
+    n_neurons, Nv = ops.fr.shape[1], len(ops.lQd)
+    order, active = _lockstep_order(offsets)
+    isi, ids = isi[order], ids[order]
+    m = _widths(ops.lQd, isi)
+    E = _propagators(ops.lQd, isi)
+    A_in, cs = _workspace("A_in", (len(isi), Nv)), _workspace("cs", (len(isi),))
+    nll_t, c0, cabs, clast, a_end, a_S = _kernels.forward_lockstep(
+        ops.alpha0, ops.beta, ops.S, ops.Aabs, ops.absorbing, E, ids, m, active, A_in, cs)
+    end_scale = 1.0 / (clast * cabs)
+    b0, GI1, GA, Gdiag, Gties = _kernels.backward_lockstep(
+        ops.beta, ops.S, ops.Aabs, ops.absorbing, E, ids, isi, m, active, cs, end_scale, A_in,
+        np.array(ties, dtype=np.int64).reshape(-1, 2), n_neurons, _WINDOW, _BLOCK_LOCKSTEP)
+    return _Sums(
+        nll=float(nll_t.sum()), n_trials=len(offsets) - 1, GA=GA, Gdiag=Gdiag, Gties=Gties, GI1=GI1,
+        Gabs=a_S.T @ (ops.beta[None, :] * end_scale[:, None]) if ops.absorbing else None,
+        b0=(b0 / c0[:, None]).sum(axis=0),
+        aend=(a_end / clast[:, None]).sum(axis=0),
+    )
+
+
 def batch_nll(ops: Operators, data: "SpikeData | Sequence[SpikeData]") -> float:
     """NLL summed over the trials of ``data`` with prepared operators."""
     isi, ids, offsets = _flatten(data, ops.fr.shape[1])
     with blas_threads(1):
-        parts = parallel_map(lambda c: _forward_sums(ops, *_trial_slice(isi, ids, offsets, *c)), _chunks(offsets))
+        parts = parallel_map(lambda c: _forward_sums(ops, *_trial_slice(isi, ids, offsets, *c)),
+                             _lockstep_chunks(offsets))
     return float(sum(p.nll for p in parts))
 
 
@@ -306,11 +364,12 @@ def batch_nll_and_grad(ops: Operators, data: "SpikeData | Sequence[SpikeData]",
     tie = np.abs(diff) <= 1e-10 * max(1.0, np.abs(lQd).max())
     np.fill_diagonal(tie, False)
     ties = list(zip(*np.nonzero(tie)))
-    chunks = _chunks(offsets)
     with blas_threads(1):
-        parts = parallel_map(
-            lambda c: _gradient_sums(ops, *_trial_slice(isi, ids, offsets, *c), need_pre, ties, len(chunks) == 1),
-            chunks)
+        if len(offsets) == 2:  # one trial: its adjoint pass runs beside its forward pass
+            parts = [_gradient_sums(ops, isi, ids, offsets, need_pre, ties)]
+        else:
+            parts = parallel_map(lambda c: _gradient_sums_lockstep(ops, *_trial_slice(isi, ids, offsets, *c), ties),
+                                 _lockstep_chunks(offsets))
         total = parts[0]
         for p in parts[1:]:
             total = total + p
