@@ -16,7 +16,7 @@ from typing import Callable, Iterable, TypeVar
 
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["blas_threads", "parallel_map", "WORKERS"]
+__all__ = ["blas_threads", "parallel_map", "submit", "available_workers", "WORKERS"]
 
 T = TypeVar("T")
 WORKERS = 2
@@ -40,16 +40,30 @@ def _pool() -> ThreadPoolExecutor:
                               initializer=lambda: setattr(_local, "in_pool", True))
 
 
-def parallel_map(func: Callable[..., T], items: Iterable) -> list[T]:
-    """``[func(item) for item in items]``, spread over the pool.
+def available_workers() -> int:
+    """Threads that a :func:`parallel_map` from here would spread over (1 inside the pool)."""
+    return 1 if getattr(_local, "in_pool", False) else WORKERS
 
-    Called from inside a pool thread it runs sequentially, so nested use can
-    never deadlock the pool.
+
+def parallel_map(func: Callable[..., T], items: Iterable) -> list[T]:
+    """``[func(item) for item in items]``, spread over the pool and the calling thread.
+
+    The caller takes the first item rather than wait: when the pool is busy
+    with other work (say a validation pass beside a training gradient), the
+    items still share both cores. Called from inside a pool thread it runs
+    sequentially, so nested use can never deadlock the pool.
     """
     items = list(items)
     if len(items) <= 1 or getattr(_local, "in_pool", False):
         return [func(item) for item in items]
-    return list(_pool().map(func, items))
+    futures = [_pool().submit(func, item) for item in items[1:]]
+    try:
+        first = func(items[0])
+    except BaseException:
+        for f in futures:  # the others finish before the error leaves
+            f.exception()
+        raise
+    return [first] + [f.result() for f in futures]
 
 
 def submit(func: Callable[..., T], *args):

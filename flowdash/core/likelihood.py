@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 
 from . import _kernels
-from ._parallel import blas_threads, parallel_map, submit
+from ._parallel import available_workers, blas_threads, parallel_map, submit
 from .grid import Grid
 from .model import Model
 from .spectra import Spectrum, solve_spectrum
@@ -164,15 +164,15 @@ _WINDOW = 256  # rows whose gradient sums are formed together, while in the cach
 
 
 # Trials in lockstep want as many trials per chunk as possible (wider
-# products); two chunks keep both cores busy, and a cap on the rows bounds
-# the stored arrays of a chunk.
+# products): one chunk per core, and a cap on the rows bounds the stored
+# arrays of a chunk.
 _LOCKSTEP_ROWS = 16384
 
 
 def _lockstep_chunks(offsets: np.ndarray) -> list[tuple[int, int]]:
-    """Split trials into contiguous groups ``[t0, t1)`` of about equal work, at least two when possible."""
+    """Split trials into contiguous groups ``[t0, t1)`` of about equal work, one per available core."""
     n_trials, total = len(offsets) - 1, int(offsets[-1])
-    n = min(n_trials, max(2, -(-total // _LOCKSTEP_ROWS)))
+    n = min(n_trials, max(available_workers(), -(-total // _LOCKSTEP_ROWS)))
     if n <= 1:
         return [(0, n_trials)]
     cuts = np.searchsorted(offsets, np.linspace(0, total, n + 1)[1:-1])
