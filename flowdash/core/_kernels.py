@@ -379,7 +379,7 @@ def backward_lockstep(beta, S, Aabs, absorbing, E, ids, dt, width_of, active, cs
     Gties, Gdiag = np.zeros(ties.shape[0]), np.zeros(Nv)
     GI1, GA, GBt = np.zeros((n_neurons, Nv, Nv)), np.zeros((Nv, Nv)), np.zeros((Nv, Nv))
     cap = window + C
-    Aw, AEw, Bw, BEw = np.empty((cap, Nv)), np.empty((cap, Nv)), np.empty((cap, Nv)), np.empty((cap, Nv))
+    Bw, BEw = np.empty((cap, Nv)), np.empty((cap, Nv))
     work = _window_workspace(cap, Nv, n_neurons, block)
     tmp = np.empty(Nv)
     steps = active.shape[0]
@@ -415,17 +415,14 @@ def backward_lockstep(beta, S, Aabs, absorbing, E, ids, dt, width_of, active, cs
                 jt, kt = ties[p, 0], ties[p, 1]
                 Gties[p] += A_in[r, jt] * E[r, jt] * V[c, kt] * d
             for k in range(Nv):
-                a, e = A_in[r, k], E[r, k]
-                b = V[c, k] * e
+                b = V[c, k] * E[r, k]
                 V[c, k] = b
-                Aw[j, k] = a
-                AEw[j, k] = a * e
                 BEw[j, k] = b
-                Gdiag[k] += a * b * d
+                Gdiag[k] += A_in[r, k] * b * d
             width[c] = width_of[r]
         r_end = r0
         if r_hi - r_end >= window or s == 0:
-            _window_sums(Aw, AEw, Bw, BEw, ids, width_of, r_hi, r_hi - r_end, block, work, GI1, GA, GBt)
+            _window_sums(A_in, E, Bw, BEw, ids, width_of, r_hi, r_hi - r_end, block, work, GI1, GA, GBt)
             r_hi = r_end
     for j in range(Nv):
         for k in range(Nv):
@@ -441,13 +438,14 @@ def _window_workspace(cap, Nv, n_neurons, block):
 
 
 @njit(cache=True, nogil=True)
-def _window_sums(Aw, AEw, Bw, BEw, ids, width_of, r_hi, n_rows, block, work, GI1, GA, GBt):
+def _window_sums(A_in, E, Bw, BEw, ids, width_of, r_hi, n_rows, block, work, GI1, GA, GBt):
     """Add a window's outer products to the gradient sums.
 
-    Row j of the window buffers is lockstep row ``r_hi - 1 - j``: ``Aw`` the
-    forward vector entering the interval, ``AEw`` that times the
-    propagator, ``Bw`` the backward vector before the spike operator,
-    ``BEw`` after it times the propagator. The rows are ordered by neuron
+    The window is the lockstep rows ``[r_hi - n_rows, r_hi)``, which the
+    adjoint pass has just done, so they are in the caches: ``A_in`` the
+    forward vector entering each interval, ``E`` its propagator; row j of
+    ``Bw`` and ``BEw`` is row ``r_hi - 1 - j``, the backward vector before
+    the spike operator, and after it times the propagator. The rows are ordered by neuron
     (trial ends last) and by decreasing width (a counting sort), so that a
     block of rows shares the corner m in which ``AEw`` and ``BEw`` are not
     negligible, and each block becomes two BLAS products:
@@ -456,7 +454,7 @@ def _window_sums(Aw, AEw, Bw, BEw, ids, width_of, r_hi, n_rows, block, work, GI1
       over trial ends (there Bpre is Bpost);
     - ``GBt += Σ BE⊗A``, the transpose of ``Σ A⊗BE`` (its products stay contiguous).
     """
-    Nv = Aw.shape[1]
+    Nv = A_in.shape[1]
     n_neurons = GI1.shape[0]
     starts, perm, AE_buf, BE_buf, A_blk, B_blk, tmp = work
     nb = Nv + 1
@@ -485,10 +483,11 @@ def _window_sums(Aw, AEw, Bw, BEw, ids, width_of, r_hi, n_rows, block, work, GI1
             BEm = BE_buf[:K * m].reshape((K, m))
             for i in range(K):
                 j = perm[q0 + i]
+                r = r_hi - 1 - j
                 for k in range(m):
-                    AE[i, k] = AEw[j, k]
+                    AE[i, k] = A_in[r, k] * E[r, k]
                     BEm[i, k] = BEw[j, k]
-                A_blk[i] = Aw[j]
+                A_blk[i] = A_in[r]
                 B_blk[i] = Bw[j]
             t = tmp[:m]
             np.dot(AE.T, B_blk[:K], t)

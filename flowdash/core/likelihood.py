@@ -152,9 +152,8 @@ def _propagators(lQd: np.ndarray, isi: np.ndarray) -> np.ndarray:
     path and keeps denormal numbers (two orders of magnitude slower on x86)
     out of the passes, where at most two such factors meet.
     """
-    E = np.multiply.outer(isi, lQd, out=_workspace("E", (len(isi), len(lQd))))
-    np.minimum(E, 300.0, out=E)
-    np.negative(E, out=E)
+    E = np.multiply.outer(isi, -lQd, out=_workspace("E", (len(isi), len(lQd))))
+    np.maximum(E, -300.0, out=E)
     return np.exp(E, out=E)
 
 
