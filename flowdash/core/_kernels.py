@@ -26,7 +26,7 @@ def _matvec(M, a, m, out):
     Walking M's rows keeps the access contiguous; the entries of a past m
     are negligible (see :func:`forward`).
     """
-    Nv = a.shape[0]
+    Nv = out.shape[0]
     for k in range(Nv):
         out[k] = 0.0
     for j in range(m):
@@ -223,19 +223,22 @@ def backward_scale(log_c, log_chat, offsets, rows, log_end, A_in, AE, b0):
 
 
 @njit(cache=True, nogil=True)
-def _spike_products(V, S, ids, r0, n_active, width, X, Y, counts, members):
-    """``V[c] ← S_n V[c]`` for every running trial c whose interval (row ``r0 + c``) ends in a spike of neuron n.
+def _spike_products(V, E, propagate, S, ids, r0, n_active, width, X, Y, counts, members, src):
+    """``Y[src[c]] = S_n x_c`` for every running trial c whose interval (row ``r0 + c``) ends in a spike of neuron n.
 
-    Only the first ``width[c]`` entries of ``V[c]`` matter. A neuron's rows
-    are sorted by width and go through S_n in one product over the columns
-    they all need, plus, when it saves work, a second product over the
-    extra columns that only the widest rows need. Trial ends (id -1) are
-    left alone.
+    ``x_c`` is ``V[c]``, or ``V[c] ⊙ E[r0 + c]`` with ``propagate``; only its
+    first ``width[c]`` entries matter. Trial ends (id -1) get ``src[c] = -1``.
+    A neuron's rows are sorted by width and go through S_n in one product
+    over the columns they all need, plus, when it saves work, a second
+    product over the extra columns that only the widest rows need.
+    ``Y`` is (2C, Nv): results in its first rows, the second products after C.
     """
     n_neurons, Nv = S.shape[0], S.shape[2]
+    C = V.shape[0]
     counts[:] = 0
     for c in range(n_active):
         n = ids[r0 + c]
+        src[c] = -1
         if n >= 0:
             # Insertion by decreasing width (a neuron has few rows per step).
             j = counts[n]
@@ -244,14 +247,10 @@ def _spike_products(V, S, ids, r0, n_active, width, X, Y, counts, members):
                 j -= 1
             members[n, j] = c
             counts[n] += 1
+    out = 0
     for n in range(n_neurons):
         k = counts[n]
         if k == 0:
-            continue
-        if k == 1:  # a lone vector: a BLAS call costs more than it saves
-            c = members[n, 0]
-            _matvec(S[n], V[c], width[c], Y[:Nv])
-            V[c] = Y[:Nv]
             continue
         rows = members[n, :k]
         top = width[rows[0]]
@@ -263,29 +262,59 @@ def _spike_products(V, S, ids, r0, n_active, width, X, Y, counts, members):
                 split, m, best = j, width[rows[j]], cost
         Xv = X[:k * m].reshape((k, m))
         for j in range(k):
-            for l in range(m):
-                Xv[j, l] = V[rows[j], l]
-        Yv = Y[:k * Nv].reshape((k, Nv))
-        np.dot(Xv, S[n, :m], Yv)  # S is symmetric: row vectors times S
+            c = rows[j]
+            src[c] = out + j
+            if propagate:
+                for l in range(m):
+                    Xv[j, l] = V[c, l] * E[r0 + c, l]
+            else:
+                for l in range(m):
+                    Xv[j, l] = V[c, l]
+        Yv = Y[out:out + k]
+        if k == 1:  # a lone vector: a BLAS call costs more than it saves
+            _matvec(S[n], Xv[0], m, Yv[0])
+        else:
+            np.dot(Xv, S[n, :m], Yv)  # S is symmetric: row vectors times S
         if split > 0:
             extra = top - m
             Xw = X[:split * extra].reshape((split, extra))
             for j in range(split):
-                for l in range(extra):
-                    Xw[j, l] = V[rows[j], m + l]
-            Yw = Y[k * Nv:(k + split) * Nv].reshape((split, Nv))
+                c = rows[j]
+                if propagate:
+                    for l in range(extra):
+                        Xw[j, l] = V[c, m + l] * E[r0 + c, m + l]
+                else:
+                    for l in range(extra):
+                        Xw[j, l] = V[c, m + l]
+            Yw = Y[C:C + split]
             np.dot(Xw, S[n, m:top], Yw)
             for j in range(split):
                 for l in range(Nv):
                     Yv[j, l] += Yw[j, l]
-        for j in range(k):
-            V[rows[j]] = Yv[j]
+        out += k
 
 
 @njit(cache=True, nogil=True)
 def _lockstep_buffers(C, Nv, n_neurons):
-    return (np.empty((C, Nv)), np.empty(C * Nv), np.empty(2 * C * Nv), np.zeros(n_neurons, dtype=np.int64),
-            np.empty((n_neurons, C), dtype=np.int64), np.empty(C, dtype=np.int64))
+    return (np.empty((C, Nv)), np.empty(C * Nv), np.empty((2 * C, Nv)), np.zeros(n_neurons, dtype=np.int64),
+            np.empty((n_neurons, C), dtype=np.int64), np.empty(C, dtype=np.int64), np.empty(C, dtype=np.int64))
+
+
+@njit(cache=True, nogil=True, fastmath=_SUM)
+def _sum_squares(x):
+    s = 0.0
+    for k in range(x.shape[0]):
+        s += x[k] * x[k]
+    return s
+
+
+@njit(cache=True, nogil=True, fastmath=_SUM)
+def _sum_squares_product(x, e):
+    s = 0.0
+    for k in range(x.shape[0]):
+        v = x[k] * e[k]
+        s += v * v
+    return s
 
 
 @njit(cache=True, nogil=True)
@@ -308,7 +337,7 @@ def forward_lockstep(alpha0, beta, S, Aabs, absorbing, E, ids, width_of, active,
     """
     C, Nv, n_neurons = active[0], alpha0.shape[0], S.shape[0]
     store = cs.shape[0] > 0
-    V, X, Y, counts, members, width = _lockstep_buffers(C, Nv, n_neurons)
+    V, X, Y, counts, members, width, src = _lockstep_buffers(C, Nv, n_neurons)
     nll, c0, cabs, clast = np.zeros(C), np.empty(C), np.ones(C), np.empty(C)
     a_end, a_S = np.empty((C, Nv)), np.empty((C, Nv))
     tmp = np.empty(Nv)
@@ -320,18 +349,26 @@ def forward_lockstep(alpha0, beta, S, Aabs, absorbing, E, ids, width_of, active,
     for s in range(steps):
         n_active = active[s]
         for c in range(n_active):
-            r = r0 + c
             if store:
-                A_in[r] = V[c]
-            for k in range(Nv):
-                V[c, k] *= E[r, k]
-            width[c] = width_of[r]
-        _spike_products(V, S, ids, r0, n_active, width, X, Y, counts, members)
+                A_in[r0 + c] = V[c]
+            width[c] = width_of[r0 + c]
+        _spike_products(V, E, True, S, ids, r0, n_active, width, X, Y, counts, members, src)
         for c in range(n_active):
-            norm = _normalise(V[c])
+            r = r0 + c
+            j = src[c]
+            if j >= 0:  # S_n (α ⊙ E), normalised
+                norm = np.sqrt(_sum_squares(Y[j]))
+                inv = 1.0 / norm
+                for k in range(Nv):
+                    V[c, k] = Y[j, k] * inv
+            else:  # trial end: α ⊙ E, normalised
+                norm = np.sqrt(_sum_squares_product(V[c], E[r]))
+                inv = 1.0 / norm
+                for k in range(Nv):
+                    V[c, k] = V[c, k] * E[r, k] * inv
             nll[c] -= np.log(norm)
             if store:
-                cs[r0 + c] = norm
+                cs[r] = norm
         # The trials whose last interval this was are the last running rows.
         for c in range(active[s + 1] if s + 1 < steps else 0, n_active):
             a_S[c] = V[c]
@@ -375,7 +412,7 @@ def backward_lockstep(beta, S, Aabs, absorbing, E, ids, dt, width_of, active, cs
     Gties : (n_ties,) the same for the near-equal eigenvalue pairs (j, k) of ``ties`` (n_ties, 2)
     """
     C, Nv = active[0], beta.shape[0]
-    V, X, Y, counts, members, width = _lockstep_buffers(C, Nv, S.shape[0])
+    V, X, Y, counts, members, width, src = _lockstep_buffers(C, Nv, S.shape[0])
     Gties, Gdiag = np.zeros(ties.shape[0]), np.zeros(Nv)
     GI1, GA, GBt = np.zeros((n_neurons, Nv, Nv)), np.zeros((Nv, Nv)), np.zeros((Nv, Nv))
     cap = window + C
@@ -406,16 +443,17 @@ def backward_lockstep(beta, S, Aabs, absorbing, E, ids, dt, width_of, active, cs
             for k in range(Nv):
                 V[c, k] *= inv
                 Bw[j, k] = V[c, k]
-        _spike_products(V, S, ids, r0, n_active, width, X, Y, counts, members)
+        _spike_products(V, E, False, S, ids, r0, n_active, width, X, Y, counts, members, src)
         for c in range(n_active):
             r = r0 + c
             j = r_hi - 1 - r
             d = dt[r]
+            b_post = Y[src[c]] if src[c] >= 0 else V[c]
             for p in range(ties.shape[0]):
                 jt, kt = ties[p, 0], ties[p, 1]
-                Gties[p] += A_in[r, jt] * E[r, jt] * V[c, kt] * d
+                Gties[p] += A_in[r, jt] * E[r, jt] * b_post[kt] * d
             for k in range(Nv):
-                b = V[c, k] * E[r, k]
+                b = b_post[k] * E[r, k]
                 V[c, k] = b
                 BEw[j, k] = b
                 Gdiag[k] += A_in[r, k] * b * d
