@@ -398,26 +398,30 @@ def backward_lockstep(beta, S, Aabs, absorbing, E, ids, dt, width_of, active, cs
     as in MATH.md, so they come out at their true scale; ``end_scale`` (C,)
     is each trial's ``1 / (c_last · c_abs)``.
 
-    The sums over intervals are formed while their rows are still in the
-    caches: every ``window`` rows or so, :func:`_window_sums` turns the rows
-    just done into BLAS products.
+    Of the sums over intervals, this forms the ones with the backward vector
+    before the spike operator, while their rows are still in the caches:
+    every ``window`` rows or so, :func:`_window_sums` turns the rows just
+    done into BLAS products. (The caller derives ``Σ α⊗(b_post⊙E)`` from
+    them: see ``likelihood._gradient_sums_lockstep``.)
 
     Returns
     -------
-    b0 : (C, Nv) final backward vector of each trial
+    b0 : (C, Nv) final backward vector of each trial (``b_post ⊙ E`` of its first interval)
     GI1 : (n_neurons, Nv, Nv) per neuron Σ (α⊙E)⊗b_pre over its spikes
-    GA : (Nv, Nv) Σ (α⊙E)⊗b_post − α⊗(b_post⊙E) over all intervals, except
-        the first term on spikes (it is Σ_n GI1_n S_n)
+    GA : (Nv, Nv) Σ (α⊙E)⊗b_pre over trial ends (there b_pre is b_post)
     Gdiag : (Nv,) Σ (α⊙E)·b_post·dt, the equal-eigenvalue limit
     Gties : (n_ties,) the same for the near-equal eigenvalue pairs (j, k) of ``ties`` (n_ties, 2)
+    ae_last, b_last : (C, Nv) α⊙E and b_pre of each trial's last interval
+    last_spike : (C,) the neuron whose spike ends each trial's last interval (-1: a trial end)
     """
     C, Nv = active[0], beta.shape[0]
     V, X, Y, counts, members, width, src = _lockstep_buffers(C, Nv, S.shape[0])
     Gties, Gdiag = np.zeros(ties.shape[0]), np.zeros(Nv)
-    GI1, GA, GBt = np.zeros((n_neurons, Nv, Nv)), np.zeros((Nv, Nv)), np.zeros((Nv, Nv))
-    cap = window + C
-    Bw, BEw = np.empty((cap, Nv)), np.empty((cap, Nv))
-    work = _window_workspace(cap, Nv, n_neurons, block)
+    GI1, GA = np.zeros((n_neurons, Nv, Nv)), np.zeros((Nv, Nv))
+    ae_last, b_last = np.zeros((C, Nv)), np.zeros((C, Nv))
+    last_spike = np.empty(C, dtype=np.int64)
+    Bw = np.empty((window + C, Nv))
+    work = _window_workspace(window + C, Nv, n_neurons, block)
     tmp = np.empty(Nv)
     steps = active.shape[0]
     r_end = 0
@@ -428,7 +432,8 @@ def backward_lockstep(beta, S, Aabs, absorbing, E, ids, dt, width_of, active, cs
         n_active = active[s]
         r0 = r_end - n_active
         # Trials whose last interval is this one start their backward pass.
-        for c in range(active[s + 1] if s + 1 < steps else 0, n_active):
+        first_new = active[s + 1] if s + 1 < steps else 0
+        for c in range(first_new, n_active):
             for k in range(Nv):
                 tmp[k] = beta[k] * end_scale[c]
             if absorbing:
@@ -443,10 +448,14 @@ def backward_lockstep(beta, S, Aabs, absorbing, E, ids, dt, width_of, active, cs
             for k in range(Nv):
                 V[c, k] *= inv
                 Bw[j, k] = V[c, k]
+            if c >= first_new:
+                last_spike[c] = ids[r]
+                for k in range(Nv):
+                    ae_last[c, k] = A_in[r, k] * E[r, k]
+                b_last[c] = V[c]
         _spike_products(V, E, False, S, ids, r0, n_active, width, X, Y, counts, members, src)
         for c in range(n_active):
             r = r0 + c
-            j = r_hi - 1 - r
             d = dt[r]
             b_post = Y[src[c]] if src[c] >= 0 else V[c]
             for p in range(ties.shape[0]):
@@ -455,46 +464,37 @@ def backward_lockstep(beta, S, Aabs, absorbing, E, ids, dt, width_of, active, cs
             for k in range(Nv):
                 b = b_post[k] * E[r, k]
                 V[c, k] = b
-                BEw[j, k] = b
                 Gdiag[k] += A_in[r, k] * b * d
             width[c] = width_of[r]
         r_end = r0
         if r_hi - r_end >= window or s == 0:
-            _window_sums(A_in, E, Bw, BEw, ids, width_of, r_hi, r_hi - r_end, block, work, GI1, GA, GBt)
+            _window_sums(A_in, E, Bw, ids, width_of, r_hi, r_hi - r_end, block, work, GI1, GA)
             r_hi = r_end
-    for j in range(Nv):
-        for k in range(Nv):
-            GA[j, k] -= GBt[k, j]
-    return V, GI1, GA, Gdiag, Gties
+    return V, GI1, GA, Gdiag, Gties, ae_last, b_last, last_spike
 
 
 @njit(cache=True, nogil=True)
 def _window_workspace(cap, Nv, n_neurons, block):
     n_keys = (n_neurons + 1) * (Nv + 1)
     return (np.zeros(n_keys + 1, dtype=np.int64), np.empty(cap, dtype=np.int64), np.empty(block * Nv),
-            np.empty(block * Nv), np.empty((block, Nv)), np.empty((block, Nv)), np.empty((Nv, Nv)))
+            np.empty((block, Nv)), np.empty((Nv, Nv)))
 
 
 @njit(cache=True, nogil=True)
-def _window_sums(A_in, E, Bw, BEw, ids, width_of, r_hi, n_rows, block, work, GI1, GA, GBt):
-    """Add a window's outer products to the gradient sums.
+def _window_sums(A_in, E, Bw, ids, width_of, r_hi, n_rows, block, work, GI1, GA):
+    """Add a window's ``Σ (α⊙E)⊗b_pre``: per neuron to ``GI1[n]``, over trial ends to ``GA``.
 
     The window is the lockstep rows ``[r_hi - n_rows, r_hi)``, which the
     adjoint pass has just done, so they are in the caches: ``A_in`` the
     forward vector entering each interval, ``E`` its propagator; row j of
-    ``Bw`` and ``BEw`` is row ``r_hi - 1 - j``, the backward vector before
-    the spike operator, and after it times the propagator. The rows are ordered by neuron
-    (trial ends last) and by decreasing width (a counting sort), so that a
-    block of rows shares the corner m in which ``AEw`` and ``BEw`` are not
-    negligible, and each block becomes two BLAS products:
-
-    - ``GI1[n] += Σ AE⊗Bpre`` over neuron n's spikes, or ``GA += Σ AE⊗Bpre``
-      over trial ends (there Bpre is Bpost);
-    - ``GBt += Σ BE⊗A``, the transpose of ``Σ A⊗BE`` (its products stay contiguous).
+    ``Bw`` is row ``r_hi - 1 - j``'s backward vector before the spike
+    operator. The rows are ordered by neuron (trial ends last) and by
+    decreasing width (a counting sort), so that a block of rows shares the
+    corner m in which ``α⊙E`` is not negligible, and becomes one BLAS product.
     """
     Nv = A_in.shape[1]
     n_neurons = GI1.shape[0]
-    starts, perm, AE_buf, BE_buf, A_blk, B_blk, tmp = work
+    starts, perm, AE_buf, B_blk, tmp = work
     nb = Nv + 1
     n_keys = (n_neurons + 1) * nb
     starts[:] = 0
@@ -518,22 +518,15 @@ def _window_sums(A_in, E, Bw, BEw, ids, width_of, r_hi, n_rows, block, work, GI1
             K = min(block, q_hi - q0)
             m = width_of[r_hi - 1 - perm[q0]]
             AE = AE_buf[:K * m].reshape((K, m))
-            BEm = BE_buf[:K * m].reshape((K, m))
             for i in range(K):
                 j = perm[q0 + i]
                 r = r_hi - 1 - j
                 for k in range(m):
                     AE[i, k] = A_in[r, k] * E[r, k]
-                    BEm[i, k] = BEw[j, k]
-                A_blk[i] = A_in[r]
                 B_blk[i] = Bw[j]
             t = tmp[:m]
             np.dot(AE.T, B_blk[:K], t)
             for i in range(m):
                 for k in range(Nv):
                     target[i, k] += t[i, k]
-            np.dot(BEm.T, A_blk[:K], t)
-            for i in range(m):
-                for k in range(Nv):
-                    GBt[i, k] += t[i, k]
         q_lo = q_hi

@@ -322,9 +322,21 @@ def _gradient_sums_lockstep(ops: Operators, isi, ids, offsets, ties) -> _Sums:
     nll_t, c0, cabs, clast, a_end, a_S = _kernels.forward_lockstep(
         ops.alpha0, ops.beta, ops.S, ops.Aabs, ops.absorbing, E, ids, m, active, A_in, cs)
     end_scale = 1.0 / (clast * cabs)
-    b0, GI1, GA, Gdiag, Gties = _kernels.backward_lockstep(
+    b0, GI1, GA, Gdiag, Gties, ae_last, b_last, last_spike = _kernels.backward_lockstep(
         ops.beta, ops.S, ops.Aabs, ops.absorbing, E, ids, isi, m, active, cs, end_scale, A_in,
         np.array(ties, dtype=np.int64).reshape(-1, 2), n_neurons, _WINDOW, _BLOCK_LOCKSTEP)
+    # Σ α⊗(b_post⊙E) needs no pass of its own. An interval other than a
+    # trial's first is entered by α = S_n (α'⊙E')/c' of the spike before it,
+    # whose backward vector before S_n is b_pre' = (b_post⊙E)/c'. So its term
+    # is S_n (α'⊙E')⊗b_pre', a spike's term of GI1_n, for every spike that
+    # is not its trial's last; a trial's first interval is entered by α0/c0.
+    GI1_inner = GI1.copy()
+    for n in range(n_neurons):
+        last = last_spike == n
+        if last.any():
+            GI1_inner[n] -= ae_last[last].T @ b_last[last]
+    GA -= sum(S_n @ G_n for S_n, G_n in zip(ops.S, GI1_inner))
+    GA -= np.outer(ops.alpha0 / np.linalg.norm(ops.alpha0), b0.sum(axis=0))
     return _Sums(
         nll=float(nll_t.sum()), n_trials=len(offsets) - 1, GA=GA, Gdiag=Gdiag, Gties=Gties, GI1=GI1,
         Gabs=a_S.T @ (ops.beta[None, :] * end_scale[:, None]) if ops.absorbing else None,
