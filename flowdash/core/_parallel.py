@@ -46,24 +46,43 @@ def available_workers() -> int:
 
 
 def parallel_map(func: Callable[..., T], items: Iterable) -> list[T]:
-    """``[func(item) for item in items]``, spread over the pool and the calling thread.
+    """``[func(item) for item in items]``, on at most ``WORKERS`` threads: the caller and pool threads.
 
-    The caller takes the first item rather than wait: when the pool is busy
-    with other work (say a validation pass beside a training gradient), the
-    items still share both cores. Called from inside a pool thread it runs
+    The threads take the items in turn from a shared queue, the caller
+    among them rather than waiting: when the pool is busy with other work
+    (say a validation pass beside a training gradient), the items still
+    share both cores. Called from inside a pool thread it runs
     sequentially, so nested use can never deadlock the pool.
     """
     items = list(items)
     if len(items) <= 1 or getattr(_local, "in_pool", False):
         return [func(item) for item in items]
-    futures = [_pool().submit(func, item) for item in items[1:]]
+    results: list = [None] * len(items)
+    queue = iter(range(len(items)))
+    lock = threading.Lock()
+    failed = threading.Event()
+
+    def work():
+        while not failed.is_set():
+            with lock:
+                i = next(queue, None)
+            if i is None:
+                return
+            try:
+                results[i] = func(items[i])
+            except BaseException:
+                failed.set()
+                raise
+
+    helpers = [_pool().submit(work) for _ in range(min(WORKERS, len(items)) - 1)]
     try:
-        first = func(items[0])
-    except BaseException:
-        for f in futures:  # the others finish before the error leaves
-            f.exception()
-        raise
-    return [first] + [f.result() for f in futures]
+        work()
+    finally:
+        for h in helpers:
+            h.exception()  # wait: the items must be done, or abandoned, before this returns
+    for h in helpers:
+        h.result()
+    return results
 
 
 def submit(func: Callable[..., T], *args):
