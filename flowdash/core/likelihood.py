@@ -402,24 +402,25 @@ def _assemble(ops: Operators, sums: _Sums, grads: tuple[str, ...], diff: np.ndar
     np.fill_diagonal(G, sums.Gdiag)
     for (j, k), value in zip(ties, sums.Gties):
         G[j, k] = value
-    GI20 = Qd @ G @ Qd.T
-    if ops.absorbing:
-        G = G - sums.Gabs
-    G0 = Qd @ G @ Qd.T
-    Y = ops.spectrum.QxOrig
+    # MATH.md §6 forms GI20 = Qd G Qdᵀ, G0 and GI10_n the same way and pairs
+    # them with Y; everything here pairs them as rowdot(A, B M) with A, B
+    # among Y, Y', so the sandwiches fold into Y Qd: rowdot(Y, Y Qd M Qdᵀ) =
+    # rowdot(Y Qd, Y Qd M), and similarly with Y'.
+    Yd = ops.spectrum.QxOrig @ Qd
+    G_end = G - sums.Gabs if ops.absorbing else G  # G0 = Qd G_end Qdᵀ
     peq, D, n_trials = ops.peq, ops.D, sums.n_trials
     out: dict = {}
     if {"F", "D"} & set(grads):
-        Yp = grid.derivative(Y)
-        YpG0 = Yp @ G0
+        Ypd = grid.derivative(Yd)
+        YpdG = Ypd @ G_end
     if "D" in grads:
-        out["D"] = float(np.sum(grid.w * peq * np.einsum("xj,xj->x", Yp, YpG0)))
+        out["D"] = float(np.sum(grid.w * peq * np.einsum("xj,xj->x", Ypd, YpdG)))
     sqrt_peq = np.sqrt(peq)
     rho0 = ops.p0 / sqrt_peq
     b0_sum = ops.Qxd @ sums.b0
     aend_sum = ops.Qxd @ sums.aend
     if "F" in grads:
-        inner = np.einsum("xj,xj->x", Y, YpG0) + np.einsum("xj,xj->x", Yp, Y @ G0)
+        inner = np.einsum("xj,xj->x", Yd, YpdG) + np.einsum("xj,xj->x", Ypd, Yd @ G_end)
         if ops.equilibrium:
             BT = grid.antiderivative(n_trials * peq - 0.5 * (aend_sum + b0_sum) * sqrt_peq)
         else:
@@ -428,11 +429,10 @@ def _assemble(ops: Operators, sums: _Sums, grads: tuple[str, ...], diff: np.ndar
     if "F0" in grads:
         out["F0"] = -grid.antiderivative(n_trials * rho0 * sqrt_peq - rho0 * b0_sum)
     if {"Fr", "C"} & set(grads):
-        Phi = np.einsum("xj,xj->x", Y, Y @ GI20)
+        # PhiY_n = peq·(Φ - rowdot(Y, Y·GI10_n)), Φ = rowdot(Y, Y·GI20)
         PhiY = np.empty_like(ops.fr)
         for n in range(ops.fr.shape[1]):
-            GI10 = Qd @ sums.GI1[n] @ Qd.T
-            PhiY[:, n] = peq * (Phi - np.einsum("xj,xj->x", Y, Y @ GI10))
+            PhiY[:, n] = peq * np.einsum("xj,xj->x", Yd, Yd @ (G - sums.GI1[n]))
         C2 = grid.antiderivative(ops.fr * PhiY)
         if "Fr" in grads:
             out["Fr"] = C2[-1][None, :] - C2
