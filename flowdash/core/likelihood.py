@@ -406,16 +406,16 @@ def _assemble(ops: Operators, sums: _Sums, grads: tuple[str, ...], diff: np.ndar
     # them with Y; everything here pairs them as rowdot(A, B M) with A, B
     # among Y, Y', so the sandwiches fold into Y Qd: rowdot(Y, Y Qd M Qdᵀ) =
     # rowdot(Y Qd, Y Qd M), and similarly with Y'.
-    Yd = ops.spectrum.QxOrig @ Qd
-    G_end = G - sums.Gabs if ops.absorbing else G  # G0 = Qd G_end Qdᵀ
     peq, D, n_trials = ops.peq, ops.D, sums.n_trials
+    sqrt_peq = np.sqrt(peq)
+    Yd = ops.Qxd / sqrt_peq[:, None]  # Y Qd, since Qx = sqrt(peq)·Y
+    G_end = G - sums.Gabs if ops.absorbing else G  # G0 = Qd G_end Qdᵀ
     out: dict = {}
     if {"F", "D"} & set(grads):
         Ypd = grid.derivative(Yd)
         YpdG = Ypd @ G_end
     if "D" in grads:
         out["D"] = float(np.sum(grid.w * peq * np.einsum("xj,xj->x", Ypd, YpdG)))
-    sqrt_peq = np.sqrt(peq)
     rho0 = ops.p0 / sqrt_peq
     b0_sum = ops.Qxd @ sums.b0
     aend_sum = ops.Qxd @ sums.aend
