@@ -1,14 +1,21 @@
 """numba kernels for the sequential parts of the likelihood (MATH.md §5–6).
 
-Trials of a batch arrive concatenated: interval ``i`` of trial ``t`` is row
-``offsets[t] + i`` of ``E`` (its propagator ``exp(-lQd·dt)``, computed by
-numpy beforehand) and ``ids``. The vectors stored for interval ``i`` (the
-forward vector *entering* it, ``α_{i-1}`` of MATH.md, and its backward
-vectors) go to row ``rows[i]``; the caller orders rows by neuron, so each
-neuron's spikes are one contiguous block. The sums over spikes that make the
-gradient are then plain matrix products on slices, done with BLAS outside
-these loops. The kernels release the GIL, so the
-validation pass can run beside the training gradient.
+Two ways through the trials of a batch:
+
+- One trial (:func:`forward`, :func:`backward`, :func:`backward_scale`):
+  interval ``i`` is row ``offsets[t] + i`` of ``E`` (its propagator
+  ``exp(-lQd·dt)``, computed by numpy beforehand) and ``ids``. The vectors
+  stored for interval ``i`` (the forward vector *entering* it, ``α_{i-1}``
+  of MATH.md, and its backward vectors) go to row ``rows[i]``; the caller
+  orders rows by neuron, so each neuron's spikes are one contiguous block,
+  and forms the sums over spikes as BLAS products on slices. The adjoint
+  pass normalises itself so that it runs beside the forward pass.
+- Many trials (:func:`forward_lockstep`, :func:`backward_lockstep`): the
+  trials advance together and their per-spike products become BLAS
+  products (see the section below).
+
+The kernels release the GIL, so the validation pass can run beside the
+training gradient.
 """
 
 from __future__ import annotations

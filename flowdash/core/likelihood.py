@@ -389,7 +389,7 @@ def batch_nll_and_grad(ops: Operators, data: "SpikeData | Sequence[SpikeData]",
 
 def _assemble(ops: Operators, sums: _Sums, grads: tuple[str, ...], diff: np.ndarray, ties: list) -> dict:
     """Gradients from the trial sums (MATH.md §6)."""
-    grid, Qd = ops.grid, ops.Qd
+    grid = ops.grid
     np.fill_diagonal(diff, 1.0)
     for j, k in ties:
         diff[j, k] = 1.0
