@@ -63,16 +63,16 @@ def parallel_map(func: Callable[..., T], items: Iterable) -> list[T]:
     failed = threading.Event()
 
     def work():
-        while not failed.is_set():
-            with lock:
-                i = next(queue, None)
-            if i is None:
-                return
-            try:
+        try:
+            while not failed.is_set():
+                with lock:
+                    i = next(queue, None)
+                if i is None:
+                    return
                 results[i] = func(items[i])
-            except BaseException:
-                failed.set()
-                raise
+        except BaseException:  # e.g. a signal handler's exception in the main thread
+            failed.set()
+            raise
 
     helpers = [_pool().submit(work) for _ in range(min(WORKERS, len(items)) - 1)]
     try:

@@ -343,7 +343,7 @@ def simulate(
         Which datasample's parameters to use.
     on_trial : callable, optional
         Called as ``on_trial(done, n_trials)`` after each finished trial
-        (from a worker thread); if it returns True the simulation stops and
+        (from whichever thread ran the trial); if it returns True the simulation stops and
         raises :class:`SimulationStopped`. Trial i always uses child i of
         ``SeedSequence(seed)``, so progress reporting changes nothing.
 
