@@ -6,7 +6,10 @@ Usage::
 
 ``CASE.json`` and its ``CASE.npz`` follow the layout of the shared reference
 cases (see ``../shared/reference/README.md``). Gradient cases (with
-``eval_model``) produce ``loglik``, ``loglik_only`` and ``grad_*``; fit
+``eval_model``) produce ``loglik``, ``loglik_only`` and ``grad_*`` (and
+``loglik_gt``, the ground truth's NLL in the same likelihood setting, when
+the case has a ``ground_truth_model``); a case-level
+``boundary_conditions`` overrides what ``boundary_mode`` implies; fit
 cases (with ``init_model``) produce ``logliks``, ``logliksCV``,
 ``results_peq`` (and ``results_p0``, ``results_D``, ``results_fr`` when
 fitted) and ``iter_num``. Selection cases (MATH.md §10; the runner
@@ -37,7 +40,7 @@ import numpy as np
 
 from .core.fitting import FitOptions, fit
 from .core.grid import Grid
-from .core.likelihood import nll, nll_and_grad
+from .core.likelihood import ground_truth_nll, nll, nll_and_grad
 from .core.model import Model
 from .core.spikedata import load_reference_set
 
@@ -83,6 +86,11 @@ def _sets(arrays, prefix: str, K: int, n_neurons: int, with_trial_end: bool) -> 
     return [load_reference_set(arrays, name, n_neurons=n_neurons, with_trial_end=with_trial_end) for name in names]
 
 
+def _with_boundary(case: dict, key: str) -> dict:
+    """The model spec ``case[key]`` with the case-level ``boundary_conditions`` (the 2021 ablation)."""
+    return {"boundary_conditions": case.get("boundary_conditions"), **case[key]}
+
+
 def run_case(case_path: str | Path) -> dict:
     """Compute a reference case; returns the output arrays by key name."""
     case_path = Path(case_path)
@@ -97,7 +105,7 @@ def run_case(case_path: str | Path) -> dict:
     Nv = case.get("Nv")
     K = int(case.get("datasamples", 1))
     if "eval_model" in case:
-        model = Model.from_spec(case["eval_model"], grid, mode)
+        model = Model.from_spec(_with_boundary(case, "eval_model"), grid, mode)
         data = _sets(arrays, "data", 1, model.n_neurons, te)[0]
         grads = list(case.get("grad_list", ["F", "D", "Fr", "C"]))
         load_kernels()
@@ -108,9 +116,12 @@ def run_case(case_path: str | Path) -> dict:
         out = {"loglik": np.float64(value), "loglik_only": np.float64(only)}
         out.update({f"grad_{k}": np.asarray(v) for k, v in grad.items()})
         out["seconds"] = np.float64(seconds)
+        if "ground_truth_model" in case:
+            truth = Model.from_spec(case["ground_truth_model"], grid, mode)
+            out["loglik_gt"] = np.float64(ground_truth_nll(truth, data, model, Nv=Nv))
         return out
 
-    model = Model.from_spec(case["init_model"], grid, mode)
+    model = Model.from_spec(_with_boundary(case, "init_model"), grid, mode)
     train = _sets(arrays, "train", K, model.n_neurons, te)
     val = _sets(arrays, "val", K, model.n_neurons, te)
     o = case["opt_options"]

@@ -10,7 +10,7 @@ import pytest
 
 from _shared import REFERENCE_DIR
 
-CASES = sorted(REFERENCE_DIR.glob("*.json"))
+CASES = sorted(REFERENCE_DIR.glob("*.json")) + sorted((REFERENCE_DIR / "nonstationary").glob("*.json"))
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -34,7 +34,7 @@ def test_reference_case_agrees(case):
     spec, ref, ours = case
     assert float(ours["seconds"]) > 0
     if "eval_model" in spec:
-        for key in ("loglik", "loglik_only"):
+        for key in ("loglik", "loglik_only") + (("loglik_gt",) if "loglik_gt" in ref.files else ()):
             assert float(ours[key]) == pytest.approx(float(ref[key]), rel=1e-8), key
         for name in spec.get("grad_list", []):
             assert _rel_max(ours[f"grad_{name}"], ref[f"grad_{name}"]) < 1e-6, name

@@ -126,6 +126,16 @@ def test_absorbing_trials_end_at_boundary(grid):
         assert ids[-1] == -1
 
 
+def test_dirichlet_without_absorption_step_generates_absorbed_paths(grid):
+    # The absorption step is a likelihood choice; the process is set by the boundary conditions.
+    absorbing = _model(grid, mode="absorbing", D=1.0)
+    ablation = absorbing.replace(absorption_step=False)
+    a, b = simulate(absorbing, 3, 20.0, seed=4), simulate(ablation, 3, 20.0, seed=4)
+    for xa, xb in zip(a.x, b.x):
+        np.testing.assert_array_equal(xa, xb)
+    assert all(x[-1] in (-1.0, 1.0) for x in b.x)
+
+
 def test_without_trial_end_ends_at_last_spike(grid):
     s = simulate(_model(grid), 3, 1.0, seed=6, with_trial_end=False)
     assert not s.data.with_trial_end

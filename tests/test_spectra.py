@@ -74,7 +74,18 @@ def test_bad_Nv(Nv, error, message):
         solve_spectrum(grid, _uniform(grid), 1.0, "absorbing", Nv=Nv)
 
 
-def test_bad_boundary_mode():
+def test_bad_boundary_conditions():
     grid = Grid(5, 4)
-    with pytest.raises(ValueError, match="boundary_mode must be 'absorbing' or 'reflecting', got 'periodic'"):
+    with pytest.raises(ValueError, match=r"boundary_conditions must be 'dirichlet' or 'neumann' \(or a boundary mode, "
+                                         r"'absorbing' or 'reflecting'\), got 'periodic'"):
         solve_spectrum(grid, _uniform(grid), 1.0, "periodic")
+
+
+@pytest.mark.parametrize("conditions, mode", [("dirichlet", "absorbing"), ("neumann", "reflecting")])
+def test_boundary_conditions_and_their_modes_give_one_spectrum(conditions, mode):
+    grid = Grid(6, 8)
+    peq = np.exp(np.sin(3 * grid.x))
+    peq /= grid.integrate(peq)
+    a, b = solve_spectrum(grid, peq, 0.9, conditions), solve_spectrum(grid, peq, 0.9, mode)
+    np.testing.assert_array_equal(a.lQ, b.lQ)
+    np.testing.assert_array_equal(a.QxOrig, b.QxOrig)

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, TypeVar
 
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["blas_threads", "parallel_map", "WORKERS"]
+__all__ = ["blas_threads", "parallel_map", "submit", "available_workers", "WORKERS"]
 
 T = TypeVar("T")
 WORKERS = 2
@@ -40,16 +40,49 @@ def _pool() -> ThreadPoolExecutor:
                               initializer=lambda: setattr(_local, "in_pool", True))
 
 
-def parallel_map(func: Callable[..., T], items: Iterable) -> list[T]:
-    """``[func(item) for item in items]``, spread over the pool.
+def available_workers() -> int:
+    """Threads that a :func:`parallel_map` from here would spread over (1 inside the pool)."""
+    return 1 if getattr(_local, "in_pool", False) else WORKERS
 
-    Called from inside a pool thread it runs sequentially, so nested use can
-    never deadlock the pool.
+
+def parallel_map(func: Callable[..., T], items: Iterable) -> list[T]:
+    """``[func(item) for item in items]``, on at most ``WORKERS`` threads: the caller and pool threads.
+
+    The threads take the items in turn from a shared queue, the caller
+    among them rather than waiting: when the pool is busy with other work
+    (say a validation pass beside a training gradient), the items still
+    share both cores. Called from inside a pool thread it runs
+    sequentially, so nested use can never deadlock the pool.
     """
     items = list(items)
     if len(items) <= 1 or getattr(_local, "in_pool", False):
         return [func(item) for item in items]
-    return list(_pool().map(func, items))
+    results: list = [None] * len(items)
+    queue = iter(range(len(items)))
+    lock = threading.Lock()
+    failed = threading.Event()
+
+    def work():
+        try:
+            while not failed.is_set():
+                with lock:
+                    i = next(queue, None)
+                if i is None:
+                    return
+                results[i] = func(items[i])
+        except BaseException:  # e.g. a signal handler's exception in the main thread
+            failed.set()
+            raise
+
+    helpers = [_pool().submit(work) for _ in range(min(WORKERS, len(items)) - 1)]
+    try:
+        work()
+    finally:
+        for h in helpers:
+            h.exception()  # wait: the items must be done, or abandoned, before this returns
+    for h in helpers:
+        h.result()
+    return results
 
 
 def submit(func: Callable[..., T], *args):

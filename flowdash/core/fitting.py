@@ -665,6 +665,7 @@ class _State:
     def __init__(self, model: Model, K: int, Nv: int | None):
         self.grid = model.grid
         self.boundary_mode = model.boundary_mode
+        self.boundary_conditions = model.boundary_conditions
         self.K = K
         self.Nv = Nv
         self.peq = np.array(model.peq)
@@ -685,7 +686,7 @@ class _State:
 
     def model(self) -> Model:
         return Model(self.grid, self.peq.copy(), None if self.p0 is None else self.p0.copy(),
-                     self.D.copy(), self.fr.copy(), self.boundary_mode)
+                     self.D.copy(), self.fr.copy(), self.boundary_mode, self.boundary_conditions)
 
     def key(self, k: int) -> tuple:
         v = self.version
@@ -702,7 +703,7 @@ class _State:
         skey = (rp, rd, self.version["peq"][rp], self.version["D"][rd])
         spectrum = self._spectra.get(skey)
         if spectrum is None:
-            spectrum = solve_spectrum(self.grid, self.peq[rp], float(self.D[rd]), self.boundary_mode, self.Nv)
+            spectrum = solve_spectrum(self.grid, self.peq[rp], float(self.D[rd]), self.boundary_conditions, self.Nv)
             # Old solutions of this row are stale for good.
             self._spectra = {kk: s for kk, s in self._spectra.items() if kk[:2] != (rp, rd)}
             self._spectra[skey] = spectrum

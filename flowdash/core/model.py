@@ -13,15 +13,20 @@ from .limits import InvalidValue, Limit
 __all__ = [
     "Model",
     "BOUNDARY_MODES",
+    "BOUNDARY_CONDITIONS",
     "PEQ_FLOOR",
     "D_LIMIT",
     "force_from_peq",
     "peq_from_force",
     "rates_from_shape",
+    "resolve_boundary",
     "shape_from_rates",
 ]
 
 BOUNDARY_MODES = ("absorbing", "reflecting")
+BOUNDARY_CONDITIONS = ("dirichlet", "neumann")
+# What a boundary mode means when nothing overrides it: (conditions, absorption step).
+_MODE_DEFAULTS = {"absorbing": ("dirichlet", True), "reflecting": ("neumann", False)}
 PEQ_FLOOR = 1e-5  # peq and p0 are clipped below at this value after every update
 #: The noise magnitude D (a.u.²/s); the forms use the same limit.
 D_LIMIT = Limit("D", float, 0, lo_open=True)
@@ -101,6 +106,24 @@ class Model:
     fr : ndarray, shape (N, n_neurons) or (K_fr, N, n_neurons)
         Firing rates at the nodes, Hz, non-negative.
     boundary_mode : {'absorbing', 'reflecting'}
+        Shorthand for the two boundary settings below, as in the reference:
+        'absorbing' = Dirichlet conditions and the absorption step,
+        'reflecting' = Neumann conditions and no absorption step. After
+        construction it is 'absorbing' exactly when the absorption step
+        applies (so the reference's ``boundary_mode`` + ``boundary_conditions``
+        pair describes any model).
+    boundary_conditions : {'dirichlet', 'neumann'}, optional
+        Boundary conditions of the spectral problem (MATH.md §4): paths that
+        vanish at the walls (absorbing process) or zero flux (reflecting
+        process). Also what :func:`~flowdash.core.simulation.simulate`
+        generates: Dirichlet kills the path at a wall. Default: from
+        ``boundary_mode``.
+    absorption_step : bool, optional
+        Whether the likelihood applies the absorption step at the trial end
+        (MATH.md §5 step 3, ``Gabs`` in §6): the trial ends *because* the
+        path reached a wall. It needs Dirichlet conditions. False with
+        Dirichlet conditions is the 2021 paper's ablation "without the
+        absorption operator". Default: from ``boundary_mode``.
     """
 
     grid: Grid
@@ -109,13 +132,18 @@ class Model:
     D: np.ndarray
     fr: np.ndarray
     boundary_mode: str = "absorbing"
+    boundary_conditions: str | None = None
+    absorption_step: bool | None = None
 
     def __post_init__(self):
         N = self.grid.N
         if not isinstance(self.grid, Grid):
             raise TypeError(f"grid must be a flowdash.core.grid.Grid, got {type(self.grid).__name__}")
-        if self.boundary_mode not in BOUNDARY_MODES:
-            raise ValueError(f"boundary_mode must be one of {BOUNDARY_MODES}, got {self.boundary_mode!r}")
+        conditions, absorption = resolve_boundary(self.boundary_mode, self.boundary_conditions,
+                                                  self.absorption_step)
+        object.__setattr__(self, "boundary_conditions", conditions)
+        object.__setattr__(self, "absorption_step", absorption)
+        object.__setattr__(self, "boundary_mode", "absorbing" if absorption else "reflecting")
         peq = _as_rows("peq", self.peq, N)
         if not np.all(np.isfinite(peq)) or np.any(peq <= 0):
             raise ValueError("peq must be finite and positive at every node")
@@ -189,7 +217,14 @@ class Model:
         return self._row(self.fr, k)
 
     def replace(self, **changes) -> "Model":
-        """A copy with some fields replaced (validated again)."""
+        """A copy with some fields replaced (validated again).
+
+        A new ``boundary_mode`` brings its own default boundary settings
+        unless ``boundary_conditions`` / ``absorption_step`` are given too.
+        """
+        if "boundary_mode" in changes:
+            changes.setdefault("boundary_conditions", None)
+            changes.setdefault("absorption_step", None)
         return dataclasses.replace(self, **changes)
 
     # -- construction from the reference's JSON format ---------------------
@@ -205,7 +240,11 @@ class Model:
             ``p0_model`` None = equilibrium), ``D`` (number), ``fr_model`` (one
             ``{"model", "params"}`` per neuron), optional ``params_size``
             (``{"peq": k, ...}``, 1 = shared, K = one per datasample; every row
-            starts from the same library model).
+            starts from the same library model), optional
+            ``boundary_conditions`` ('dirichlet' / 'neumann', as in the
+            reference cases) and ``absorption_step`` (bool), which override
+            what ``boundary_mode`` implies.
+        boundary_mode : {'absorbing', 'reflecting'}
         """
         from . import library
 
@@ -232,4 +271,47 @@ class Model:
                    p0=p0,
                    D=np.full(sizes["D"], float(spec["D"])),
                    fr=np.tile(fr, (sizes["fr"], 1, 1)),
-                   boundary_mode=boundary_mode)
+                   boundary_mode=boundary_mode,
+                   boundary_conditions=spec.get("boundary_conditions"),
+                   absorption_step=spec.get("absorption_step"))
+
+
+def resolve_boundary(boundary_mode: str = "absorbing", boundary_conditions: str | None = None,
+                     absorption_step: bool | None = None) -> tuple[str, bool]:
+    """The two boundary settings from a mode and optional overrides.
+
+    Parameters
+    ----------
+    boundary_mode : {'absorbing', 'reflecting'}
+        Supplies the defaults: absorbing = ('dirichlet', True), reflecting =
+        ('neumann', False).
+    boundary_conditions : {'dirichlet', 'neumann'} or None
+        Case-insensitive (the reference writes 'Dirichlet').
+    absorption_step : bool or None
+
+    Returns
+    -------
+    (boundary_conditions, absorption_step)
+
+    Raises
+    ------
+    ValueError
+        Unknown names, or an absorption step without Dirichlet conditions.
+    """
+    if boundary_mode not in BOUNDARY_MODES:
+        raise ValueError(f"boundary_mode must be one of {BOUNDARY_MODES}, got {boundary_mode!r}")
+    default_conditions, default_absorption = _MODE_DEFAULTS[boundary_mode]
+    conditions = default_conditions if boundary_conditions is None else boundary_conditions
+    if not isinstance(conditions, str) or conditions.lower() not in BOUNDARY_CONDITIONS:
+        raise ValueError(f"boundary_conditions must be one of {BOUNDARY_CONDITIONS} or None, "
+                         f"got {boundary_conditions!r}")
+    conditions = conditions.lower()
+    absorption = default_absorption if absorption_step is None else absorption_step
+    if not isinstance(absorption, (bool, np.bool_)):
+        raise TypeError(f"absorption_step must be True, False or None, got {absorption_step!r}")
+    if absorption and conditions != "dirichlet":
+        raise ValueError(
+            f"the absorption step needs Dirichlet boundary conditions (it is the exit through an absorbing "
+            f"wall), got boundary_conditions={conditions!r} with absorption_step=True; use "
+            f"boundary_conditions='dirichlet', or absorption_step=False (boundary_mode='reflecting')")
+    return conditions, bool(absorption)

@@ -4,7 +4,11 @@ Latent paths by Euler–Maruyama,
 ``x ← x + D·F(x)·dt + sqrt(2·D·dt)·N(0, 1)``, with the force ``F = Dm·log peq``
 linearly interpolated between grid nodes and clipped to ``|F| ≤ 0.05/(D·dt)``.
 Reflecting walls mirror the step (a step still outside after the mirror is
-redrawn); an absorbing wall ends the trial at the first exit. ``x(0)`` is
+redrawn); an absorbing wall ends the trial at the first exit. Which one is
+set by the model's boundary *conditions*: Dirichlet = absorbing walls,
+Neumann = reflecting. The absorption step is a choice of the likelihood
+only (how a fit reads a trial end), so a Dirichlet model without it
+generates the same absorbed paths as an absorbing one. ``x(0)`` is
 drawn from ``p0`` by inverse CDF. Spikes come from time-rescaling a unit-rate
 Poisson process by the cumulative rate ``Λ_n(t) = ∫ f_n(x(s)) ds``, with the
 tabulated rates interpolated by a cubic spline through the grid nodes.
@@ -332,7 +336,9 @@ def simulate(
     Parameters
     ----------
     model : flowdash.core.model.Model
-        Uses ``grid``, ``boundary_mode``, ``peq_of(k)`` (N,), ``p0_of(k)``
+        Uses ``grid``, ``boundary_conditions`` (Dirichlet: the path is killed
+        at the first exit, with or without the model's absorption step;
+        Neumann: reflected), ``peq_of(k)`` (N,), ``p0_of(k)``
         (N,), ``D_of(k)`` (x²/s), ``fr_of(k)`` (N, n_neurons) Hz.
     n_trials : int
         Number of trials, >= 1.
@@ -351,7 +357,7 @@ def simulate(
         Which datasample's parameters to use.
     on_trial : callable, optional
         Called as ``on_trial(done, n_trials)`` after each finished trial
-        (from a worker thread); if it returns True the simulation stops and
+        (from whichever thread ran the trial); if it returns True the simulation stops and
         raises :class:`SimulationStopped`. Trial i always uses child i of
         ``SeedSequence(seed)``, so progress reporting changes nothing.
 
@@ -374,15 +380,16 @@ def simulate(
     if not isinstance(with_trial_end, (bool, np.bool_)):
         raise TypeError(f"with_trial_end must be True or False, got {with_trial_end!r}")
     seq = _validate_seed(seed)
-    for attr in ("grid", "boundary_mode", "peq_of", "p0_of", "D_of", "fr_of"):
+    for attr in ("grid", "boundary_conditions", "peq_of", "p0_of", "D_of", "fr_of"):
         if not hasattr(model, attr):
             raise TypeError(f"model must be a flowdash Model (missing {attr!r}), got {type(model).__name__}")
     n_ds = getattr(model, "n_datasamples", 1)
     datasample = _validate_int("datasample", datasample, 0)
     if datasample >= n_ds:
         raise ValueError(f"datasample must be in 0..{n_ds - 1}, got {datasample}")
-    if model.boundary_mode not in ("absorbing", "reflecting"):
-        raise ValueError(f"model.boundary_mode must be 'absorbing' or 'reflecting', got {model.boundary_mode!r}")
+    if model.boundary_conditions not in ("dirichlet", "neumann"):
+        raise ValueError(
+            f"model.boundary_conditions must be 'dirichlet' or 'neumann', got {model.boundary_conditions!r}")
     n_steps = int(math.ceil(duration / dt - 1e-9))
     if not dt_limit(duration).allows(dt):
         raise InvalidValue(
@@ -406,7 +413,7 @@ def simulate(
     coef = np.ascontiguousarray(CubicSpline(x, fr, axis=0).c)
 
     children = seq.spawn(n_trials)
-    reflecting = model.boundary_mode == "reflecting"
+    reflecting = model.boundary_conditions == "neumann"
     dF = np.diff(F) / np.diff(x)
     args = (n_steps, dt, D, grid, x, F, dF, p0, coef, reflecting, bool(with_trial_end))
     stop, lock, done = threading.Event(), threading.Lock(), [0]

@@ -29,7 +29,7 @@ __all__ = ["Spectrum", "solve_spectrum", "validate_Nv", "nv_limit"]
 
 @dataclass(frozen=True)
 class Spectrum:
-    """Eigenpairs of ``H0`` for one (peq, D, boundary) triple.
+    """Eigenpairs of ``H0`` for one (peq, D, boundary conditions) triple.
 
     Attributes
     ----------
@@ -117,11 +117,11 @@ def _corner_basis(grid: Grid, m: np.ndarray, side: str) -> tuple[np.ndarray, np.
     return nodes, V
 
 
-def _basis(grid: Grid, m: np.ndarray, boundary_mode: str) -> sp.csr_matrix:
+def _basis(grid: Grid, m: np.ndarray, conditions: str) -> sp.csr_matrix:
     """Sparse M-orthonormal basis T (N × (N-2)) of the constrained subspace."""
     N, Np = grid.N, grid.Np
     inner = np.arange(1, N - 1)
-    if boundary_mode == "absorbing":
+    if conditions == "dirichlet":
         return sp.csr_matrix((1.0 / np.sqrt(m[inner]), (inner, inner - 1)), shape=(N, N - 2))
     rows, cols, vals = [], [], []
     lo, hi = Np - 1, N - Np  # nodes strictly inside [lo, hi] are untouched
@@ -136,20 +136,16 @@ def _basis(grid: Grid, m: np.ndarray, boundary_mode: str) -> sp.csr_matrix:
                          shape=(N, N - 2))
 
 
-def _dense_constrained(grid: Grid, K: sp.csr_matrix, m: np.ndarray, boundary_mode: str):
-    """Generic dense route for grids of one or two elements, where the two corner bases would overlap."""
-    N = grid.N
-    if boundary_mode == "absorbing":
-        T = np.eye(N)[:, 1:-1]
-    else:
-        C = grid.Dm.toarray()[[0, -1]]
-        T = sla.null_space(C)
+def _dense_neumann(grid: Grid, K: sp.csr_matrix, m: np.ndarray):
+    """Dense Neumann route for grids of one or two elements, where the two corner bases would overlap."""
+    T = sla.null_space(grid.Dm.toarray()[[0, -1]])
     A = T.T @ (K @ T)
     B = T.T @ (m[:, None] * T)
     return T, A, B
 
 
-def solve_spectrum(grid: Grid, peq: np.ndarray, D: float, boundary_mode: str, Nv: int | None = None) -> Spectrum:
+def solve_spectrum(grid: Grid, peq: np.ndarray, D: float, boundary_conditions: str,
+                   Nv: int | None = None) -> Spectrum:
     """The ``Nv`` smallest eigenpairs of the Fokker–Planck operator.
 
     Parameters
@@ -159,7 +155,9 @@ def solve_spectrum(grid: Grid, peq: np.ndarray, D: float, boundary_mode: str, Nv
         Equilibrium density (positive).
     D : float
         Noise magnitude (> 0).
-    boundary_mode : {'absorbing', 'reflecting'}
+    boundary_conditions : {'dirichlet', 'neumann'}
+        Imposed strongly (MATH.md §4). A boundary mode is accepted for its
+        conditions: 'absorbing' = 'dirichlet', 'reflecting' = 'neumann'.
     Nv : int, optional
         Number of eigenpairs, ``1 <= Nv <= N - 2``; default ``N - 2``.
 
@@ -168,22 +166,27 @@ def solve_spectrum(grid: Grid, peq: np.ndarray, D: float, boundary_mode: str, Nv
     Spectrum
     """
     Nv = validate_Nv(grid, Nv)
-    if boundary_mode not in ("absorbing", "reflecting"):
-        raise ValueError(f"boundary_mode must be 'absorbing' or 'reflecting', got {boundary_mode!r}")
+    conditions = _CONDITIONS.get(boundary_conditions) if isinstance(boundary_conditions, str) else None
+    if conditions is None:
+        raise ValueError("boundary_conditions must be 'dirichlet' or 'neumann' (or a boundary mode, 'absorbing' "
+                         f"or 'reflecting'), got {boundary_conditions!r}")
     with blas_threads(1):
-        return _solve(grid, peq, D, boundary_mode, Nv)
+        return _solve(grid, peq, D, conditions, Nv)
 
 
-def _solve(grid: Grid, peq: np.ndarray, D: float, boundary_mode: str, Nv: int) -> Spectrum:
+_CONDITIONS = {"dirichlet": "dirichlet", "neumann": "neumann", "absorbing": "dirichlet", "reflecting": "neumann"}
+
+
+def _solve(grid: Grid, peq: np.ndarray, D: float, conditions: str, Nv: int) -> Spectrum:
     K = _stiffness(grid, peq, D)
     m = grid.w * peq
     n = grid.N - 2
-    if grid.Ne <= 2 and boundary_mode == "reflecting":
-        T, A, B = _dense_constrained(grid, K, m, boundary_mode)
+    if grid.Ne <= 2 and conditions == "neumann":
+        T, A, B = _dense_neumann(grid, K, m)
         lQ, z = sla.eigh(A, B, subset_by_index=[0, Nv - 1])
         Y = T @ z
         return _finish(lQ, Y, peq)
-    T = _basis(grid, m, boundary_mode)
+    T = _basis(grid, m, conditions)
     A = (T.T @ K @ T).tocsr()
     bw = grid.Np - 1
     if Nv > n // 4 or n <= 300:
