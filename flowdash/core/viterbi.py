@@ -188,7 +188,7 @@ def _score(amax, best, ids_s, logf, r):
 
 
 def _kernel_tables(Qxd: np.ndarray, lQd: np.ndarray, isi: np.ndarray):
-    """Kernel tables and each interval's bound of the kernel from them.
+    """Kernel tables around every interval's length.
 
     Parameters
     ----------
@@ -200,43 +200,89 @@ def _kernel_tables(Qxd: np.ndarray, lQd: np.ndarray, isi: np.ndarray):
     Returns
     -------
     K : ndarray of float32, shape (G, N, N)
-        ``Σ_i Qxd_i Qxd_iᵀ e^{-lQd_i t_g}`` at the times ``t_g = ratio^j`` used.
+        ``Σ_i Qxd_i Qxd_iᵀ F[g, i]`` for the times ``t_g = ratio^j`` used.
+    F : ndarray, shape (G, Nv)
+        ``e^{-lQd t_g}``, 0 for the components a table leaves out (below 1e-30).
     tix : ndarray of int, shape (S, 4)
-        Tables of each interval (around its Δt).
-    c : ndarray of float32, shape (S, 4)
-        Their weights (least squares of e^{-lQd Δt} by the tables' e^{-lQd t}).
-    G : ndarray, shape (S, N)
-        ``sqrt(Σ_i Qxd_i(x)² g_i)`` with g_i the weights' misfit, widened to
-        cover the round-off of the float32 tables and of the bound's sums.
+        The tables of each interval, around its Δt.
     """
     N, Nv = Qxd.shape
-    S = len(isi)
-    k = _TABLE_POINTS
     j0 = np.floor(np.log(np.maximum(isi, 1e-12)) / np.log(_TABLE_RATIO)).astype(np.int64)
-    js = j0[:, None] + np.arange(-1, k - 1)[None, :]
+    js = j0[:, None] + np.arange(-1, _TABLE_POINTS - 1)[None, :]
     used, tix = np.unique(js, return_inverse=True)
-    tix = tix.reshape(S, k)
-    F = np.exp(-np.outer(_TABLE_RATIO ** used.astype(float), lQd))  # (G, Nv)
-    K = np.empty((len(used), N, N), dtype=np.float32)
-    for g in range(len(used)):
-        K[g] = (Qxd * F[g]) @ Qxd.T
-    # the propagator as the decoder truncates it (component 0 always kept)
-    lt = np.outer(isi, lQd)
-    E = np.where(lt < CUTOFF, np.exp(-np.minimum(lt, CUTOFF)), 0.0)
-    E[:, 0] = np.exp(-lt[:, 0])
-    A = (F @ F.T)[tix[:, :, None], tix[:, None, :]]
-    A += (1e-13 * np.trace(A, axis1=1, axis2=2) + 1e-300)[:, None, None] * np.eye(k)
-    b = (E @ F.T)[np.arange(S)[:, None], tix]
-    c = np.linalg.solve(A, b[:, :, None])[:, :, 0]
-    # any weights give a valid bound; the fit only makes it tight
-    misfit = -E
-    size = E.copy()
-    for q in range(k):
-        misfit += c[:, q, None] * F[tix[:, q]]
-        size += np.abs(c[:, q, None]) * F[tix[:, q]]
-    g = np.abs(misfit) + 1e-6 * size  # float32 tables and sums: relative round-off < 1e-6
-    G = np.sqrt(g @ (Qxd * Qxd).T)
-    return K, tix, c.astype(np.float32), G
+    F = np.exp(-np.outer(_TABLE_RATIO ** used.astype(float), lQd))
+    F[F < 1e-30] = 0.0
+
+    def tables(gs: range) -> np.ndarray:
+        out = np.empty((len(gs), N, N), dtype=np.float32)
+        for j, g in enumerate(gs):
+            mg = max(int(np.count_nonzero(F[g])), 1)
+            out[j] = (Qxd[:, :mg] * F[g, :mg]) @ Qxd[:, :mg].T
+        return out
+
+    half = len(used) // 2
+    K = np.concatenate(parallel_map(tables, [range(half), range(half, len(used))]))
+    return K, F, tix.reshape(len(isi), _TABLE_POINTS)
+
+
+@njit(cache=True, nogil=True, fastmath=_REASSOC)
+def _fit_tables(F, tix_s, e, m, Q2, lo, hi, c, G):
+    """Weights c (4,) of the tables for one interval (least squares of e[:m] by their F) and
+    G (N,) = sqrt(Σ_i Qxd_i² g_i), g_i the misfit, widened by 1e-6 of the terms' size to cover
+    the round-off of the float32 tables and sums."""
+    k = tix_s.shape[0]
+    Nv = F.shape[1]
+    A = np.empty((k, k))
+    b = np.zeros(k)
+    for p in range(k):
+        for q in range(k):
+            s = 0.0
+            for i in range(Nv):
+                s += F[tix_s[p], i] * F[tix_s[q], i]
+            A[p, q] = s
+        for i in range(m):
+            b[p] += F[tix_s[p], i] * e[i]
+    d = 1e-13 * (A[0, 0] + A[1, 1] + A[2, 2] + A[3, 3]) + 1e-300
+    for p in range(k):
+        A[p, p] += d
+    # Cholesky (A is symmetric positive definite after the shift); any weights would do
+    for p in range(k):
+        for q in range(p + 1):
+            s = A[p, q]
+            for r in range(q):
+                s -= A[p, r] * A[q, r]
+            A[p, q] = np.sqrt(max(s, 1e-300)) if p == q else s / A[q, q]
+    for p in range(k):
+        s = b[p]
+        for r in range(p):
+            s -= A[p, r] * b[r]
+        b[p] = s / A[p, p]
+    for p in range(k - 1, -1, -1):
+        s = b[p]
+        for r in range(p + 1, k):
+            s -= A[r, p] * b[r]
+        b[p] = s / A[p, p]
+    g = np.empty(Nv)
+    for i in range(Nv):
+        fit = 0.0
+        size = 0.0
+        for p in range(k):
+            fit += b[p] * F[tix_s[p], i]
+            size += abs(b[p]) * F[tix_s[p], i]
+        ei = e[i] if i < m else 0.0
+        g[i] = abs(fit - ei) + 1e-6 * (size + ei)
+    for p in range(k):
+        c[p] = b[p]
+    for x in range(lo, hi):
+        G[x] = np.sqrt(_dot_vec(Q2[x], g, Nv))
+
+
+@njit(cache=True, nogil=True, fastmath=_REASSOC)
+def _dot_vec(u, v, n):
+    s = 0.0
+    for i in range(n):
+        s += u[i] * v[i]
+    return s
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
@@ -246,11 +292,11 @@ def _table_bound(c0, k0, c1, k1, c2, k2, c3, k3, W, gr, GW, out):
 
 
 @njit(cache=True, nogil=True)
-def _decode_tables(L, Qxd, lQd, sqrt_peq, logp0, logf, isi, ids, lo, hi, K, tix, c, G, ptr, a_out):
+def _decode_tables(L, Qxd, Q2, lQd, sqrt_peq, logp0, logf, isi, ids, lo, hi, K, F, tix, ptr, a_out):
     """Forward recursion of one trial with the table bounds; fills ``ptr`` (S, N) and ``a_out`` (N,).
 
     ``M(x', x) <= √peq(x') (Σ_k c_k K_k(x', x) + G(x') G(x)) · w(x)/√peq(x)``
-    for every pair; rows start from the left neighbour's choice.
+    for every pair; rows start from the left neighbour's choice. ``Q2`` = Qxd².
     """
     N, Nv = Qxd.shape
     S = isi.shape[0]
@@ -264,15 +310,19 @@ def _decode_tables(L, Qxd, lQd, sqrt_peq, logp0, logf, isi, ids, lo, hi, K, tix,
     GW = np.zeros(n, dtype=np.float32)
     bound = np.empty(n, dtype=np.float32)
     e = np.empty(Nv)
+    c = np.empty(4)
+    G = np.zeros(N)
     for s in range(S):
         m, amax, xa = _start(a, lQd, isi[s], lo, hi, e)
         if xa < 0:
             a_out[:] = -np.inf
             return
+        _fit_tables(F, tix[s], e, m, Q2, lo, hi, c, G)
+        c0, c1, c2, c3 = np.float32(c[0]), np.float32(c[1]), np.float32(c[2]), np.float32(c[3])
         for x in range(lo, hi):
             wx = np.exp(a[x] - amax) / sqrt_peq[x]  # 0 where a = -inf
             W[x - lo] = wx
-            GW[x - lo] = G[s, x] * wx
+            GW[x - lo] = G[x] * wx
             for i in range(m):
                 V[x, i] = wx * e[i] * Qxd[x, i]
         K0, K1, K2, K3 = K[tix[s, 0]], K[tix[s, 1]], K[tix[s, 2]], K[tix[s, 3]]
@@ -283,8 +333,8 @@ def _decode_tables(L, Qxd, lQd, sqrt_peq, logp0, logf, isi, ids, lo, hi, K, tix,
             val = _dot(L, r, V, prev, m)
             if val > best or (val == best and prev < bx):
                 best, bx = val, prev
-            _table_bound(c[s, 0], K0[r, lo:hi], c[s, 1], K1[r, lo:hi], c[s, 2], K2[r, lo:hi],
-                         c[s, 3], K3[r, lo:hi], W, np.float32(G[s, r]), GW, bound)
+            _table_bound(c0, K0[r, lo:hi], c1, K1[r, lo:hi], c2, K2[r, lo:hi], c3, K3[r, lo:hi],
+                         W, np.float32(G[r]), GW, bound)
             sp = sqrt_peq[r]
             thr = np.float32(best / sp * (1 - 1e-5))
             for j in range(n):
@@ -340,6 +390,43 @@ def _row_tables(L: np.ndarray, lo: int, hi: int):
         DX[r0:r1] = DL[t]
     G = np.concatenate([D * DX, D * D, DL * DL, CL * CL, CL * DL], axis=0)
     return np.ascontiguousarray(G.T), CL, DL
+
+
+@njit(cache=True, nogil=True)
+def _row_models(G_T, CL, DL, e, se, m, N, lo, hi, AU, srow, rnrow, lnrow, cnA):
+    """Row tile models of ℓ' = ℓ ⊙ √e from the per-model tables (one product with e).
+
+    Fills AU (2 nA, m): centre and unit chord of each tile; per row its
+    coordinate s, residual norm rn and ln = |centre + s·chord|; cnA = |centre|.
+    """
+    nA = CL.shape[0]
+    g = np.dot(e[:m], G_T[:m])
+    for t in range(nA):
+        dl = np.sqrt(g[2 * N + t])
+        inv = 1.0 / dl if dl > 0 else 0.0
+        cl2 = g[2 * N + nA + t]
+        cdu = g[2 * N + 2 * nA + t] * inv
+        cnA[t] = np.sqrt(max(cl2, 0.0))
+        for i in range(m):
+            AU[2 * t, i] = CL[t, i] * se[i]
+            AU[2 * t + 1, i] = DL[t, i] * se[i] * inv
+        for r in range(lo + t * _ROWS, min(lo + (t + 1) * _ROWS, hi)):
+            sr = g[r] * inv
+            d2 = g[N + r]
+            srow[r] = sr
+            # |ℓ' - c|² - s² loses digits: widen it by 1e-12 of |ℓ' - c|²
+            rnrow[r] = np.sqrt(max(d2 - sr * sr, 0.0) + 1e-12 * d2)
+            lnrow[r] = np.sqrt(max(cl2 + 2 * sr * cdu + sr * sr, 0.0))
+
+
+@njit(cache=True, nogil=True, fastmath=_REASSOC)
+def _scale(L, Qxd, a, amax, sqrt_peq, se, m, x0, x1, LS, VS):
+    """Rows x0..x1-1 of ℓ' = ℓ ⊙ √e and v' = e^{a - amax}/√peq · Qxd ⊙ √e (0 where a = -inf)."""
+    for x in range(x0, x1):
+        wx = np.exp(a[x] - amax) / sqrt_peq[x]
+        for i in range(m):
+            LS[x, i] = L[x, i] * se[i]
+            VS[x, i] = wx * Qxd[x, i] * se[i]
 
 
 @njit(cache=True, nogil=True, fastmath=_REASSOC)
@@ -407,6 +494,40 @@ def _bound_tile(K, i, j, smin, smax, rnmax, lnmax, slmax, b0, b1, st, k):
     h1 = K[i, j] + z1 * K[i, j + 1] - b0
     v = max(max(h0 + smin * g0, h0 + smax * g0), max(h1 + smin * g1, h1 + smax * g1))
     return v + (rnmax + slmax) * st[k, 3] + lnmax * st[k, 2]
+
+
+@njit(cache=True, nogil=True, fastmath=_REASSOC)
+def _bound_row(LS, r, CUF, f, m, nl, slack, st):
+    """Bound of ℓ'(r)·v' over column tile f from the row's own products with its centre and chord
+    (no row-model residual; ``nl`` >= |ℓ'(r)|)."""
+    lc = 0.0
+    lu = 0.0
+    for k in range(m):
+        lc += LS[r, k] * CUF[2 * f, k]
+        lu += LS[r, k] * CUF[2 * f + 1, k]
+    return lc + max(lu * st[f, 0], lu * st[f, 1]) + nl * st[f, 2] + slack * st[f, 3]
+
+
+@njit(cache=True, nogil=True, fastmath=_REASSOC)
+def _row_max(v):
+    mx = v[0]
+    for i in range(1, v.shape[0]):
+        mx = max(mx, v[i])
+    return mx
+
+
+@njit(cache=True, nogil=True)
+def _row_best(v, c0, xa):
+    """(best, x) over the values v at c0, c0+1, … and the clip (KERNEL_FLOOR at xa); ties to the smallest x."""
+    mx = _row_max(v)
+    if mx < KERNEL_FLOOR:
+        return KERNEL_FLOOR, xa
+    j = 0
+    while v[j] != mx:
+        j += 1
+    if mx == KERNEL_FLOOR and xa < c0 + j:
+        return mx, xa
+    return mx, c0 + j
 
 
 @njit(cache=True, nogil=True, fastmath=_REASSOC)
@@ -512,13 +633,7 @@ def _row_tiles(A0, A1, LS, VS, AU, CUC, CUF, stC, stF, srow, rnrow, lnrow, cnA, 
         c1 = min(lo + f1 * _COLS, hi)
         B = np.dot(LS[r0:r1], VS[c0:c1].T)
         for j in range(nr):
-            bj, xj = KERNEL_FLOOR, xa  # the clip, reached at the first argmax of a
-            for x in range(c0, c1):
-                val = B[j, x - c0]
-                if val > bj or (val == bj and x < xj):
-                    bj, xj = val, x
-            best[j] = bj
-            bx[j] = xj
+            best[j], bx[j] = _row_best(B[j], c0, xa)
         # best as an affine lower bound in the row coordinate s, for the tests of whole tiles
         smin, smax, rnmax, lnmax, slmax = np.inf, -np.inf, 0.0, 0.0, 0.0
         jlo, jhi = 0, 0
@@ -562,7 +677,8 @@ def _row_tiles(A0, A1, LS, VS, AU, CUC, CUF, stC, stF, srow, rnrow, lnrow, cnA, 
                 x1 = min(x0 + _COLS, hi)
                 for j in range(nr):
                     r = r0 + j
-                    if passes[j] and _bound(KF, 0, 2 * f, srow[r], rnrow[r], lnrow[r], slack[j], stF, f) >= best[j]:
+                    if (passes[j] and _bound(KF, 0, 2 * f, srow[r], rnrow[r], lnrow[r], slack[j], stF, f) >= best[j]
+                            and _bound_row(LS, r, CUF, f, m, lnrow[r] + rnrow[r], slack[j], stF) >= best[j]):
                         best[j], bx[j] = _exact_tile(LS, r, VS, m, x0, x1, best[j], bx[j])
         for j in range(nr):
             r = r0 + j
@@ -621,29 +737,9 @@ def _decode_tiles(L, Qxd, lQd, sqrt_peq, logp0, logf, G_T, CL, DL, isi, ids, lo,
         AU = bufA[:2 * nA * m].reshape((2 * nA, m))
         CUC = bufC[:2 * nC * m].reshape((2 * nC, m))
         CUF = bufF[:2 * nF * m].reshape((2 * nF, m))
-        # row models (rows ℓ' = ℓ ⊙ √e): one product with e
-        g = np.dot(e[:m], G_T[:m])
-        for t in range(nA):
-            dl = np.sqrt(g[2 * N + t])
-            inv = 1.0 / dl if dl > 0 else 0.0
-            cl2 = g[2 * N + nA + t]
-            cdu = g[2 * N + 2 * nA + t] * inv
-            cnA[t] = np.sqrt(max(cl2, 0.0))
-            for i in range(m):
-                AU[2 * t, i] = CL[t, i] * se[i]
-                AU[2 * t + 1, i] = DL[t, i] * se[i] * inv
-            for r in range(lo + t * _ROWS, min(lo + (t + 1) * _ROWS, hi)):
-                sr = g[r] * inv
-                d2 = g[N + r]
-                srow[r] = sr
-                rnrow[r] = np.sqrt(max(d2 - sr * sr, 0.0) + 1e-12 * d2)
-                lnrow[r] = np.sqrt(max(cl2 + 2 * sr * cdu + sr * sr, 0.0))
+        _row_models(G_T, CL, DL, e, se, m, N, lo, hi, AU, srow, rnrow, lnrow, cnA)
         for c in prange(nch):
-            for x in range(lo + (n * c) // nch, lo + (n * (c + 1)) // nch):
-                wx = np.exp(a[x] - amax) / sqrt_peq[x]  # 0 where a = -inf
-                for i in range(m):
-                    LS[x, i] = L[x, i] * se[i]
-                    VS[x, i] = wx * Qxd[x, i] * se[i]
+            _scale(L, Qxd, a, amax, sqrt_peq, se, m, lo + (n * c) // nch, lo + (n * (c + 1)) // nch, LS, VS)
         for c in prange(2 * nch):
             if c < nch:
                 _column_tiles(VS, m, lo, hi, _COLS, (nF * c) // nch, (nF * (c + 1)) // nch, CUF, stF)
@@ -763,15 +859,16 @@ def viterbi(model: Model, data: SpikeData, trials: int | Iterable[int] | None = 
         if N <= _TABLE_MAX_N:
             starts = np.cumsum([0] + [len(isi) for isi, _ in chosen])
             all_isi = np.concatenate([isi for isi, _ in chosen] + [np.ones(1)])  # never empty
-            K, tix, c, G = _kernel_tables(Qxd, lQd, all_isi)
+            K, F, tix = _kernel_tables(Qxd, lQd, all_isi)
+            Q2 = Qxd * Qxd
 
             def one(i: int) -> ViterbiPath:
                 isi, ids = chosen[i]
                 s0, s1 = starts[i], starts[i + 1]
                 ptr = np.full((len(isi), N), -1, dtype=ptr_type)
                 a_end = np.empty(N)
-                _decode_tables(L, Qxd, lQd, sqrt_peq, logp0, logf, isi, ids, keep_lo, keep_hi, K,
-                               tix[s0:s1], c[s0:s1], G[s0:s1], ptr, a_end)
+                _decode_tables(L, Qxd, Q2, lQd, sqrt_peq, logp0, logf, isi, ids, keep_lo, keep_hi, K, F,
+                               tix[s0:s1], ptr, a_end)
                 return path(i, ptr, a_end)
 
             return parallel_map(one, range(len(chosen)))
