@@ -269,7 +269,8 @@ def test_tile_bounds_hold_for_every_row_and_tile():
         stF, stC = np.empty((nF, 4)), np.empty((nC, 4))
         srow, rnrow, lnrow, cnA = np.zeros(N), np.zeros(N), np.zeros(N), np.zeros(nA)
         vit._row_models(G_T, CL, DL, e, se, m, N, lo, hi, AU, srow, rnrow, lnrow, cnA)
-        vit._scale(L, Qxd, a, amax, sp, se, m, lo, hi, LS, VS)
+        vit._scale(Qxd, a, amax, sp, se, m, lo, hi, VS)
+        LS[lo:hi] = L[lo:hi, :m] * se
         vit._column_tiles(VS, m, lo, hi, vit._COLS, 0, nF, CUF, stF)
         vit._column_tiles(VS, m, lo, hi, vit._COLS * vit._GROUP, 0, nC, CUC, stC)
         exact = LS @ VS.T

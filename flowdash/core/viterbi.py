@@ -420,12 +420,11 @@ def _row_models(G_T, CL, DL, e, se, m, N, lo, hi, AU, srow, rnrow, lnrow, cnA):
 
 
 @njit(cache=True, nogil=True, fastmath=_REASSOC)
-def _scale(L, Qxd, a, amax, sqrt_peq, se, m, x0, x1, LS, VS):
-    """Rows x0..x1-1 of ℓ' = ℓ ⊙ √e and v' = e^{a - amax}/√peq · Qxd ⊙ √e (0 where a = -inf)."""
+def _scale(Qxd, a, amax, sqrt_peq, se, m, x0, x1, VS):
+    """Rows x0..x1-1 of v' = e^{a - amax}/√peq · Qxd ⊙ √e (0 where a = -inf)."""
     for x in range(x0, x1):
         wx = np.exp(a[x] - amax) / sqrt_peq[x]
         for i in range(m):
-            LS[x, i] = L[x, i] * se[i]
             VS[x, i] = wx * Qxd[x, i] * se[i]
 
 
@@ -554,8 +553,8 @@ def _exact_tile(LS, r, VS, m, x0, x1, best, bx):
 
 
 @njit(cache=True, nogil=True)
-def _search_row(r, a, a2, LS, VS, m, lo, hi, KC, AU, CUF, KF, have, stC, stF, s, rn, ln, slack, xa, cb, pend, pb):
-    """Best predecessor of row r without a prediction: best-first over the coarse, then fine, bounds."""
+def _search_row(LSb, j, a, a2, VS, m, lo, hi, KC, AU, CUF, KF, have, stC, stF, s, rn, ln, slack, xa, cb, pend, pb):
+    """Best predecessor of row ℓ' = LSb[j] without a prediction: best-first over the coarse, then fine, bounds."""
     nC = stC.shape[0]
     nF = stF.shape[0]
     for k in range(nC):
@@ -589,11 +588,11 @@ def _search_row(r, a, a2, LS, VS, m, lo, hi, KC, AU, CUF, KF, have, stC, stF, s,
             pend[j] = pend[npend]
             pb[j] = pb[npend]
             x0 = lo + f * _COLS
-            best, bx = _exact_tile(LS, r, VS, m, x0, min(x0 + _COLS, hi), best, bx)
+            best, bx = _exact_tile(LSb, j, VS, m, x0, min(x0 + _COLS, hi), best, bx)
 
 
 @njit(cache=True, nogil=True)
-def _row_tiles(A0, A1, LS, VS, AU, CUC, CUF, stC, stF, srow, rnrow, lnrow, cnA, m, lo, hi,
+def _row_tiles(A0, A1, L, se, VS, AU, CUC, CUF, stC, stF, srow, rnrow, lnrow, cnA, m, lo, hi,
                xa, amax, ids_s, logf, ptr_s, a_new):
     """Rows of the row tiles A0..A1-1, in order: each tile's span is predicted from the one before."""
     nC = stC.shape[0]
@@ -608,6 +607,7 @@ def _row_tiles(A0, A1, LS, VS, AU, CUC, CUF, stC, stF, srow, rnrow, lnrow, cnA, 
     bx = np.empty(_ROWS, dtype=np.int64)
     slack = np.empty(_ROWS)
     passes = np.zeros(_ROWS, dtype=np.bool_)
+    LSb = np.empty((_ROWS, m))  # the tile's rows ℓ' = ℓ ⊙ √e
     f0 = -1
     f1 = -1
     for A in range(A0, A1):
@@ -619,10 +619,12 @@ def _row_tiles(A0, A1, LS, VS, AU, CUC, CUF, stC, stF, srow, rnrow, lnrow, cnA, 
         for j in range(nr):
             r = r0 + j
             slack[j] = _MARGIN * 4 * (cnA[A] + abs(srow[r]) + rnrow[r])
+            for i in range(m):
+                LSb[j, i] = L[r, i] * se[i]
         if f0 < 0:
-            _, xf = _search_row(r0, a, 2 * A, LS, VS, m, lo, hi, KC, AU, CUF, KF, have, stC, stF,
+            _, xf = _search_row(LSb, 0, a, 2 * A, VS, m, lo, hi, KC, AU, CUF, KF, have, stC, stF,
                                 srow[r0], rnrow[r0], lnrow[r0], slack[0], xa, cb, pend, pb)
-            _, xl = _search_row(r1 - 1, a, 2 * A, LS, VS, m, lo, hi, KC, AU, CUF, KF, have, stC, stF,
+            _, xl = _search_row(LSb, nr - 1, a, 2 * A, VS, m, lo, hi, KC, AU, CUF, KF, have, stC, stF,
                                 srow[r1 - 1], rnrow[r1 - 1], lnrow[r1 - 1], slack[nr - 1], xa, cb, pend, pb)
             fa = (xf - lo) // _COLS
             fb = (xl - lo) // _COLS
@@ -631,7 +633,7 @@ def _row_tiles(A0, A1, LS, VS, AU, CUC, CUF, stC, stF, srow, rnrow, lnrow, cnA, 
         # the span, exactly: one product
         c0 = lo + f0 * _COLS
         c1 = min(lo + f1 * _COLS, hi)
-        B = np.dot(LS[r0:r1], VS[c0:c1].T)
+        B = np.dot(LSb[:nr], VS[c0:c1].T)
         for j in range(nr):
             best[j], bx[j] = _row_best(B[j], c0, xa)
         # best as an affine lower bound in the row coordinate s, for the tests of whole tiles
@@ -678,8 +680,8 @@ def _row_tiles(A0, A1, LS, VS, AU, CUC, CUF, stC, stF, srow, rnrow, lnrow, cnA, 
                 for j in range(nr):
                     r = r0 + j
                     if (passes[j] and _bound(KF, 0, 2 * f, srow[r], rnrow[r], lnrow[r], slack[j], stF, f) >= best[j]
-                            and _bound_row(LS, r, CUF, f, m, lnrow[r] + rnrow[r], slack[j], stF) >= best[j]):
-                        best[j], bx[j] = _exact_tile(LS, r, VS, m, x0, x1, best[j], bx[j])
+                            and _bound_row(LSb, j, CUF, f, m, lnrow[r] + rnrow[r], slack[j], stF) >= best[j]):
+                        best[j], bx[j] = _exact_tile(LSb, j, VS, m, x0, x1, best[j], bx[j])
         for j in range(nr):
             r = r0 + j
             ptr_s[r] = bx[j]
@@ -711,7 +713,6 @@ def _decode_tiles(L, Qxd, lQd, sqrt_peq, logp0, logf, G_T, CL, DL, isi, ids, lo,
     a_new = np.full(N, -np.inf)
     for x in range(lo, hi):
         a[x] = logp0[x]
-    bufL = np.zeros(N * Nv)
     bufV = np.zeros(N * Nv)
     bufA = np.zeros(2 * nA * Nv)
     bufC = np.zeros(2 * nC * Nv)
@@ -732,14 +733,13 @@ def _decode_tiles(L, Qxd, lQd, sqrt_peq, logp0, logf, G_T, CL, DL, isi, ids, lo,
         for i in range(m):
             se[i] = np.sqrt(e[i])
         # compact (·, m) views, so that blocks of rows are contiguous for the products
-        LS = bufL[:N * m].reshape((N, m))
         VS = bufV[:N * m].reshape((N, m))
         AU = bufA[:2 * nA * m].reshape((2 * nA, m))
         CUC = bufC[:2 * nC * m].reshape((2 * nC, m))
         CUF = bufF[:2 * nF * m].reshape((2 * nF, m))
         _row_models(G_T, CL, DL, e, se, m, N, lo, hi, AU, srow, rnrow, lnrow, cnA)
         for c in prange(nch):
-            _scale(L, Qxd, a, amax, sqrt_peq, se, m, lo + (n * c) // nch, lo + (n * (c + 1)) // nch, LS, VS)
+            _scale(Qxd, a, amax, sqrt_peq, se, m, lo + (n * c) // nch, lo + (n * (c + 1)) // nch, VS)
         for c in prange(2 * nch):
             if c < nch:
                 _column_tiles(VS, m, lo, hi, _COLS, (nF * c) // nch, (nF * (c + 1)) // nch, CUF, stF)
@@ -747,7 +747,7 @@ def _decode_tiles(L, Qxd, lQd, sqrt_peq, logp0, logf, G_T, CL, DL, isi, ids, lo,
                 c2 = c - nch
                 _column_tiles(VS, m, lo, hi, _COLS * _GROUP, (nC * c2) // nch, (nC * (c2 + 1)) // nch, CUC, stC)
         for c in prange(nch):
-            _row_tiles((nA * c) // nch, (nA * (c + 1)) // nch, LS, VS, AU, CUC, CUF, stC, stF, srow, rnrow, lnrow,
+            _row_tiles((nA * c) // nch, (nA * (c + 1)) // nch, L, se, VS, AU, CUC, CUF, stC, stF, srow, rnrow, lnrow,
                        cnA, m, lo, hi, xa, amax, ids[s], logf, ptr[s], a_new)
         a[lo:hi] = a_new[lo:hi]
     a_out[:] = a
