@@ -739,13 +739,12 @@ def _decode_tiles(L, Qxd, lQd, sqrt_peq, logp0, logf, G_T, CL, DL, isi, ids, lo,
         CUF = bufF[:2 * nF * m].reshape((2 * nF, m))
         _row_models(G_T, CL, DL, e, se, m, N, lo, hi, AU, srow, rnrow, lnrow, cnA)
         for c in prange(nch):
-            _scale(Qxd, a, amax, sqrt_peq, se, m, lo + (n * c) // nch, lo + (n * (c + 1)) // nch, VS)
-        for c in prange(2 * nch):
-            if c < nch:
-                _column_tiles(VS, m, lo, hi, _COLS, (nF * c) // nch, (nF * (c + 1)) // nch, CUF, stF)
-            else:
-                c2 = c - nch
-                _column_tiles(VS, m, lo, hi, _COLS * _GROUP, (nC * c2) // nch, (nC * (c2 + 1)) // nch, CUC, stC)
+            # whole coarse tiles per thread: its columns and their models need no other thread
+            k0 = (nC * c) // nch
+            k1 = (nC * (c + 1)) // nch
+            _scale(Qxd, a, amax, sqrt_peq, se, m, lo + k0 * _COLS * _GROUP, min(lo + k1 * _COLS * _GROUP, hi), VS)
+            _column_tiles(VS, m, lo, hi, _COLS, k0 * _GROUP, min(k1 * _GROUP, nF), CUF, stF)
+            _column_tiles(VS, m, lo, hi, _COLS * _GROUP, k0, k1, CUC, stC)
         for c in prange(nch):
             _row_tiles((nA * c) // nch, (nA * (c + 1)) // nch, L, se, VS, AU, CUC, CUF, stC, stF, srow, rnrow, lnrow,
                        cnA, m, lo, hi, xa, amax, ids[s], logf, ptr[s], a_new)
