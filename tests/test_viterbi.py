@@ -10,6 +10,7 @@ from flowdash.core.likelihood import Operators
 from flowdash.core.model import Model
 from flowdash.core.simulation import simulate
 from flowdash.core.spikedata import SpikeData
+from flowdash.core import viterbi as vit
 from flowdash.core.viterbi import excluded_nodes, viterbi
 
 
@@ -97,16 +98,79 @@ def test_small_grid_equals_brute_force(mode, with_trial_end, equilibrium, Nv):
             assert p.state_inds[-1] in (0, grid.N - 1)
 
 
+def _assert_brute(model, data, Nv=None):
+    ops = Operators.build(model, Nv=Nv)
+    paths = viterbi(model, data, Nv=Nv, operators=ops)
+    for p, (isi, ids) in zip(paths, data.trials):
+        expected, score = _brute(ops, isi, ids, model.boundary_mode)
+        np.testing.assert_array_equal(p.state_inds, expected)
+        assert p.log_score == pytest.approx(score, rel=1e-10, abs=1e-9)
+
+
+# Interval lengths from 0 to 10 s: the kernel goes from the identity (every component
+# kept) to rank one (only the slowest left), each pruned by its own bounds.
+_MIXED_ISI = np.array([0.0, 1e-6, 3e-4, 2e-3, 0.02, 0.3, 10.0, 1e-5, 0.05, 0.0, 4e-3, 1.0])
+_MIXED_IDS = np.array([0, 1, 1, 0, 1, 0, 1, 0, 0, 1, 1, 0])
+
+
+def _flat(grid, mode):
+    """Uniform peq and p0, equal constant rates: a stays nearly flat, rows full of near-ties."""
+    spec = {"peq_model": {"model": "uniform", "params": {}}, "p0_model": {"model": "uniform", "params": {}},
+            "D": 0.5, "fr_model": [{"model": "linear", "params": {"slope": 0, "bias": 20}}] * 2}
+    return Model.from_spec(spec, grid, mode)
+
+
+def _peaked_start(grid, mode):
+    """p0 narrower than the kernel: far rows only reach the clip, decided by the tie rule."""
+    spec = {"peq_model": {"model": "linear_pot", "params": {"slope": -0.65}},
+            "p0_model": {"model": "single_well", "params": {"xmin": 0.1, "miu": 5000}}, "D": 0.3,
+            "fr_model": [{"model": "linear", "params": {"slope": 50, "bias": 60}},
+                         {"model": "linear", "params": {"slope": -50, "bias": 60}}]}
+    return Model.from_spec(spec, grid, mode)
+
+
+@pytest.mark.parametrize("grid", [Grid(6, 10), Grid(8, 90)], ids=["tables", "tiles"])
+@pytest.mark.parametrize("mode, with_trial_end", [("reflecting", False), ("absorbing", True)])
+def test_interval_lengths_from_zero_to_rank_one(grid, mode, with_trial_end):
+    isi, ids = _MIXED_ISI.copy(), _MIXED_IDS.copy()
+    if with_trial_end:
+        ids[-1] = -1
+    order = np.r_[np.arange(len(isi) - 2, -1, -1), len(isi) - 1]  # the spikes backwards, the end kept last
+    data = SpikeData([(isi, ids), (isi[order], ids[order])], 2, with_trial_end=with_trial_end)
+    _assert_brute(_model(grid, mode), data, Nv=None if grid.N < 100 else 40)
+
+
+@pytest.mark.parametrize("grid", [Grid(6, 10), Grid(8, 90)], ids=["tables", "tiles"])
+@pytest.mark.parametrize("make", [_flat, _peaked_start], ids=["flat", "peaked_start"])
+def test_flat_scores_and_clipped_rows(grid, make):
+    model = make(grid, "reflecting" if make is _flat else "absorbing")
+    data = simulate(model, 2, 0.15, seed=5, with_trial_end=make is not _flat).data
+    isi, ids = data.trials[0]
+    short = SpikeData([(np.full(6, 2e-4), np.array([0, 1, 0, 1, 0, 1]))], 2, with_trial_end=False)
+    _assert_brute(model, data, Nv=None if grid.N < 100 else 48)
+    _assert_brute(model, short, Nv=None if grid.N < 100 else 48)
+
+
 @pytest.mark.parametrize("mode, D", [("reflecting", 10.0), ("absorbing", 0.5)])
 def test_large_grid_tiles_and_both_cores_equal_brute_force(mode, D):
-    # N >= 600 takes the parallel tile decoder; broad (D = 10) and narrow kernels
+    # N > 300 takes the parallel tile decoder; broad (D = 10) and narrow kernels
     grid = Grid(8, 90)
     model = _model(grid, mode, D=D)
     data = simulate(model, 1, 0.25, seed=11, with_trial_end=True).data
-    ops = Operators.build(model, Nv=48)
-    path = viterbi(model, data, Nv=48, operators=ops)[0]
-    expected, _ = _brute(ops, *data.trials[0], mode)
-    np.testing.assert_array_equal(path.state_inds, expected)
+    _assert_brute(model, data, Nv=48)
+
+
+def test_two_wells_far_apart_on_a_fine_grid():
+    # two rate bumps in two wells: rows with a second, distant near-maximum (the span
+    # around the first must not hide it)
+    grid = Grid(8, 90)
+    spec = {"peq_model": {"model": "double_well", "params": {"xmin": 0.6, "xmax": 0.0, "depth": 2}},
+            "p0_model": None, "D": 10,
+            "fr_model": [{"model": "peaks", "params": {"center": [-0.6, 0.6], "width": [0.2, 0.2], "amp": [80, 80]}},
+                         {"model": "rectified_linear", "params": {"slope": 100, "x_thresh": -1}}]}
+    model = Model.from_spec(spec, grid, "reflecting")
+    data = simulate(model, 1, 0.3, seed=4, with_trial_end=False).data
+    _assert_brute(model, data, Nv=64)
 
 
 def test_chosen_trials_in_the_given_order():
@@ -144,3 +208,90 @@ def test_excluded_nodes():
     assert excluded_nodes(113, "absorbing").sum() == 2
     mask = excluded_nodes(1793, "reflecting")
     assert mask.sum() == 2 * (1793 // 30) and mask[59 - 1] and not mask[59]
+
+
+def _scores(grid, rng):
+    """An arbitrary a: a smooth hump, noise, and the excluded nodes at -inf."""
+    x = grid.x
+    return -8 * (x - 0.3) ** 2 + 0.3 * rng.standard_normal(len(x))
+
+
+_LENGTHS = [0.0, 1e-6, 1e-4, 3e-3, 0.05, 2.0]
+
+
+def test_table_bounds_hold_for_every_pair():
+    # each interval's bound, as the decoder forms it in float32, against every exact entry
+    grid = Grid(6, 10)
+    ops = Operators.build(_model(grid, "reflecting"))
+    N, Nv = ops.Qxd.shape
+    lo, hi = 1, N - 1
+    sp = np.sqrt(ops.peq)
+    Qxd, lQd = ops.Qxd, ops.lQd
+    K, F, tix = vit._kernel_tables(Qxd, lQd, np.array(_LENGTHS))
+    rng = np.random.default_rng(1)
+    for s in range(len(_LENGTHS)):
+        a = _scores(grid, rng)
+        e = np.empty(Nv)
+        m, amax, _ = vit._start(a, lQd, _LENGTHS[s], lo, hi, e)
+        c, G = np.empty(4), np.zeros(N)
+        vit._fit_tables(F, tix[s], e, m, Qxd * Qxd, lo, hi, c, G)
+        W = np.exp(a - amax) / sp
+        exact = (sp[:, None] * Qxd[:, :m] * e[:m]) @ (W[:, None] * Qxd[:, :m]).T
+        f32 = np.float32
+        table = sum(f32(c[q]) * K[tix[s, q]] for q in range(4))
+        bound = table * W.astype(f32)[None, :] + G.astype(f32)[:, None] * (G * W).astype(f32)[None, :]
+        threshold = (exact / sp[:, None] * (1 - 1e-5)).astype(f32)
+        # entries below the clip never compete (a row's best is at least the clip)
+        matter = exact[lo:hi, lo:hi] >= vit.KERNEL_FLOOR
+        assert np.all((bound[lo:hi, lo:hi] >= threshold[lo:hi, lo:hi])[matter]), _LENGTHS[s]
+
+
+def test_tile_bounds_hold_for_every_row_and_tile():
+    grid = Grid(8, 90)
+    ops = Operators.build(_model(grid, "reflecting", D=3.0), Nv=48)
+    N, Nv = ops.Qxd.shape
+    lo, hi = 21, N - 21
+    sp = np.sqrt(ops.peq)
+    Qxd, lQd = np.ascontiguousarray(ops.Qxd), ops.lQd
+    L = np.ascontiguousarray(sp[:, None] * Qxd)
+    G_T, CL, DL = vit._row_tables(L, lo, hi)
+    nA, nF = CL.shape[0], (hi - lo + vit._COLS - 1) // vit._COLS
+    nC = (nF + vit._GROUP - 1) // vit._GROUP
+    rng = np.random.default_rng(2)
+    rows = rng.choice(np.arange(lo, hi), 40, replace=False)
+    for dt in _LENGTHS:
+        a = _scores(grid, rng)
+        e = np.empty(Nv)
+        m, amax, _ = vit._start(a, lQd, dt, lo, hi, e)
+        se = np.sqrt(e[:m])
+        LS, VS = np.zeros((N, m)), np.zeros((N, m))
+        AU, CUF, CUC = np.zeros((2 * nA, m)), np.zeros((2 * nF, m)), np.zeros((2 * nC, m))
+        stF, stC = np.empty((nF, 4)), np.empty((nC, 4))
+        srow, rnrow, lnrow, cnA = np.zeros(N), np.zeros(N), np.zeros(N), np.zeros(nA)
+        vit._row_models(G_T, CL, DL, e, se, m, N, lo, hi, AU, srow, rnrow, lnrow, cnA)
+        vit._scale(Qxd, a, amax, sp, se, m, lo, hi, VS)
+        LS[lo:hi] = L[lo:hi, :m] * se
+        vit._column_tiles(VS, m, lo, hi, vit._COLS, 0, nF, CUF, stF)
+        vit._column_tiles(VS, m, lo, hi, vit._COLS * vit._GROUP, 0, nC, CUC, stC)
+        exact = LS @ VS.T
+        for CU, st, T in ((CUF, stF, vit._COLS), (CUC, stC, vit._COLS * vit._GROUP)):
+            KP = AU @ CU.T  # pair products of every row tile with every column tile
+            for A in range(nA):
+                inside = [r for r in rows if (r - lo) // vit._ROWS == A]
+                if not inside:
+                    continue
+                r_all = np.arange(lo + A * vit._ROWS, min(lo + (A + 1) * vit._ROWS, hi))
+                slack = vit._MARGIN * 4 * (cnA[A] + np.abs(srow) + rnrow)
+                for k in range(st.shape[0]):
+                    cols = slice(lo + k * T, min(lo + (k + 1) * T, hi))
+                    for r in inside:
+                        top = exact[r, cols].max()
+                        assert vit._bound(KP, 2 * A, 2 * k, srow[r], rnrow[r], lnrow[r], slack[r], st, k) >= top
+                        nl = lnrow[r] + rnrow[r]
+                        assert vit._bound_row(LS, r, CU, k, m, nl, slack[r], st) >= top
+                    # the whole-tile test, against an arbitrary line b0 + b1·s
+                    b0, b1 = rng.standard_normal(2) * exact.max()
+                    s = srow[r_all]
+                    worst = np.max(exact[r_all, cols] - (b0 + b1 * srow[r_all])[:, None])
+                    assert vit._bound_tile(KP, 2 * A, 2 * k, s.min(), s.max(), rnrow[r_all].max(), lnrow[r_all].max(),
+                                           slack[r_all].max(), b0, b1, st, k) >= worst
