@@ -474,7 +474,7 @@ class Audience:
         self.dep, self.run_ids, self.n, self.deadline = dep, run_ids, n, deadline
         self.poll = FitPoll(dep.url)
         self.lock = threading.Lock()
-        self.latencies, self.alive_latencies = [], []
+        self.latencies, self.alive_latencies, self.fresh_latencies = [], [], []
         self.errors, self.bytes_in, self.polls = {}, 0, 0
         self.running, self.queued, self.final = [], [], set()
         self.stop = threading.Event()
@@ -537,6 +537,9 @@ class Audience:
                 time.sleep(POLL_EVERY)
                 continue
             dt = time.perf_counter() - t0
+            if fresh and status in (200, 204):
+                with self.lock:
+                    self.fresh_latencies.append(dt)
             if status == 200:
                 with self.lock:
                     self.latencies.append(dt)
@@ -589,6 +592,8 @@ class Audience:
                 "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95),
                 "p99_ms": percentile(ms, 99), "max_ms": max(ms) if ms else None,
                 "mean_kb": self.bytes_in / max(self.polls, 1) / 1024,
+                "first_polls": len(self.fresh_latencies),
+                "first_poll_p95_ms": percentile([1000 * v for v in self.fresh_latencies], 95),
                 "alive_p95_ms": percentile([1000 * v for v in self.alive_latencies], 95),
                 "errors": dict(self.errors)}
 

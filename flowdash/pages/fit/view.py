@@ -5,6 +5,7 @@ updates (so it imports dash); it has no callbacks and is tested directly.
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import OrderedDict
@@ -445,19 +446,47 @@ _DRAWN_LOCK = threading.Lock()
 _DRAWN_SIZE = 32
 
 
+_DRAWING: dict[tuple, threading.Event] = {}
+
+
 def _drawn(store, record, cols, new, upto, latest, view, total):
+    """:func:`_draw`, once per state of a run: viewers who ask while it is being
+    drawn wait for that drawing (a class opening the page at once)."""
     key = (store.location, record["id"], view, record["status"], record.get("message"),
            record.get("error"), total, upto, latest["epoch"] if latest else None)
-    with _DRAWN_LOCK:
-        hit = _DRAWN.get(key)
-    if hit is None:
-        hit = _draw(store, record, cols, new, upto, latest, view)
+    for _ in range(2):
         with _DRAWN_LOCK:
-            _DRAWN[key] = hit
-            while len(_DRAWN) > _DRAWN_SIZE:
-                _DRAWN.popitem(last=False)
+            hit = _DRAWN.get(key)
+            busy = None if hit is not None else _DRAWING.get(key)
+            if hit is None and busy is None:
+                _DRAWING[key] = threading.Event()
+        if hit is not None:
+            break
+        if busy is not None:             # another request draws it: wait (bounded)
+            busy.wait(30)
+            continue
+        try:
+            hit = _draw(store, record, cols, new, upto, latest, view)
+            with _DRAWN_LOCK:
+                _DRAWN[key] = hit
+                while len(_DRAWN) > _DRAWN_SIZE:
+                    _DRAWN.popitem(last=False)
+        finally:
+            with _DRAWN_LOCK:
+                _DRAWING.pop(key).set()
+        break
+    if hit is None:                      # the other drawing failed or took too long
+        hit = _draw(store, record, cols, new, upto, latest, view)
     figs, cursor = hit
     return dict(figs), dict(cursor)
+
+
+@functools.lru_cache(maxsize=1)
+def _waiting() -> dict:
+    """The figures of a run without an epoch yet (the same for every run)."""
+    waiting = theme.message_figure("Waiting for the first epoch…", 380)
+    return dict(nll=figures.nll_figure([], [], []), potential=waiting, paper=waiting,
+                params=theme.message_figure("", 200))
 
 
 #: How often the page polls a run, ms: often until its first epoch shows (a fit's
@@ -516,9 +545,7 @@ def poll(store, run_id, cursor, view: str = OVERLAY):
                   "best": [None, None], "base": [None, None], "rise": list(rising([])),
                   "first": None, "last": None}
         if not shown:
-            waiting = theme.message_figure("Waiting for the first epoch…", 380)
-            out.update(nll=figures.nll_figure([], [], []), potential=waiting, paper=waiting,
-                       params=theme.message_figure("", 200))
+            out.update(_waiting())
     elif fresh:
         figs, cursor = _drawn(store, record, cols, new, upto, latest, view, total)
         out.update(figs)
