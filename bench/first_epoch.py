@@ -80,6 +80,22 @@ def phases(store_path: str, clicked: float, drawn: float) -> str:
             f"+{clicked + drawn - first['time']:.3f} s")
 
 
+def choose(page, selector: str, label: str) -> None:
+    """Pick an entry of a menu (a dcc.Dropdown filled by the server; a native select
+    in an older checkout run with ``--repo``)."""
+    page.wait_for_selector(selector)
+    if page.evaluate(f"document.querySelector('{selector}').tagName") == "SELECT":
+        page.wait_for_selector(f"{selector} option[value='{label}']", state="attached")
+        page.select_option(selector, label)
+        return
+    page.click(selector)
+    option = page.locator("[role=option]").filter(has_text=label).first
+    option.wait_for(timeout=30000)
+    option.click()
+    page.wait_for_function(f"document.querySelector('{selector}').innerText.trim() === "
+                           f"'{label}'")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -120,11 +136,11 @@ def main() -> None:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
                 page = browser.new_page(viewport={"width": 1600, "height": 1000})
                 page.goto(url + "/fit")
-                page.wait_for_selector("#fit-dataset option[value='example1']", state="attached")
-                page.select_option("#fit-dataset", "example1")
+                choose(page, "#fit-dataset", "example1")
                 page.click("#fit-preset")
                 page.wait_for_function(
-                    "document.querySelector('#fit-init-model').value === 'fig3'")
+                    "(e => (e.value || e.innerText || '').trim() === 'fig3')"
+                    "(document.querySelector('#fit-init-model'))")
                 for k in range(args.repeats):
                     ms, clicked = page.evaluate(MEASURE)
                     times.append(ms / 1000)

@@ -170,6 +170,38 @@ def unreadable_run(run_id: str, reason: str) -> RunRecord:
                      message="unreadable")
 
 
+class RunSummary(TypedDict):
+    """What the store's run index keeps of each run, to list, search, filter and
+    sort thousands of runs without reading their records.
+
+    ``id``, ``kind``, ``name``, ``status`` as in the record; ``dataset`` (the
+    dataset a fit used or a generation made, or None); ``model`` (the initial
+    or ground-truth model, or None); ``created`` (Unix time); ``seq`` (the
+    order of creation: larger is newer).
+    """
+    id: str
+    kind: str
+    name: str
+    status: Status
+    dataset: Optional[str]
+    model: Optional[str]
+    created: float
+    seq: int
+
+
+def run_summary(record: dict, seq: int) -> RunSummary:
+    """The index entry of a run record (``seq``: its place in creation order)."""
+    refs = record.get("refs") or {}
+    settings = record.get("settings") or {}
+    dataset = refs.get("dataset") or settings.get("dataset") or settings.get("dataset_name")
+    model = refs.get("model") or settings.get("init_model") or settings.get("model")
+    return RunSummary(id=record["id"], kind=str(record.get("kind")), name=str(record.get("name")),
+                      status=record["status"],
+                      dataset=dataset if isinstance(dataset, str) else None,
+                      model=model if isinstance(model, str) else None,
+                      created=float(record.get("created") or 0.0), seq=int(seq))
+
+
 class Snapshot(TypedDict, total=False):
     """Model parameters at one epoch: ``peq`` (K, N) or (N,), ``p0`` (same or
     None when not fitted), ``D`` (K,), ``fr`` (K, N, n_neurons) or (N,

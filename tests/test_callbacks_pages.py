@@ -218,14 +218,14 @@ def test_data_start_generation_validates_inline(store):
     out = data_cb.start_generation(1, None, "0", "abc", "0.0001", "x", "0.5", "", True)
     assert out[0] is no_update and out[1] is no_update
     invalid, messages = out[3:10], out[10:17]
-    assert invalid == (True, True, True, False, True, False, True)
+    assert invalid == ("menu is-invalid", True, True, False, True, False, True)   # a menu first
     assert messages[1] == "must be an integer in [1, 10000]"
     store.save_model("gt", SPEC)
     out = data_cb.start_generation(1, "gt", "2", "1", "0.0001", "4", "0.5", "new", True)
     run_id = out[0]  # followed from the run store, across reloads
     assert out[1] == {"run_id": run_id, "status": "queued"} and "queued" in str(out[2])
     assert store.get_run(run_id)["status"] == "queued"
-    assert not any(out[3:10])
+    assert out[3] == "menu" and not any(out[4:10])
 
 
 GEN = dict(model="gt", n_trials=3, duration=1.0, dt=1e-4, seed=2, with_trial_end=True,
@@ -364,6 +364,9 @@ def start_fit(epochs="3", lrs=("0.005",) * 5, params=("F",), name="t", dataset="
 def test_fit_lists_preset_optimizer(store, dataset):
     ds, models, runs, run_value, ds_value = fit_cb.fill_lists("/fit", "nope", "d")
     assert ds == [{"label": "d", "value": "d"}] and run_value is None and ds_value == "d"
+    assert models == [{"label": "gt", "value": "gt"}] and runs == []
+    assert fit_cb._dataset_options(store, "D", None) == ds            # typed: the server finds it
+    assert fit_cb._model_options(store, "zz", "gt") == models         # the chosen one stays
     assert fit_cb.optimizer_fields("ADAM") == ({"display": "none"}, None)
     assert fit_cb.optimizer_fields("GD") == (None, {"display": "none"})
     out = fit_cb.preset(1, "d", None)
@@ -562,13 +565,24 @@ def test_fit_view_helpers():
 
 # --- Runs page ----------------------------------------------------------------
 from flowdash.pages.runs import callbacks as runs_cb  # noqa: E402
+from flowdash.pages.runs import list_callbacks as list_cb  # noqa: E402
+
+
+def show_runs(open_id=None, view=None, trigger="runs-interval", search="", status="", kind="",
+              dataset=None, order="newest", page=1):
+    """The Runs page's table callback: (rows, empty note, pages, page, count,
+    interval, cancel disabled, view)."""
+    return call(list_cb.show_runs, 1, None, "/runs", search, status, kind, dataset, order, page,
+                open_id, view, triggered=trigger)
 
 
 def test_runs_table_open_overlay_export_delete(store, dataset):
     run_id = start_fit(epochs="2", name="r1")[0]
     wait_done(store, run_id)
-    table, opts, fits, cancel_off = runs_cb.refresh(1, None, "/runs", run_id)
+    table, *_, cancel_off, view = show_runs(run_id)
+    opts, fits, datasets = list_cb.fill_menus("/runs", run_id, [])
     assert {o["value"] for o in opts} >= {run_id} and [f["value"] for f in fits] == [run_id]
+    assert [d["value"] for d in datasets] == ["d"]
     assert cancel_off is True                         # a finished run cannot be cancelled
     assert 'table-active' in str(table)               # the open run's row stands out
     assert call(runs_cb.open_row, [None, 1], triggered={"type": "runs-row", "run": run_id},
@@ -604,8 +618,10 @@ def test_runs_table_open_overlay_export_delete(store, dataset):
 
 
 def test_runs_empty_store(store):
-    table, opts, fits, cancel_off = runs_cb.refresh(1, None, "/runs", None)
-    assert opts == [] and "No runs" in str(table) and cancel_off is True
+    table, empty, *_, cancel_off, view = show_runs()
+    opts, fits, datasets = list_cb.fill_menus("/runs", None, [])
+    assert opts == fits == datasets == [] and table == [] and "No runs" in str(empty)
+    assert cancel_off is True
 
 
 def test_buttons_do_nothing_without_a_click(store, dataset):
@@ -648,7 +664,7 @@ def test_fit_and_runs_pages_say_where_a_queued_run_waits(store, dataset):
     # ... and cheaply: the "waiting" figures are drawn once, the next polls draw nothing
     assert all(again[k] is no_update for k in ("nll", "potential", "paper", "params"))
     assert again["every"] == 150 and again["done"] == 1 and again["cancel_msg"] is no_update
-    table, *_ = runs_cb.refresh(1, None, "/runs", second)
+    table, *_ = show_runs(second)
     assert "queued: 1st in line" in str(table) and "queued: 2nd in line" in str(table)
     assert "Cancelled before it started" in str(fit_cb.cancel(1, second))
     for rid in (first, second):

@@ -25,6 +25,9 @@ def open_store():
         store.close()
 
 
-def options(names) -> list[dict]:
-    """Select options from a list of names."""
-    return [{"label": n, "value": n} for n in names]
+def options(names, value=None) -> list[dict]:
+    """Menu options from a list of names: at most ``menus.LIMIT`` of them, plus the
+    chosen ``value`` (the menu finds the others as one types: ``menus.searchable``)."""
+    from flowdash.pages.menus import name_options
+
+    return name_options(names, None, value)

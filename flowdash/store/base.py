@@ -10,7 +10,14 @@ Keys
 ----
 ``format``                store layout version (:data:`STORE_FORMAT`)
 ``run:<id>``              run record (JSON, :class:`~flowdash.records.RunRecord`)
-``runs:index``            run ids, oldest first (JSON list)
+``runs:sum:<b>``          the run index, bucket b of :data:`SUMMARY_BUCKETS` (JSON
+                          object: run id -> :class:`~flowdash.records.RunSummary`; a
+                          run's bucket comes from its id; written in the transactions
+                          that create, change or delete its record)
+``runs:sumver``           a version token per bucket (JSON list), changed with it: a
+                          reader decodes only the buckets that changed since it last
+                          looked (the index is rebuilt from the run records if missing)
+``runs:seq``              the next run's place in creation order (JSON int)
 ``runs:active``           ids of the queued and running runs, oldest first (JSON list;
                           kept with every status change, rebuilt if missing)
 ``nepochs:<id>``          number of epoch rows of a run (JSON int)
@@ -32,20 +39,24 @@ Keys
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
 import math
 import socket
+import threading
 import time
 import uuid
 import zipfile
+from collections import OrderedDict
 
 import numpy as np
 
 from .. import names
 from ..records import (ACTIVE_STATUSES, CANCELLED, FINAL_STATUSES, QUEUED, RUNNING,
-                       UNREADABLE, EpochColumns, new_run_record, unreadable_run)
+                       UNREADABLE, EpochColumns, RunSummary, new_run_record, run_summary,
+                       unreadable_run)
 
 log = logging.getLogger("flowdash.store")
 
@@ -59,6 +70,30 @@ MAX_SPEC_BYTES = 64 * 1024
 MAX_RESULT_BYTES = 64 * 1024 * 1024
 #: Longest worker id (the job layer's ``host:pid``), characters.
 MAX_WORKER_ID = 200
+#: Buckets of the run index. A status change rewrites one bucket (about 150 bytes
+#: per run in it: 25 KB each with 10,000 runs); a reader re-reads only changed ones.
+SUMMARY_BUCKETS = 64
+#: Longest search text of :meth:`RunStore.find_runs`, characters (longer is cut).
+MAX_SEARCH = 200
+#: Orders of :meth:`RunStore.find_runs`: name -> (summary field, descending).
+RUN_ORDERS = {"newest": ("seq", True), "oldest": ("seq", False), "name": ("name", False),
+              "name_desc": ("name", True), "status": ("status", False), "kind": ("kind", False),
+              "dataset": ("dataset", False)}
+
+#: Each process keeps the decoded run index of the stores it reads (by location),
+#: with the bucket versions it decoded: a poll decodes only what changed.
+_INDEX_CACHE: "OrderedDict[str, dict]" = OrderedDict()
+_INDEX_LOCK = threading.Lock()
+_INDEX_STORES = 8
+
+
+def summary_bucket(run_id: str) -> int:
+    """The run index bucket of a run (ids are random hex: buckets fill evenly)."""
+    return int(run_id[:4], 16) % SUMMARY_BUCKETS
+
+
+def _token() -> str:
+    return uuid.uuid4().hex[:12]
 
 
 class StoreError(RuntimeError):
@@ -305,14 +340,214 @@ class RunStore:
                      "run record")
 
         def fn(tx):
-            index = loads(tx.get("runs:index"), "run index") or []
+            if tx.get(f"run:{run_id}") is not None:   # a retry of a transaction that landed
+                return
             active = self._active(tx)
             tx.set(f"run:{run_id}", blob)
             tx.set(f"nepochs:{run_id}", dumps(0))
-            tx.set("runs:index", dumps(index + [run_id]))
             tx.set("runs:active", dumps(active + [run_id]))
+            self._index_put(tx, run_id, loads(blob))
         self._transaction(fn)
         return run_id
+
+    # -- the run index ---------------------------------------------------------
+    def _scan_run_ids(self) -> list[str]:
+        """Every run id with a record in the store (a scan of the keys; only
+        to build the run index)."""
+        raise NotImplementedError
+
+    def _sumvers(self, tx) -> list[str]:
+        """The index's bucket versions as ``tx`` sees them; the index is built
+        first if it is missing (a new store, or one written before it existed)
+        or unreadable."""
+        try:
+            vers = loads(tx.get("runs:sumver"), "run index versions")
+        except CorruptValue as exc:
+            log.warning("%s; rebuilding the run index from the run records", exc)
+            vers = None
+        if isinstance(vers, list) and len(vers) == SUMMARY_BUCKETS and \
+                all(isinstance(v, str) for v in vers):
+            return vers
+        return self._rebuild_index(tx)
+
+    def _rebuild_index(self, tx) -> list[str]:
+        """Build the run index from the run records, in creation order: that of an
+        older store's list of ids, else the records' times."""
+        ids = sorted({r for r in self._scan_run_ids() if names.is_run_id(r)})
+        blobs = tx.mget([f"run:{r}" for r in ids]) if ids else []
+        records = [self._record(b, r) for r, b in zip(ids, blobs) if b is not None]
+        try:
+            old = loads(tx.get("runs:index"), "old run list")
+        except CorruptValue:
+            old = None
+        rank = {r: k for k, r in enumerate(old)} if isinstance(old, list) else {}
+        records.sort(key=lambda r: (rank.get(r["id"], len(rank)),
+                                    float(r.get("created") or 0.0), r["id"]))
+        buckets = [{} for _ in range(SUMMARY_BUCKETS)]
+        for seq, record in enumerate(records):
+            buckets[summary_bucket(record["id"])][record["id"]] = run_summary(record, seq)
+        for b, bucket in enumerate(buckets):
+            if bucket:
+                tx.set(f"runs:sum:{b}", dumps(bucket))
+            else:
+                tx.delete(f"runs:sum:{b}")
+        vers = [_token() for _ in range(SUMMARY_BUCKETS)]
+        tx.set("runs:sumver", dumps(vers))
+        tx.set("runs:seq", dumps(len(records)))
+        tx.delete("runs:index")   # the list of ids of an older store: the index replaces it
+        if records:
+            log.info("run index built from %d run records", len(records))
+        return vers
+
+    def _index_bucket(self, tx, b: int) -> dict:
+        """Bucket ``b`` as ``tx`` sees it (the index is rebuilt if it is unreadable)."""
+        self._sumvers(tx)
+        try:
+            bucket = loads(tx.get(f"runs:sum:{b}"), f"run index bucket {b}")
+            if bucket is not None and not isinstance(bucket, dict):
+                raise CorruptValue(f"the run index bucket {b} is not an object")
+        except CorruptValue as exc:
+            log.warning("%s; rebuilding the run index from the run records", exc)
+            self._rebuild_index(tx)
+            bucket = loads(tx.get(f"runs:sum:{b}"))
+        return dict(bucket or {})
+
+    def _next_seq(self, tx) -> int:
+        try:
+            seq = loads(tx.get("runs:seq"), "run counter")
+        except CorruptValue:
+            seq = None
+        if not isinstance(seq, int) or seq < 0:   # rebuilt with the index
+            self._rebuild_index(tx)
+            seq = loads(tx.get("runs:seq"))
+        tx.set("runs:seq", dumps(seq + 1))
+        return seq
+
+    def _index_put(self, tx, run_id: str, record: dict | None) -> None:
+        """Keep the run index in step with a run's record (None: the run is gone)."""
+        b = summary_bucket(run_id)
+        bucket = self._index_bucket(tx, b)
+        old = bucket.get(run_id)
+        if record is None:
+            if old is None:
+                return
+            del bucket[run_id]
+        else:
+            seq = old.get("seq") if isinstance(old, dict) else None
+            summary = run_summary(record, seq if isinstance(seq, int) else self._next_seq(tx))
+            if summary == old:
+                return
+            bucket[run_id] = summary
+        if bucket:
+            tx.set(f"runs:sum:{b}", dumps(bucket))
+        else:
+            tx.delete(f"runs:sum:{b}")
+        vers = list(self._sumvers(tx))
+        vers[b] = _token()
+        tx.set("runs:sumver", dumps(vers))
+
+    def _index_ids(self, tx) -> list[str]:
+        """Every run id of the index as ``tx`` sees it, oldest first."""
+        self._sumvers(tx)
+        entries = []
+        for b in range(SUMMARY_BUCKETS):
+            entries.extend(self._index_bucket(tx, b).values())
+        return [s["id"] for s in sorted(entries, key=lambda s: s.get("seq", 0))]
+
+    def _index_versions(self) -> list[str]:
+        try:
+            vers = self._json("runs:sumver", "run index versions")
+        except CorruptValue:
+            vers = None
+        if isinstance(vers, list) and len(vers) == SUMMARY_BUCKETS:
+            return vers
+        return list(self._transaction(self._sumvers))   # built once
+
+    def index_version(self) -> str:
+        """A short text that changes whenever a run is created, deleted, renamed or
+        changes status (one small read): a page compares it with what it showed."""
+        blob = json.dumps(self._index_versions()).encode()
+        return hashlib.blake2b(blob, digest_size=8).hexdigest()
+
+    def _summaries(self, _rebuilt: bool = False) -> list[RunSummary]:
+        """Every run's index entry, newest first: the process's cached list (do
+        not modify it). Reads the version list, then only the buckets that changed."""
+        vers = self._index_versions()
+        key = self.location
+        with _INDEX_LOCK:
+            entry = _INDEX_CACHE.pop(key, None) or {
+                "vers": [None] * SUMMARY_BUCKETS, "buckets": [{}] * SUMMARY_BUCKETS,
+                "sorted": []}
+            _INDEX_CACHE[key] = entry            # most recently used last
+            while len(_INDEX_CACHE) > _INDEX_STORES:
+                _INDEX_CACHE.popitem(last=False)
+            stale = [b for b in range(SUMMARY_BUCKETS) if entry["vers"][b] != vers[b]]
+        if stale:
+            blobs = self._mget([f"runs:sum:{b}" for b in stale])
+            fresh = {}
+            for b, blob in zip(stale, blobs):
+                try:
+                    bucket = loads(blob, f"run index bucket {b}")
+                    if bucket is not None and not isinstance(bucket, dict):
+                        raise CorruptValue(f"the run index bucket {b} is not an object")
+                except CorruptValue as exc:
+                    if _rebuilt:
+                        raise
+                    log.warning("%s; rebuilding the run index from the run records", exc)
+                    self._transaction(self._rebuild_index)
+                    return self._summaries(_rebuilt=True)
+                fresh[b] = [s for s in (bucket or {}).values()
+                            if isinstance(s, dict) and names.is_run_id(s.get("id"))]
+            with _INDEX_LOCK:
+                buckets = list(entry["buckets"])
+                for b, summaries in fresh.items():
+                    buckets[b] = summaries
+                    entry["vers"][b] = vers[b]
+                entry["buckets"] = buckets
+                entry["sorted"] = sorted((s for bucket in buckets for s in bucket),
+                                         key=lambda s: s.get("seq", 0), reverse=True)
+        return entry["sorted"]
+
+    def run_summaries(self) -> list[RunSummary]:
+        """Every run's index entry (:class:`~flowdash.records.RunSummary`), newest
+        first, without reading a run record."""
+        return [dict(s) for s in self._summaries()]
+
+    def find_runs(self, search: str | None = None, kind=None, status=None,
+                  dataset: str | None = None, order: str = "newest", offset: int = 0,
+                  limit: int | None = None) -> tuple[int, list[RunSummary]]:
+        """A page of the runs that match, from the run index (no record is read).
+
+        ``search``: text in the name or the start of the id (case ignored);
+        ``kind``, ``status``: one value or several (None: any); ``dataset``: the
+        dataset's name; ``order``: a key of :data:`RUN_ORDERS` (ties newest
+        first). Returns ``(how many match, their summaries from offset, at most
+        limit)``.
+        """
+        if order not in RUN_ORDERS:
+            raise ValueError(f"order must be one of {', '.join(RUN_ORDERS)}, got {order!r}")
+        text = str(search or "").strip()[:MAX_SEARCH].casefold()
+        kinds = None if kind is None else ({kind} if isinstance(kind, str) else set(kind))
+        statuses = None if status is None else (
+            {status} if isinstance(status, str) else set(status))
+        found = [s for s in self._summaries()
+                 if (kinds is None or s["kind"] in kinds)
+                 and (statuses is None or s["status"] in statuses)
+                 and (dataset is None or s.get("dataset") == dataset)
+                 and (not text or text in s["name"].casefold() or s["id"].startswith(text))]
+        field, descending = RUN_ORDERS[order]
+        if field != "seq":
+            found = sorted(found, key=lambda s: str(s.get(field) or "").casefold(),
+                           reverse=descending)
+        elif not descending:
+            found = found[::-1]
+        offset = max(0, int(offset))
+        stop = None if limit is None else offset + max(0, int(limit))
+        return len(found), [dict(s) for s in found[offset:stop]]
+
+    def run_datasets(self) -> list[str]:
+        """The datasets that runs used or made (sorted; from the run index)."""
+        return sorted({s["dataset"] for s in self._summaries() if s.get("dataset")})
 
     def _active(self, tx) -> list[str]:
         """The active index as ``tx`` sees it; rebuilt from the run records if
@@ -324,8 +559,7 @@ class RunStore:
             active = None
         if isinstance(active, list):
             return active
-        ids = [r for r in (loads(tx.get("runs:index"), "run index") or [])
-               if names.is_run_id(r)]
+        ids = self._index_ids(tx)
         blobs = tx.mget([f"run:{r}" for r in ids]) if ids else []
         active = [r for r, b in zip(ids, blobs)
                   if b is not None and self._record(b, r)["status"] in ACTIVE_STATUSES]
@@ -388,10 +622,13 @@ class RunStore:
                 return False, None
             record = self._record(blob, run_id)
             was_active = record["status"] in ACTIVE_STATUSES
+            before = run_summary(record, 0)
             if record["status"] == UNREADABLE or not change(record):
                 return False, record
             tx.set(key, dumps(record, MAX_RECORD_BYTES, "run record"))
             self._keep_active(tx, run_id, was_active, record)
+            if run_summary(record, 0) != before:   # progress alone leaves the index alone
+                self._index_put(tx, run_id, record)
             return True, record
         return self._transaction(fn)
 
@@ -438,8 +675,8 @@ class RunStore:
         return self._change_run(run_id, change)[1]
 
     def run_ids(self) -> list[str]:
-        """Every run id, newest first (one read)."""
-        return list(reversed(self._json("runs:index", "run index") or []))
+        """Every run id, newest first (from the run index)."""
+        return [s["id"] for s in self._summaries()]
 
     def get_runs(self, run_ids: list[str]) -> list[dict]:
         """The records of ``run_ids`` in that order (one read); missing runs are
@@ -453,9 +690,10 @@ class RunStore:
 
         A record that cannot be decoded is logged and listed as an
         ``unreadable`` run (kind ``"unreadable"``; only without ``kind``).
+        Reads every record listed: pages use :meth:`find_runs` instead.
         """
-        records = self.get_runs(self.run_ids())
-        return [r for r in records if kind is None or r["kind"] == kind]
+        ids = [s["id"] for s in self._summaries() if kind is None or s["kind"] == kind]
+        return [r for r in self.get_runs(ids) if kind is None or r["kind"] == kind]
 
     def delete_run(self, run_id: str) -> None:
         """Remove a run that is not active, its epoch log and its results.
@@ -477,9 +715,7 @@ class RunStore:
                 snaps = loads(tx.get(f"snaps:{run_id}")) or []
             except CorruptValue:
                 snaps = []
-            index = loads(tx.get("runs:index"), "run index") or []
-            if run_id in index:
-                tx.set("runs:index", dumps([r for r in index if r != run_id]))
+            self._index_put(tx, run_id, None)
             active = self._active(tx)
             if run_id in active:  # an unreadable record of a run that was active
                 tx.set("runs:active", dumps([r for r in active if r != run_id]))
@@ -552,6 +788,12 @@ class RunStore:
         if not names.is_run_id(run_id):
             return 0
         return self._count(self._get(f"nepochs:{run_id}"))
+
+    def n_epochs_many(self, run_ids: list[str]) -> dict[str, int]:
+        """run id -> its number of epoch records, for many runs in one read."""
+        ids = [r for r in run_ids if names.is_run_id(r)]
+        blobs = self._mget([f"nepochs:{r}" for r in ids]) if ids else []
+        return {r: self._count(b) for r, b in zip(ids, blobs)}
 
     def _rows(self, run_id: str, start: int, stop: int) -> list[dict]:
         """Rows ``start … stop−1`` (one read of the chunks that hold them).
@@ -720,6 +962,7 @@ class RunStore:
                               message="cancelled before it started")
                 tx.set(f"run:{run_id}", dumps(record))
                 self._keep_active(tx, run_id, True, record)
+                self._index_put(tx, run_id, record)
             return True
         return self._transaction(fn)
 

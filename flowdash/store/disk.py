@@ -307,6 +307,12 @@ class DiskStore(RunStore):
                     self.cache.set(key, value)
         return result
 
+    def _scan_run_ids(self):
+        with self._guard(), _LOCK:
+            rows = self.cache._con.execute(
+                "SELECT key FROM Cache WHERE raw = 1 AND key LIKE 'run:%'").fetchall()
+        return [key[4:] for (key,) in rows if isinstance(key, str)]
+
     def close(self) -> None:
         self.cache.close()
 

@@ -85,8 +85,7 @@ def migrate(store_folder) -> list[str]:
     def write_runs(tx):
         for rid in index:
             tx.set(f"run:{rid}", dumps(values[f"run:{rid}"]))
-            tx.set(f"nepochs:{rid}", dumps(0))
-        tx.set("runs:index", dumps(index))
+            tx.set(f"nepochs:{rid}", dumps(0))   # the run index is built from the records
     store._transaction(write_runs)
     for rid in index:
         for k in range(int(values.get(f"nepochs:{rid}", 0) or 0)):

@@ -68,6 +68,14 @@ class RedisStore(RunStore):
         except self._errors as exc:
             raise self._unreachable(exc) from None
 
+    def _scan_run_ids(self):
+        start = len(PREFIX) + len("run:")
+        try:
+            return [k[start:].decode(errors="replace")
+                    for k in self.r.scan_iter(match=PREFIX + "run:*", count=1000)]
+        except self._errors as exc:
+            raise self._unreachable(exc) from None
+
     def _transaction(self, fn):
         try:
             while True:

@@ -47,6 +47,32 @@ def selected(page, selector):
     return page.evaluate(f"document.querySelector('{selector}').selectedOptions[0].textContent")
 
 
+def options_of(page, selector):
+    """The entries a menu holds (dcc.Dropdown: open it, read them, close it)."""
+    page.click(selector)
+    page.locator("[role=option]").first.wait_for(timeout=30000)
+    texts = page.locator("[role=option]").all_inner_texts()
+    page.keyboard.press("Escape")
+    return [t.strip() for t in texts]
+
+
+def choose(page, selector, label, search=None):
+    """Pick the entry of a menu (dcc.Dropdown) whose text starts with ``label``,
+    typing ``search`` first (the server finds what the menu does not hold)."""
+    page.click(selector)
+    if search:
+        page.keyboard.type(search)
+    page.locator("[role=option]").filter(has_text=label).first.wait_for(timeout=30000)
+    page.locator("[role=option]").filter(has_text=label).first.click()
+    wait_for(lambda: page.inner_text(selector).strip().startswith(label), 10,
+             what=f"{label} chosen in {selector}")
+
+
+def menu_text(page, selector):
+    """What a menu shows as chosen."""
+    return page.inner_text(selector).strip()
+
+
 def png_size(data: bytes):
     from PIL import Image
 
@@ -108,20 +134,18 @@ def test_fig3_workflow(live_server, browser, tmp_path):
         page.fill("#model-name", name)
         page.click("#model-save")                    # saves the fields as they are at the click
         page.get_by_text(f"Saved model “{name}”").wait_for()
-    page.wait_for_selector("#model-saved option[value='spare']", state="attached")
-    page.select_option("#model-saved", "spare")
+    choose(page, "#model-saved", "spare")
     # dismissed: the delete callback listens to the dialog's submit, which never came
     assert "“spare”" in confirm_then(page, "#model-delete", accept=False)
-    assert page.locator("#model-saved option[value='spare']").count() == 1
+    assert options_of(page, "#model-saved").count("spare") == 1
     confirm_then(page, "#model-delete", accept=True)
     page.get_by_text("Deleted model “spare”").wait_for()
 
     # Data: the Fig. 3 data preset (2 × 100 s, one validation trial, no trial end)
     page.get_by_role("link", name="Data").click()
-    page.wait_for_selector("#data-model option[value='fig3-small']", state="attached")
     assert "btn-primary" in page.get_attribute("#data-pmd-load", "class")   # looks clickable
     assert "trial,neuron,time" in page.inner_text("#data-csv-help")
-    page.select_option("#data-model", "fig3-small")
+    choose(page, "#data-model", "fig3-small")
     page.click("#data-preset")
     page.wait_for_function("document.querySelector('#data-duration').value === '100'")
     assert page.input_value("#data-trials") == "2" and page.input_value("#data-dt") == "0.0001"
@@ -137,7 +161,7 @@ def test_fig3_workflow(live_server, browser, tmp_path):
         {"name": "spikes.csv", "mimeType": "text/csv", "buffer": CSV_SPIKES},
         {"name": "trials.csv", "mimeType": "text/csv", "buffer": CSV_TRIALS}])
     page.get_by_text("Saved dataset “csv-upload”").wait_for()
-    page.wait_for_function("document.querySelector('#data-dataset').value === 'csv-upload'")
+    wait_for(lambda: menu_text(page, "#data-dataset") == "csv-upload", 10, what="upload shown")
     confirm_then(page, "#data-delete", accept=True)
     page.get_by_text("Deleted dataset “csv-upload”").wait_for()
 
@@ -147,8 +171,7 @@ def test_fig3_workflow(live_server, browser, tmp_path):
     other.on("pageerror", lambda e: errors.append(str(e)))
     other.goto(live_app + "/data")
     for tab in (page, other):
-        tab.wait_for_selector("#data-model option[value='fig3-small']", state="attached")
-        tab.select_option("#data-model", "fig3-small")
+        choose(tab, "#data-model", "fig3-small")
         tab.fill("#data-trials", "20")
         tab.fill("#data-duration", "100")
         tab.fill("#data-dt", "0.001")
@@ -167,11 +190,11 @@ def test_fig3_workflow(live_server, browser, tmp_path):
 
     # Fit: the preset selects the paper layout; the form tells what it can before Start
     page.get_by_role("link", name="Fit").click()
-    page.wait_for_selector("#fit-dataset option[value='fig3-data']", state="attached")
+    page.wait_for_selector("#fit-peq-override")
     assert selected(page, "#fit-peq-override") == "as saved in the model"   # not blank
-    page.select_option("#fit-dataset", "fig3-data")
+    choose(page, "#fit-dataset", "fig3-data")
     page.click("#fit-preset")
-    page.wait_for_function("document.querySelector('#fit-init-model').value === 'fig3-small'")
+    wait_for(lambda: menu_text(page, "#fit-init-model") == "fig3-small", 30, what="preset")
     assert page.is_checked("#fit-view input[value='paper']")
     assert selected(page, "#fit-peq-override") == "cos_square"
     wait_for(lambda: "per epoch" in page.inner_text("#fit-estimate"), 10, what="estimate")
@@ -180,11 +203,11 @@ def test_fig3_workflow(live_server, browser, tmp_path):
     # settings that cannot run start nothing; each message under its own field
     page.fill("#fit-nv", "999")
     page.fill("#fit-batches", "2")
-    n_runs = page.locator("#fit-run-select option").count()
+    followed = menu_text(page, "#fit-run-select")
     page.click("#fit-start")
     page.get_by_text("must be an integer in [1, 111] (N - 2 for this grid)").wait_for()
     assert "training trials per datasample, 1" in page.inner_text(pattern("fit-fb", field="batches"))
-    assert page.locator("#fit-run-select option").count() == n_runs
+    assert menu_text(page, "#fit-run-select") == followed        # no run was started
     page.fill("#fit-nv", "64")
     page.fill("#fit-batches", "1")
 
@@ -234,8 +257,8 @@ def test_fig3_workflow(live_server, browser, tmp_path):
     page.fill("#fit-name", "long")
     page.get_by_label("D", exact=True).uncheck()   # the Fig. 3 fit: F only
     page.click("#fit-start")
-    page.wait_for_function("document.querySelector('#fit-run-select').selectedOptions[0]"
-                           ".textContent.startsWith('long')")
+    wait_for(lambda: menu_text(page, "#fit-run-select").startswith("long"), 30,
+             what="the long fit followed")
     wait_for(lambda: page.evaluate(POINTS) >= 14 and "RUNNING" in
              page.inner_text("#fit-status").upper(), 60, what="long fit running")
     assert "progress-bar-animated" in page.get_attribute("#fit-progress .progress-bar", "class")
@@ -274,34 +297,32 @@ def test_fig3_workflow(live_server, browser, tmp_path):
     assert page.is_disabled("#fit-cancel")
 
     # The queue: two workers are busy, so a third fit waits in line, and can be cancelled there
-    page.select_option("#fit-dataset", "fig3-data")    # the reload reset the form
+    choose(page, "#fit-dataset", "fig3-data")    # the reload reset the form
     page.click("#fit-preset")
-    page.wait_for_function("document.querySelector('#fit-init-model').value === 'fig3-small'")
+    wait_for(lambda: menu_text(page, "#fit-init-model") == "fig3-small", 30, what="preset")
     page.fill("#fit-epochs", "2000")
     page.fill("#fit-pace", "0.25")
     for name in ("q1", "q2", "q3"):
         page.fill("#fit-name", name)
         page.click("#fit-start")
-        page.wait_for_function("document.querySelector('#fit-run-select').selectedOptions[0]"
-                               f".textContent.startsWith('{name}')")
+        wait_for(lambda: menu_text(page, "#fit-run-select").startswith(name), 30,
+                 what=f"{name} followed")
     page.get_by_text("queued: 1st in line (2 of 2 workers busy)").wait_for(timeout=30000)
     assert not page.is_disabled("#fit-cancel")            # a queued run can be cancelled
     page.click("#fit-cancel")
     page.get_by_text("Cancelled before it started.").wait_for()
     wait_for(lambda: "CANCELLED" in page.inner_text("#fit-status").upper(), 30, what="q3 cancelled")
     for name in ("q2", "q1"):                      # free the workers again
-        value = page.evaluate("n => [...document.querySelectorAll('#fit-run-select option')]"
-                              ".find(o => o.textContent.startsWith(n)).value", name)
-        page.select_option("#fit-run-select", value)
+        choose(page, "#fit-run-select", name, search=name)
         wait_for(lambda: "RUNNING" in page.inner_text("#fit-status").upper(), 30, what=name)
         page.click("#fit-cancel")
         wait_for(lambda: "CANCELLED" in page.inner_text("#fit-status").upper(), 30,
                  what=f"{name} cancelled")
 
     # Fit 3: an absurd learning rate; the page warns; then the server goes away and comes back
-    page.select_option("#fit-dataset", "fig3-data")
+    choose(page, "#fit-dataset", "fig3-data")
     page.click("#fit-preset")
-    page.wait_for_function("document.querySelector('#fit-init-model').value === 'fig3-small'")
+    wait_for(lambda: menu_text(page, "#fit-init-model") == "fig3-small", 30, what="preset")
     page.fill(pattern("fit-lr", param="F"), "1e9")
     page.fill("#fit-epochs", "300")
     page.fill("#fit-pace", "0.2")

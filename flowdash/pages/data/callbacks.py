@@ -9,7 +9,7 @@ from flowdash import ids as app_ids
 from flowdash.pages.components import alert
 from flowdash import jobs
 from flowdash import settings
-from flowdash.pages import theme
+from flowdash.pages import menus, theme
 from flowdash.pages.data import figures, ids, logic
 from flowdash.pages.services import open_store, options
 from flowdash.store import NameTaken
@@ -19,6 +19,26 @@ GEN_FIELDS = {ids.MODEL: "model", ids.TRIALS: "n_trials", ids.DURATION: "duratio
               ids.DT: "dt", ids.SEED: "seed", ids.VAL_FRACTION: "val_fraction",
               ids.NAME: "dataset_name"}
 FIELD_IDS = list(GEN_FIELDS)
+#: Fields that are menus (marked invalid by their class: ``menus.invalid_class``).
+MENUS = (ids.MODEL,)
+
+
+def _marks(messages):
+    """Each field's invalid mark, from its message."""
+    return [menus.invalid_class(bool(m)) if f in MENUS else bool(m)
+            for f, m in zip(FIELD_IDS, messages)]
+
+
+def _dataset_options(store, search, value):
+    return menus.name_options(store.list_datasets(), search, value)
+
+
+def _model_options(store, search, value):
+    return menus.name_options(store.list_models(), search, value)
+
+
+menus.searchable(ids.DATASET, _dataset_options)
+menus.searchable(ids.MODEL, _model_options)
 
 
 @callback(Output(ids.MODEL, "options"), Output(ids.DATASET, "options"),
@@ -28,14 +48,14 @@ def fill_lists(_path, active):
     """Saved models and datasets when the page opens."""
     with open_store() as store:
         models, datasets = store.list_models(), store.list_datasets()
-    return options(models), options(datasets), active if active in datasets else (
-        datasets[0] if datasets else None)
+    chosen = active if active in datasets else (datasets[0] if datasets else None)
+    return options(models), options(datasets, chosen), chosen
 
 
 @callback(
     Output(app_ids.ACTIVE_GEN, "data"), Output(ids.JOB, "data", allow_duplicate=True),
     Output(ids.STATUS, "children"),
-    *[Output(f, "invalid") for f in FIELD_IDS],
+    *[Output(f, "className" if f in MENUS else "invalid") for f in FIELD_IDS],
     *[Output({"type": ids.FB, "field": f}, "children") for f in FIELD_IDS],
     Input(ids.GENERATE, "n_clicks"),
     *[State(f, "value") for f in FIELD_IDS], State(ids.TRIAL_END, "value"),
@@ -54,9 +74,9 @@ def start_generation(_n, *values):
     messages = [errors.get(GEN_FIELDS[f]) or "" for f in FIELD_IDS]
     if run_id is None:
         return no_update, no_update, alert("Fix the fields marked in red.", "danger"), \
-            *[bool(m) for m in messages], *messages
+            *_marks(messages), *messages
     return run_id, {"run_id": run_id, "status": "queued"}, alert("Generation queued…", "info"), \
-        *[False] * len(FIELD_IDS), *messages
+        *_marks([""] * len(FIELD_IDS)), *messages
 
 
 @callback(Output(app_ids.ACTIVE_DATASET, "data"), Input(ids.DATASET, "value"),
@@ -99,7 +119,7 @@ def announce(job):
     with open_store() as store:
         record, datasets = jobs.observe(store, job["run_id"]), store.list_datasets()
     text, colour, dataset = logic.generation_outcome(record)
-    return alert(text, colour), options(datasets), dataset or no_update
+    return alert(text, colour), options(datasets, dataset), dataset or no_update
 
 
 @callback(Output(ids.STATUS, "children", allow_duplicate=True),
@@ -126,7 +146,7 @@ def _save(samples, meta, name):
     """Save imported datasamples; returns (dataset options, name)."""
     with open_store() as store:
         name = store.save_dataset(name, [jobs.spikedata_to_bytes(s) for s in samples], meta)
-        return options(store.list_datasets()), name
+        return options(store.list_datasets(), name), name
 
 
 @callback(Output(ids.UPLOAD_MSG, "children"), Output(ids.DATASET, "options", allow_duplicate=True),
@@ -201,7 +221,8 @@ def delete_dataset(_n, name):
     with open_store() as store:
         store.delete_dataset(name)
         datasets = store.list_datasets()
-    return f"Deleted dataset “{name}”.", options(datasets), datasets[0] if datasets else None
+    chosen = datasets[0] if datasets else None
+    return f"Deleted dataset “{name}”.", options(datasets, chosen), chosen
 
 
 @callback(Output(ids.SAMPLE, "options"), Output(ids.SAMPLE, "value"),

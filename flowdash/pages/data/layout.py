@@ -7,6 +7,7 @@ from dash import dcc, html
 from flowdash import settings
 from flowdash.pages import theme
 from flowdash.pages.components import card, field
+from flowdash.pages.menus import menu
 from flowdash.pages.data import ids, logic
 
 
@@ -37,8 +38,7 @@ def layout(**_query):
         dbc.Button("Preset: 2020 Fig. 3 data", id=ids.PRESET, color="primary", outline=True,
                    size="sm", className="mb-2"),
         dbc.Row([
-            field("Ground-truth model", dbc.Select(id=ids.MODEL, options=[],
-                                                   placeholder="choose a saved model"),
+            field("Ground-truth model", menu(ids.MODEL, "choose a saved model"),
                   fb(ids.MODEL), width=12),
             field("Trials", _input(ids.TRIALS, "2"), fb(ids.TRIALS), width=4),
             field("Trial duration (s)", _input(ids.DURATION, "10"), fb(ids.DURATION), width=4),
@@ -90,8 +90,7 @@ def layout(**_query):
     view = card(
         "Dataset",
         dbc.Row([
-            field("Dataset", dbc.Select(id=ids.DATASET, options=[],
-                                        placeholder="choose a dataset"), width=5),
+            field("Dataset", menu(ids.DATASET, "choose a dataset"), width=5),
             field("Datasample (condition)", dbc.Select(id=ids.SAMPLE, options=[], value=0),
                   width=3),
             field("Trials to show", _input(ids.SHOW_TRIALS, "0, 1"), ids.SHOW_TRIALS_FB,

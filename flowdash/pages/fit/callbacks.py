@@ -7,15 +7,17 @@ from dash.exceptions import PreventUpdate
 
 from flowdash import ids as app_ids
 from flowdash import jobs
+from flowdash.pages import menus
 from flowdash.pages.components import alert, status_badge
 from flowdash.pages.fit import ids, view
 from flowdash.pages.services import open_store, options
 
 FIELDS = ("dataset", "init_model", "params", "alpha", "epochs", "batches", "nv",
           "snapshots", "seed", "pace", "name") + tuple(f"lr-{p}" for p in view.PARAMS)
-INPUT_OF = {"dataset": ids.DATASET, "init_model": ids.INIT_MODEL, "alpha": ids.ALPHA,
-            "epochs": ids.EPOCHS, "batches": ids.BATCHES, "nv": ids.NV,
+#: Text fields marked invalid with their message; menus are marked by their class.
+INPUT_OF = {"alpha": ids.ALPHA, "epochs": ids.EPOCHS, "batches": ids.BATCHES, "nv": ids.NV,
             "snapshots": ids.SNAPSHOTS, "seed": ids.SEED, "pace": ids.PACE, "name": ids.NAME}
+MENU_OF = {"dataset": ids.DATASET, "init_model": ids.INIT_MODEL}
 #: The form's fields, in the order of :func:`fields`.
 FORM_STATES = (State(ids.DATASET, "value"), State(ids.INIT_MODEL, "value"),
                State(ids.PEQ_OVERRIDE, "value"), State(ids.OPTIMIZER, "value"),
@@ -35,9 +37,23 @@ def fields(dataset, init_model, peq_override, optimizer, lrs, alpha, params, epo
                 seed=seed, pace=pace, name=name)
 
 
-def run_options(store):
-    return [{"label": f"{r['name']} · {r['id'][:6]}", "value": r["id"]}
-            for r in store.list_runs("fit")]
+def run_options(store, search=None, value=None):
+    """The fit runs of the "follow a run" menu: the newest, the followed one, and
+    any other by typing (from the run index; no run record is read)."""
+    return menus.run_options(store, search, value, kind="fit")
+
+
+def _dataset_options(store, search, value):
+    return menus.name_options(store.list_datasets(), search, value)
+
+
+def _model_options(store, search, value):
+    return menus.name_options(store.list_models(), search, value)
+
+
+menus.searchable(ids.RUN_SELECT, run_options)
+menus.searchable(ids.DATASET, _dataset_options)
+menus.searchable(ids.INIT_MODEL, _model_options)
 
 
 @callback(Output(ids.DATASET, "options"), Output(ids.INIT_MODEL, "options"),
@@ -49,9 +65,10 @@ def fill_lists(_path, active_fit, active_dataset):
     """Datasets, models and fit runs when the page opens; follow the active run."""
     with open_store() as store:
         datasets = store.list_datasets()
-        return (options(datasets), options(store.list_models()), run_options(store),
-                active_fit if store.get_run(active_fit) else None,
-                active_dataset if active_dataset in datasets else no_update)
+        followed = active_fit if store.get_run(active_fit) else None
+        chosen = active_dataset if active_dataset in datasets else None
+        return (options(datasets, chosen), options(store.list_models()),
+                run_options(store, None, followed), followed, chosen or no_update)
 
 
 @callback(Output(ids.GD_BOX, "style"), Output(ids.ADAM_BOX, "style"),
@@ -112,7 +129,7 @@ def start(_n, *values):
         raise PreventUpdate
     with open_store() as store:
         run_id, errors, problem = view.start(store, fields(*values))
-        opts = run_options(store) if run_id else None
+        opts = run_options(store, None, run_id) if run_id else None
     feedback = [errors.get(o["id"]["field"], "") for o in ctx.outputs_list[-1]]
     if run_id is None:
         return no_update, alert(problem, "danger"), no_update, no_update, feedback
@@ -121,13 +138,15 @@ def start(_n, *values):
 
 @callback(*[Output(i, "invalid") for i in INPUT_OF.values()],
           Output({"type": ids.LR, "param": ALL}, "invalid"), Output(ids.PARAMS, "className"),
+          *[Output(i, "className") for i in MENU_OF.values()],
           Input({"type": ids.FB, "field": ALL}, "children"), prevent_initial_call=True)
 def mark_invalid(messages):
     """Fields with a message are marked invalid (the message shows beneath)."""
     by_field = {o["id"]["field"]: m for o, m in zip(ctx.inputs_list[0], messages)}
     return (*[bool(by_field.get(f)) for f in INPUT_OF],
             [bool(by_field.get(f"lr-{p}")) for p in view.PARAMS],
-            "is-invalid" if by_field.get("params") else "")
+            "is-invalid" if by_field.get("params") else "",
+            *[menus.invalid_class(bool(by_field.get(f))) for f in MENU_OF])
 
 
 @callback(Output(app_ids.ACTIVE_FIT, "data", allow_duplicate=True),

@@ -45,9 +45,16 @@ def best_epoch(epochs, val):
     return min(pairs, key=lambda p: p[1])
 
 
+#: Decimals of the potentials drawn: a display copy (Φ spans a few units; a
+#: 1793-node curve is a third of the bytes it is at full precision, and a class of
+#: 40 receives it with every poll).
+PHI_DECIMALS = 4
+
+
 def phi(peq) -> list:
-    """Φ = −log peq, clipped at :data:`PHI_CLIP`, as a plain list (patchable)."""
-    return np.minimum(-np.log(np.asarray(peq, float)), PHI_CLIP).tolist()
+    """Φ = −log peq, clipped at :data:`PHI_CLIP`, rounded to :data:`PHI_DECIMALS`
+    decimals, as a plain list (patchable)."""
+    return np.round(np.minimum(-np.log(np.asarray(peq, float)), PHI_CLIP), PHI_DECIMALS).tolist()
 
 
 def min_marker_shape(epoch):

@@ -11,6 +11,7 @@ from dash import dcc, html
 
 from flowdash.pages import theme
 from flowdash.pages.components import field
+from flowdash.pages.menus import menu
 from flowdash.pages.fit import figures, ids
 from flowdash.pages.fit.view import AS_SAVED, DEFAULT_LR, OVERLAY, PAPER, PARAMS
 from flowdash.pages.model import form as model_form
@@ -34,10 +35,8 @@ def _form():
         dbc.Button("Preset: 2020 Fig. 3", id=ids.PRESET, color="primary", outline=True,
                    size="sm", className="mb-2"),
         dbc.Row([
-            field("Dataset", dbc.Select(id=ids.DATASET, options=[],
-                                        placeholder="choose a dataset"), fb("dataset"), width=12),
-            field("Initial model", dbc.Select(id=ids.INIT_MODEL, options=[],
-                                              placeholder="choose a saved model"),
+            field("Dataset", menu(ids.DATASET, "choose a dataset"), fb("dataset"), width=12),
+            field("Initial model", menu(ids.INIT_MODEL, "choose a saved model"),
                   fb("init_model"), width=12),
             field("Initial peq (start the fit from)",
                   dbc.Select(id=ids.PEQ_OVERRIDE, options=peq_options, value=AS_SAVED), width=12),
@@ -102,8 +101,7 @@ def _live():
         ], className="d-flex align-items-center flex-wrap gap-2")),
         dbc.CardBody([
             dbc.Row([
-                dbc.Col(dbc.Select(id=ids.RUN_SELECT, options=[], placeholder="follow a fit run"),
-                        md=8),
+                dbc.Col(menu(ids.RUN_SELECT, "follow a fit run (type to search)"), md=8),
                 dbc.Col(html.Div(id=ids.STATUS, className="live-status"), md=4,
                         className="d-flex align-items-center"),
             ], className="g-2 mb-2"),

@@ -5,7 +5,10 @@ updates (so it imports dash); it has no callbacks and is tested directly.
 """
 from __future__ import annotations
 
+import functools
+import threading
 import time
+from collections import OrderedDict
 
 import numpy as np
 from dash import Patch
@@ -155,14 +158,14 @@ def _wanted(record) -> list[int]:
     return sorted(record["settings"].get("snapshot_epochs") or [])
 
 
-def snapshots(store, record, upto: int | None = None) -> dict:
+def snapshots(store, record, upto: int | None = None, since: int = 0) -> dict:
     """{epoch: peq} at the run's snapshot epochs recorded so far (below ``upto``
-    if given; epoch record k is epoch k; the store keeps them as float32
-    display copies)."""
+    if given, from ``since``; epoch record k is epoch k; the store keeps them as
+    float32 display copies)."""
     wanted = set(_wanted(record))
     out = {}
     for k in store.snapshot_epochs(record["id"]):
-        if k in wanted and (upto is None or k < upto):
+        if k in wanted and since <= k and (upto is None or k < upto):
             snap = store.read_snapshot(record["id"], k)
             if snap and snap.get("peq") is not None:
                 out[k] = snap["peq"]
@@ -189,6 +192,37 @@ def paper(store, record, cols, snaps, latest, result=None):
     return figures.paper_figure(*curves(cols), np.asarray(result["x"]), snaps, _wanted(record),
                                 _truth(store, record, result), now,
                                 rows=len(np.atleast_2d(result["init"]["peq"])))
+
+
+def _drawn_potential(store, record, upto, latest) -> dict:
+    """What the overlay potential figure shows: its snapshot epochs and whether
+    it has the dashed "now" curve (not at a snapshot epoch)."""
+    wanted = set(_wanted(record))
+    return {"snaps": [k for k in store.snapshot_epochs(record["id"]) if k in wanted and k < upto],
+            "now": bool(latest) and latest["epoch"] not in wanted}
+
+
+def _potential_update(store, record, cursor, upto, latest):
+    """The overlay potential figure after new epochs: a Patch of the dashed "now"
+    curve while the snapshots drawn stay the same (one read: the snapshot list),
+    the whole figure when they changed. Returns (the figure, a Patch or None; the
+    cursor)."""
+    shown, pot = _drawn_potential(store, record, upto, latest), cursor.get("pot")
+    if pot and pot["snaps"] == shown["snaps"] and pot["now"] == shown["now"]:
+        if not shown["now"]:
+            return None, cursor
+        patch = Patch()
+        for k, row in enumerate(np.atleast_2d(latest["peq"])):
+            patch["data"][pot["now_at"] + k]["y"] = figures.phi(row)
+            patch["data"][pot["now_at"] + k]["name"] = figures.now_label(latest["epoch"])
+        return patch, cursor
+    fig = potential(store, record, snapshots(store, record, upto), latest)
+    return fig, dict(cursor, pot=_potential_index(fig, shown, latest))
+
+
+def _potential_index(fig, shown: dict, latest) -> dict:
+    now_rows = len(np.atleast_2d(latest["peq"])) if shown["now"] else 0
+    return dict(shown, now_at=len(fig.data) - now_rows)
 
 
 def side_figures(store, record, cols, latest=None):
@@ -369,6 +403,92 @@ def _below(cols, upto: int):
     return cut
 
 
+def _draw(store, record, cols, new, upto, latest, view):
+    """The figures of a run drawn whole (the first poll of a view) and the cursor."""
+    run_id = record["id"]
+    out = {"nll": None, "potential": None, "paper": None, "params": None}
+    es, tr, va = new
+    result = store.get_result(run_id) or {}
+    cursor = {"run_id": run_id, "view": view, "n": upto,
+              "best": list(figures.best_epoch(es, va)),
+              "base": [figures.first_finite(tr), figures.first_finite(va)],
+              "rise": list(rising(tr)), "drawn": "x" in result,
+              "first": _row(cols, 0), "last": _row(cols, -1)}
+    if not cursor["drawn"]:
+        waiting = theme.message_figure("Waiting for the first epoch…", 380)
+        out.update(nll=figures.nll_figure(es, tr, va), potential=waiting, paper=waiting,
+                   params=theme.message_figure("", 200))
+    elif view == PAPER:
+        snaps = snapshots(store, record, upto)
+        out["paper"] = paper(store, record, cols, snaps, latest, result)
+        truth = _truth(store, record, result)
+        panels = figures.paper_panels(_wanted(record))
+        index = figures.paper_trace_index(len(panels),
+                                          len(np.atleast_2d(result["init"]["peq"])),
+                                          0 if truth is None else len(np.atleast_2d(truth[1])))
+        cursor["paper"] = dict(index, panels=panels, arrow=len(panels) + 1,
+                               reached=[p for p in panels if p < cursor["n"]])
+        out["params"] = params(record, cols, latest, result)
+    else:
+        out["nll"] = figures.nll_figure(es, tr, va)
+        out["potential"] = potential(store, record, snapshots(store, record, upto), latest,
+                                     result)
+        cursor["pot"] = _potential_index(out["potential"],
+                                         _drawn_potential(store, record, upto, latest), latest)
+        out["params"] = params(record, cols, latest, result)
+    return out, cursor
+
+
+#: Whole drawings of a run shared by the viewers who open it at the same moment (a
+#: class following one fit): (store, run, view, its state) -> (figures, cursor).
+_DRAWN: "OrderedDict[tuple, tuple]" = OrderedDict()
+_DRAWN_LOCK = threading.Lock()
+_DRAWN_SIZE = 32
+
+
+_DRAWING: dict[tuple, threading.Event] = {}
+
+
+def _drawn(store, record, cols, new, upto, latest, view, total):
+    """:func:`_draw`, once per state of a run: viewers who ask while it is being
+    drawn wait for that drawing (a class opening the page at once)."""
+    key = (store.location, record["id"], view, record["status"], record.get("message"),
+           record.get("error"), total, upto, latest["epoch"] if latest else None)
+    for _ in range(2):
+        with _DRAWN_LOCK:
+            hit = _DRAWN.get(key)
+            busy = None if hit is not None else _DRAWING.get(key)
+            if hit is None and busy is None:
+                _DRAWING[key] = threading.Event()
+        if hit is not None:
+            break
+        if busy is not None:             # another request draws it: wait (bounded)
+            busy.wait(30)
+            continue
+        try:
+            hit = _draw(store, record, cols, new, upto, latest, view)
+            with _DRAWN_LOCK:
+                _DRAWN[key] = hit
+                while len(_DRAWN) > _DRAWN_SIZE:
+                    _DRAWN.popitem(last=False)
+        finally:
+            with _DRAWN_LOCK:
+                _DRAWING.pop(key).set()
+        break
+    if hit is None:                      # the other drawing failed or took too long
+        hit = _draw(store, record, cols, new, upto, latest, view)
+    figs, cursor = hit
+    return dict(figs), dict(cursor)
+
+
+@functools.lru_cache(maxsize=1)
+def _waiting() -> dict:
+    """The figures of a run without an epoch yet (the same for every run)."""
+    waiting = theme.message_figure("Waiting for the first epoch…", 380)
+    return dict(nll=figures.nll_figure([], [], []), potential=waiting, paper=waiting,
+                params=theme.message_figure("", 200))
+
+
 #: How often the page polls a run, ms: often until its first epoch shows (a fit's
 #: first epoch lands a fraction of a second after Start), then at the usual pace.
 POLL_FIRST_MS, POLL_MS = 150, 500
@@ -425,51 +545,23 @@ def poll(store, run_id, cursor, view: str = OVERLAY):
                   "best": [None, None], "base": [None, None], "rise": list(rising([])),
                   "first": None, "last": None}
         if not shown:
-            waiting = theme.message_figure("Waiting for the first epoch…", 380)
-            out.update(nll=figures.nll_figure([], [], []), potential=waiting, paper=waiting,
-                       params=theme.message_figure("", 200))
+            out.update(_waiting())
     elif fresh:
-        es, tr, va = new
-        result = store.get_result(run_id) or {}
-        cursor = {"run_id": run_id, "view": view, "n": upto,
-                  "best": list(figures.best_epoch(es, va)),
-                  "base": [figures.first_finite(tr), figures.first_finite(va)],
-                  "rise": list(rising(tr)), "drawn": "x" in result,
-                  "first": _row(cols, 0), "last": _row(cols, -1)}
-        if not cursor["drawn"]:
-            waiting = theme.message_figure("Waiting for the first epoch…", 380)
-            out.update(nll=figures.nll_figure(es, tr, va), potential=waiting, paper=waiting,
-                       params=theme.message_figure("", 200))
-        elif view == PAPER:
-            snaps = snapshots(store, record, upto)
-            out["paper"] = paper(store, record, cols, snaps, latest, result)
-            truth = _truth(store, record, result)
-            panels = figures.paper_panels(_wanted(record))
-            index = figures.paper_trace_index(len(panels),
-                                              len(np.atleast_2d(result["init"]["peq"])),
-                                              0 if truth is None else len(np.atleast_2d(truth[1])))
-            cursor["paper"] = dict(index, panels=panels, arrow=len(panels) + 1,
-                                   reached=[p for p in panels if p < cursor["n"]])
-            out["params"] = params(record, cols, latest, result)
-        else:
-            out["nll"] = figures.nll_figure(es, tr, va)
-            out["potential"] = potential(store, record, snapshots(store, record, upto), latest,
-                                         result)
-            out["params"] = params(record, cols, latest, result)
+        figs, cursor = _drawn(store, record, cols, new, upto, latest, view, total)
+        out.update(figs)
     elif new[0]:
         if view == PAPER and cursor["drawn"]:
             patch, cursor = _nll_patch(new, cursor, cursor["paper"]["arrow"])
-            fresh_snaps = {k: peq for k, peq in snapshots(store, record, upto).items()
-                           if k >= cursor["n"]}
+            fresh_snaps = snapshots(store, record, upto, since=cursor["n"])
             cursor["paper"] = _paper_patch(patch, cursor, fresh_snaps, upto, latest)
             out["paper"] = patch
         elif view == PAPER:   # still a message: only the cursor moves on
             cursor = _nll_patch(new, cursor)[1]
         else:
             out["nll"], cursor = _nll_patch(new, cursor)
-            if cursor["drawn"]:
-                out["potential"] = potential(store, record, snapshots(store, record, upto),
-                                             latest)
+            if cursor["drawn"]:   # the dashed "now" curve moves; snapshots are added rarely
+                out["potential"], cursor = _potential_update(store, record, cursor, upto,
+                                                             latest)
         if cursor["drawn"]:
             out["params"] = params_patch(record, cols, latest)
         cursor = dict(cursor, n=upto, last=_row(cols, -1))

@@ -10,6 +10,14 @@ from flowdash.pages import theme
 from flowdash.pages.model import figures, form, ids
 from flowdash.pages.model.layout import form_outputs
 from flowdash.pages.services import open_store, options
+from flowdash.pages import menus
+
+
+def _saved_options(store, search, value):
+    return menus.name_options(store.list_models(), search, value)
+
+
+menus.searchable(ids.SAVED, _saved_options)
 
 PARAMS_ALL = {"type": ids.PARAM, "target": ALL, "neuron": ALL, "name": ALL, "model": ALL}
 GRID_KEYS = (("Np", ids.NP, ids.FB_NP), ("Ne", ids.NE, ids.FB_NE),

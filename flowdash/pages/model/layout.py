@@ -8,6 +8,7 @@ from flowdash.core import library
 from flowdash.settings import GRID_LIMITS, format_number
 from flowdash.pages import theme
 from flowdash.pages.components import card, field
+from flowdash.pages.menus import menu
 from flowdash.pages.model import form
 from flowdash.pages.model import ids
 
@@ -121,7 +122,7 @@ def layout(**_query):
         ], className="g-2 mb-2"),
         html.Div(id=ids.SAVE_MSG, className="mb-2"),
         dbc.Row([
-            dbc.Col(dbc.Select(id=ids.SAVED, options=[], placeholder="saved models"), md=7),
+            dbc.Col(menu(ids.SAVED, "saved models (type to search)"), md=7),
             dbc.Col([dbc.Button("Load into form", id=ids.LOAD, color="primary",
                                 outline=True, className="me-2"),
                      dbc.Button("Delete", id=ids.DELETE, color="danger", outline=True),

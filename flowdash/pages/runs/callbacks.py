@@ -5,7 +5,6 @@ import dash_bootstrap_components as dbc
 from dash.exceptions import PreventUpdate
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
-from flowdash import ids as app_ids
 from flowdash import jobs
 from flowdash import export
 from flowdash.pages import theme
@@ -13,46 +12,11 @@ from flowdash.pages.components import alert, status_badge
 from flowdash.pages.fit import figures as fit_figures
 from flowdash.pages.fit import view as fit_view
 from flowdash.pages.runs import ids
+from flowdash.pages.runs import list_callbacks  # noqa: F401  (the table and the run menus)
 from flowdash.pages.runs.plots import generation_plots
-from flowdash.pages.runs.table import describe, settings_rows
+from flowdash.pages.runs.table import settings_rows
 from flowdash.pages.services import open_store
 from flowdash.store import ACTIVE_STATUSES, RunActive
-
-COLUMNS = (("status", "Status"), ("name", "Name"), ("kind", "Kind"), ("created", "Created"),
-           ("took", "Took"), ("progress", "Progress"), ("used", "Settings and data"),
-           ("error", "Reason"))
-
-
-def table(rows, open_id=None):
-    head = html.Thead(html.Tr([html.Th(label) for _, label in COLUMNS]))
-    body = html.Tbody([html.Tr([html.Td(status_badge(r[k]) if k == "status" else r[k])
-                                for k, _ in COLUMNS], id={"type": ids.ROW, "run": r["id"]},
-                               className="table-active" if r["id"] == open_id else None,
-                               title="open this run")
-                       for r in rows])
-    return dbc.Table([head, body], hover=True, size="sm", className="mb-0 runs-table")
-
-
-@callback(Output(ids.TABLE, "children"), Output(ids.OPEN, "options"),
-          Output(ids.OVERLAY_SELECT, "options"), Output(ids.CANCEL, "disabled"),
-          Input(ids.INTERVAL, "n_intervals"), Input(ids.CHANGED, "data"),
-          Input(app_ids.URL, "pathname"), Input(ids.OPEN, "value"))
-def refresh(_n, _changed, _path, open_id):
-    """The table of every run with its status (polled); Cancel only for an active run."""
-    with open_store() as store:
-        jobs.reap(store)                  # a worker that died shows up at once
-        records = jobs.annotate(store, store.list_runs())
-        rows = [describe(r, store.n_epochs(r["id"])) for r in records]
-    active = any(r["id"] == open_id and r["status"] in ACTIVE_STATUSES for r in records)
-    if not rows:
-        return (dbc.Alert("No runs yet: generate data or start a fit.", color="light"), [], [],
-                True)
-    opts = [{"label": f"{r['name']} · {r['kind']} · {r['status']} · {r['id'][:6]}",
-             "value": r["id"]} for r in rows]
-    fits = [{"label": f"{r['name']} ({r['id'][:6]})", "value": r["id"]}
-            for r in rows if r["kind"] == "fit"]
-    return table(rows, open_id), opts, fits, not active
-
 
 @callback(Output(ids.OPEN, "value", allow_duplicate=True),
           Input({"type": ids.ROW, "run": ALL}, "n_clicks"), prevent_initial_call=True)

@@ -19,3 +19,14 @@ CHANGED = "runs-changed"
 PARAMS_GRAPH = "runs-params-graph"
 ROW = "runs-row"                     # pattern: {"type": ROW, "run": run id}
 DELETE_CONFIRM = "runs-delete-confirm"  # dcc.ConfirmDialog: delete the open run?
+# the table of runs (listing.py, list_callbacks.py)
+BODY = "runs-body"                   # the table's tbody: one row per run of the page
+SEARCH = "runs-search"
+STATUS_FILTER = "runs-status-filter"
+KIND_FILTER = "runs-kind-filter"
+DATASET_FILTER = "runs-dataset-filter"
+ORDER = "runs-order"
+PAGER = "runs-pager"
+COUNT = "runs-count"
+EMPTY = "runs-empty"
+VIEW = "runs-view"                   # dcc.Store: the query, rows and index version shown

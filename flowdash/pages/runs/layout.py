@@ -6,17 +6,17 @@ from dash import dcc, html
 
 from flowdash.pages import theme
 from flowdash.pages.components import card
+from flowdash.pages.menus import menu
 from flowdash.pages.runs import ids
+from flowdash.pages.runs.listing import table_card
 
 
 def layout(**_query):
-    table = card("All runs", html.Div(id=ids.TABLE, className="table-responsive stale-offline"),
-                 dbc.FormText("Click a row to open its run."),
-                 dcc.Interval(id=ids.INTERVAL, interval=1500), dcc.Store(id=ids.CHANGED))
+    table = table_card()
     detail = card(
         "Run",
         dbc.Row([
-            dbc.Col(dbc.Select(id=ids.OPEN, options=[], placeholder="open a run"), md=5),
+            dbc.Col(menu(ids.OPEN, "open a run (type to search)"), md=5),
             dbc.Col([
                 dbc.Button("Cancel", id=ids.CANCEL, color="warning", outline=True,
                            className="me-2", disabled=True),
@@ -50,7 +50,7 @@ def layout(**_query):
     )
     overlay = card(
         "Compare runs",
-        dbc.Checklist(id=ids.OVERLAY_SELECT, options=[], value=[], inline=True),
+        menu(ids.OVERLAY_SELECT, "fit runs to overlay (type to search)", multi=True, value=[]),
         dcc.Graph(id=ids.OVERLAY_GRAPH, figure=theme.message_figure("Tick fit runs to overlay.",
                                                                      260),
                   config=theme.graph_config("png", "overlay")),

@@ -1,0 +1,119 @@
+"""The Runs page at scale: a page of the run index at a time, polls that send
+only what changed, menus searched on the server."""
+import pytest
+from dash import Patch, no_update
+from dash._utils import to_json
+from dash.exceptions import PreventUpdate
+
+from flowdash.pages import menus
+from flowdash.pages.runs import listing
+from flowdash.store import DONE, FAILED, RUNNING
+from tests.test_callbacks_pages import app, call, store  # noqa: F401  (fixtures)
+from tests.test_callbacks_pages import show_runs
+
+N_RUNS = 4 * listing.PAGE_SIZE + 5   # five pages, the last of 5 rows
+FIT = {"dataset": "d", "init_model": "m", "optimizer": "GD", "params_to_opt": ["F"],
+       "max_epochs": 100, "learning_rate": {"F": 0.005}}
+
+
+@pytest.fixture
+def many(store):
+    """N_RUNS fits and generations, created through the store."""
+    made = []
+    for k in range(N_RUNS):
+        if k % 10 == 9:
+            rid = store.create_run("generation", f"make data {k}", {"dataset_name": f"d{k}"},
+                                   {"dataset": f"d{k}", "model": "truth"})
+        else:
+            rid = store.create_run("fit", f"fit {k:03d}", FIT,
+                                   {"dataset": "d" if k % 2 else "e", "model": "m"})
+        if k != N_RUNS - 4:                  # the 4th newest stays queued
+            store.finish_run(rid, FAILED if k % 7 == 3 else DONE)
+        made.append(rid)
+    return made[::-1]             # newest first
+
+
+def size(value) -> int:
+    return len(to_json(value))
+
+
+def test_a_page_of_runs(store, many):
+    body, empty, pages, page, count, every, cancel_off, view = show_runs(trigger="app-url")
+    shown = [tr.id["run"] for tr in body]
+    assert shown == many[:listing.PAGE_SIZE] and empty == ""
+    assert pages == 5 and page is no_update and count == f"runs 1–20 of {N_RUNS}"
+    assert every == listing.FAST_MS and view["live"] is True    # a queued run is shown
+    assert size(body) < 20_000                                  # the first draw, too
+    # page 4, then a search, a filter and an order
+    body, _, _, _, count, *_ = show_runs(page=5, trigger="runs-pager")
+    assert [tr.id["run"] for tr in body] == many[80:] and count == f"runs 81–{N_RUNS} of {N_RUNS}"
+    body, _, pages, page, count, *_ = show_runs(search="FIT 07", page=5, trigger="runs-search")
+    assert page == 1 and pages == 1 and count == "runs 1–9 of 9"   # a new search: page 1
+    assert body[0].children[1].children == "fit 078"
+    body, *_ = show_runs(kind="generation", status=FAILED, trigger="runs-kind-filter")
+    assert [tr.children[1].children for tr in body] == ["make data 59"]
+    body, *_ = show_runs(dataset="e", order="name", trigger="runs-order")
+    assert body[0].children[1].children == "fit 000"
+    body, empty, pages, page, count, *_ = show_runs(search="nothing like it",
+                                                    trigger="runs-search")
+    assert body == [] and "No run matches" in str(empty) and count == ""
+    _, _, pages, page, *_ = show_runs(page=99, trigger="runs-pager")   # past the end: the last
+    assert page == 5
+
+
+def test_a_poll_sends_only_what_changed(store, many):
+    *_, every, _, view = show_runs(status=DONE, trigger="app-url")
+    assert every == listing.SLOW_MS
+    with pytest.raises(PreventUpdate):           # nothing shown is active, nothing changed
+        show_runs(status=DONE, view=view)
+    *_, every, _, view = show_runs(view=view, trigger="runs-status-filter")
+    assert every == listing.FAST_MS and view["live"] is True    # a queued run is shown
+    with pytest.raises(PreventUpdate):           # polled, but nothing changed on the page
+        show_runs(view=view)
+    # it starts: the next poll sends its row only
+    store.start_run(many[3], 1, 0.0)
+    body, empty, pages, page, count, every, cancel_off, view = show_runs(view=view)
+    assert isinstance(body, Patch) and every is no_update and view["live"] is True
+    ops = body.to_plotly_json()["operations"]
+    assert [op["location"] for op in ops] == [[3]]
+    assert all(v is no_update for v in (empty, pages, page, count, cancel_off))
+    assert size(body) + size(view) < 3_000
+    # new runs on top: inserted, the rows they push off the page removed, nothing else sent
+    new = [store.create_run("fit", f"newest {k}", FIT, {"dataset": "d"}) for k in range(2)]
+    body, *_, view = show_runs(view=view)
+    ops = body.to_plotly_json()["operations"]
+    assert [(op["operation"], op["location"]) for op in ops] == [
+        ("Insert", []), ("Insert", []), ("Delete", [21]), ("Delete", [20])]
+    assert [op["params"]["index"] for op in ops[:2]] == [0, 0]
+    assert [op["params"]["value"].id["run"] for op in ops[:2]] == new
+    assert view["ids"] == new[::-1] + many[:listing.PAGE_SIZE - 2] and size(body) < 3_000
+    # another order shows the page whole
+    body, *_, view = show_runs(view=view, order="name", trigger="runs-order")
+    assert isinstance(body, list) and len(body) == listing.PAGE_SIZE
+    # the open run: its row stands out, and Cancel follows its status
+    body, *_, cancel_off, view = show_runs(open_id=many[3], view=view, trigger="runs-open")
+    assert cancel_off is False
+    store.finish_run(many[3], DONE)
+    body, *_, cancel_off, view = show_runs(open_id=many[3], view=view)
+    assert cancel_off is True and view["live"] is True     # the new runs are queued
+
+
+def test_menus_hold_a_bounded_number_of_runs(store, many):
+    opts = menus.run_options(store, limit=10)
+    assert [o["value"] for o in opts] == many[:10]
+    assert opts[0]["label"].startswith(f"fit {N_RUNS - 1:03d} (done) · ")
+    oldest = many[-1]
+    opts = menus.run_options(store, None, oldest, limit=10)      # the chosen run is kept
+    assert opts[0]["value"] == oldest and len(opts) == 11
+    assert [o["value"] for o in menus.run_options(store, "fit 000")] == [oldest]
+    assert [o["value"] for o in menus.run_options(store, oldest[:6])] == [oldest]
+    gens = menus.run_options(store, "make data", kind="generation", show_kind=True)
+    assert len(gens) == N_RUNS // 10 and "(generation, done)" in gens[0]["label"]
+    assert menus.run_options(store, "x" * 10_000) == []
+    names = [f"n{k:04d}" for k in range(1000)]
+    assert len(menus.name_options(names)) == menus.LIMIT
+    assert [o["value"] for o in menus.name_options(names, "N099")] == [
+        f"n099{k}" for k in range(10)]
+    assert menus.name_options(names, "zzz", "n0999") == [{"label": "n0999", "value": "n0999"}]
+    assert menus.name_options(names, None, "not a name")[:1] == [{"label": "n0000",
+                                                                   "value": "n0000"}]
