@@ -923,7 +923,10 @@ def _fit(model: Model, train: list, val: list, options: FitOptions, on_epoch,
             ops = state.ops(k)
             # The validation pass shares the spectral solve and runs beside the training pass.
             val_job = submit(batch_nll, ops, val[k]) if val else None
-            if reuse_grad and epoch_done < options.max_epochs:
+            # Also at the last epoch: a continuation (resume) computes the first gradient
+            # with this pass, so the NLL recorded here is the one an uninterrupted fit
+            # records at this epoch, to the last bit (the NLL-only pass sums differently).
+            if reuse_grad:
                 value, grad = batch_nll_and_grad(ops, train[k], grads_needed)
                 grad_cache[k] = ((k,) + state.key(k), value, grad)
                 nll_tr[k] = value

@@ -640,6 +640,22 @@ class RunStore:
             log.warning("run %s: %s", run_id, exc)
             return []
 
+    def run_bytes(self, run_id: str) -> dict:
+        """Bytes of a run's values by part: ``epochs`` (the NLL log), ``snapshots``
+        (display copies), ``models`` (recorded models), ``other`` (record, latest,
+        result, checkpoint). The backend's own overhead (SQLite pages, Redis
+        keys) comes on top."""
+        if not names.is_run_id(run_id):
+            return {}
+        n = self.n_epochs(run_id)
+        parts = {"epochs": [f"chunk:{run_id}:{c}" for c in range(math.ceil(n / CHUNK))],
+                 "snapshots": [f"snap:{run_id}:{k}" for k in self.snapshot_epochs(run_id)],
+                 "models": [f"rec:{run_id}:{k}" for k in self.model_epochs(run_id)],
+                 "other": [f"{part}:{run_id}" for part in ("run", "nepochs", "snaps", "recs",
+                                                          "latest", "result", "ckpt")]}
+        return {name: sum(len(b) for b in self._mget(keys) if b is not None) if keys else 0
+                for name, keys in parts.items()}
+
     def model_epochs(self, run_id: str) -> list[int]:
         """Indices of the epoch records that have a recorded model, in order."""
         if not names.is_run_id(run_id):
