@@ -19,3 +19,5 @@ CHANGED = "runs-changed"
 PARAMS_GRAPH = "runs-params-graph"
 ROW = "runs-row"                     # pattern: {"type": ROW, "run": run id}
 DELETE_CONFIRM = "runs-delete-confirm"  # dcc.ConfirmDialog: delete the open run?
+CONTINUE = "runs-continue"           # continue the open (fit) run for MORE epochs
+MORE = "runs-more"
