@@ -24,7 +24,7 @@ JS_NONEQ_TITLE = "JS divergence over time (nats·s)"
 VAL_TITLE = "validation NLL − NLL₀ (nats)"
 PHI_TITLE = "potential Φ(x) = −log peq"
 PHI_D_TITLE = "Φ(x)·D (a.u.³/s)"
-REL_TITLE = "(NLL₀ − NLL)/|NLL₀|"
+REL_TITLE = "rel. NLL gain"
 #: Markers of the 2020 analysis's three models.
 MARKS = {"selected": ("star", 18, SELECTED_COLOR), "early": ("triangle-up", 13, "#555555"),
          "late": ("square", 12, "#555555")}
@@ -214,13 +214,13 @@ def conditions_figure(x, models, truth=None, per_condition=None, labels=None) ->
     labels = list(labels or [])[:K] + [f"condition {k + 1}" for k in range(len(labels or []), K)]
     titles = []
     for k in range(K):
-        titles += [f"{labels[k]}: Φ·D", "p0", "rates", "relative NLL"]
-    fig = make_subplots(rows=K, cols=4, subplot_titles=titles, horizontal_spacing=0.07,
+        titles += [f"{labels[k]}: Φ·D", "p0", "rates", "(NLL₀ − NLL)/|NLL₀|"]
+    fig = make_subplots(rows=K, cols=4, subplot_titles=titles, horizontal_spacing=0.09,
                         vertical_spacing=min(0.12, 0.5 / K))
     fig.update_layout(template=theme.TEMPLATE, height=60 + 230 * K, uirevision="cond",
                       margin=dict(l=60, r=15, t=50, b=45), showlegend=True,
-                      legend=dict(orientation="h", x=0, y=1.0 + 0.35 / (60 + 230 * K) * 100,
-                                  yanchor="bottom"))
+                      # above the first row's titles: 35 px over the plot area
+                      legend=dict(orientation="h", x=0, y=1.0 + 35 / (230 * K), yanchor="bottom"))
     x = np.asarray(x, float).tolist()
 
     def row(a, k):

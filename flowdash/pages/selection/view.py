@@ -6,6 +6,8 @@ fits occupy the workers, and an analysis queued behind them would wait.
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from flowdash import analysis, jobs, settings
@@ -174,10 +176,12 @@ def figures_of(a: analysis.Analysis) -> dict:
 
 
 def cursor_key(a: analysis.Analysis, values: dict) -> list:
-    """What the figures show: a poll with the same key draws nothing new."""
-    return [a.selection.get("id"), a.upto, [h.n_records for h in a.halves],
-            [h.status for h in a.halves], sorted((values or {}).items()), a.error,
-            a.waiting, sorted(a.errors.items())]
+    """What the figures show: a poll with the same key draws nothing new (JSON data,
+    as the browser gives it back)."""
+    return json.loads(json.dumps(
+        [a.selection.get("id"), a.upto, [h.n_records for h in a.halves],
+         [h.status for h in a.halves], sorted((values or {}).items()), a.error, a.waiting,
+         sorted(a.errors.items())], default=str))
 
 
 def poll(store, sel_id, values: dict, cursor) -> dict | None:
