@@ -99,6 +99,7 @@ class RunPath:
     init: dict | None = None
     nbytes: int = 0
     _stacked: dict = field(default_factory=dict)
+    _paths: dict = field(default_factory=dict)   # (records, upto) -> (FitPath, spec)
 
     def stacked(self, name: str, n: int) -> np.ndarray | None:
         """The first ``n`` records of ``name`` as one array (R, ...), or None."""
@@ -156,6 +157,7 @@ class PathReader:
             epochs = store.snapshot_epochs(run_id)
         if epochs[:len(path.epochs)] != path.epochs:   # the log was replaced: start again
             path.epochs, path.arrays, path.nbytes, path._stacked = [], {}, 0, {}
+            path._paths = {}
         new = epochs[len(path.epochs):]
         if new:
             models = (store.read_models(run_id, new) if not path.display_only else
@@ -324,7 +326,7 @@ class Analyst:
             out.waiting = 2
             return out
         upto = min(built[0][0].epochs[-1], built[1][0].epochs[-1])
-        cut = [p.head(int(np.searchsorted(p.epochs, upto, side="right"))) for p, _ in built]
+        cut = [self._cut(path, p, upto) for path, (p, _) in zip(paths, built)]
         out.upto = int(upto)
         for h, p in zip(halves, cut):
             h.n_records = p.n_records
@@ -370,13 +372,34 @@ class Analyst:
         return dataclasses.replace(base, selected=selected, crossed_at_once=at_once, late=late,
                                    early=early, settings=settings)
 
+    @staticmethod
+    def _cut(path: RunPath, fitpath, upto: int):
+        """The path's records up to epoch ``upto`` (memoised: a FitPath copies and checks
+        its arrays, which a poll with nothing new should not pay again)."""
+        n = int(np.searchsorted(fitpath.epochs, upto, side="right"))
+        if n == fitpath.n_records:
+            return fitpath
+        key = ("cut", fitpath.n_records, n)
+        if key not in path._paths:
+            path._paths = {k: v for k, v in path._paths.items() if k[0] != "cut"}
+            path._paths[key] = fitpath.head(n)
+        return path._paths[key]
+
     def _fit_path(self, store, path: RunPath):
-        """(FitPath, model layout) of what a fit recorded, or None with no record yet."""
+        """(FitPath, model layout) of what a fit recorded, or None with no record yet
+        (memoised per record count)."""
+        if not path.epochs or path.init is None:
+            return None
+        key = ("full", len(path.epochs))
+        if key not in path._paths:
+            path._paths = {k: v for k, v in path._paths.items() if k[0] != "full"}
+            path._paths[key] = self._new_fit_path(store, path)
+        return path._paths[key]
+
+    def _new_fit_path(self, store, path: RunPath):
         from .core.model import resolve_boundary
         from .core.selection import FitPath, spectrum_mode
 
-        if not path.epochs or path.init is None:
-            return None
         rec = path.record
         spec = (rec.get("refs") or {}).get("model_spec") or store.get_model(
             rec["settings"].get("init_model"))

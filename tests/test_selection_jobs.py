@@ -496,3 +496,18 @@ def test_line_search_form_and_core_agree(key, value):
         core_ok = False
     cap = settings.LINE_SEARCH_LIMITS.get(key)
     assert form_ok == (core_ok and (cap is None or cap.allows(value))), (key, value, errors)
+
+
+def test_a_path_of_dirichlet_models_without_the_absorption_step_is_absorbing():
+    """The FC and divergences follow the process: Dirichlet walls absorb, whatever the
+    likelihood's absorption step (FitPath.from_models read boundary_mode before)."""
+    from flowdash.core.selection import FitPath, spectrum_mode
+    spec = dict(SPEC, boundary_mode="reflecting", boundary_conditions="dirichlet",
+                absorption_step=False, p0_model={"model": "single_well", "params": {}})
+    model = jobs.build_model(spec)
+    assert model.boundary_mode == "reflecting" and model.boundary_conditions == "dirichlet"
+    path = FitPath.from_models([0, 1], [model, model], ("F",))
+    assert path.boundary_mode == "absorbing"
+    assert spectrum_mode("neumann") == "reflecting"
+    with pytest.raises(ValueError, match="boundary_conditions must be"):
+        spectrum_mode("absorbing")
