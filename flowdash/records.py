@@ -133,8 +133,11 @@ class RunRecord(TypedDict, total=False):
     ``model``, ``model_spec``, ``dataset_meta``); ``created``, ``started``,
     ``finished`` (Unix times or None); ``error`` (one-line reason or None);
     ``pid``, ``pid_started`` and ``host`` of the worker; ``progress`` (0..1);
-    ``message`` (short text for the page). The job layer may add fields (e.g.
-    ``seed_used``, ``elapsed``, ``heartbeat``); they must be JSON data.
+    ``message`` (short text for the page); ``continued`` (a fit queued again for
+    more epochs: one ``{"at", "from_epoch", "to_epoch", "after"}`` per
+    continuation). A fit of a model selection has ``refs["selection"] = {"id",
+    "half"}``. The job layer may add fields (e.g. ``seed_used``, ``elapsed``,
+    ``heartbeat``); they must be JSON data.
     """
     id: str
     kind: str
@@ -202,6 +205,24 @@ def run_summary(record: dict, seq: int) -> RunSummary:
                       created=float(record.get("created") or 0.0), seq=int(seq))
 
 
+class SelectionRecord(TypedDict, total=False):
+    """A model selection: two fit runs (two halves of the data) analysed together.
+
+    ``id`` (12 hex digits, like a run id); ``name``; ``created`` (Unix time);
+    ``fits`` ([run id of half 1, run id of half 2]; empty until both are
+    queued); ``settings``: ``halves`` ('even_odd', 'random', 'two_datasets'
+    or 'paired'), ``dataset``, ``dataset2``, ``halves_seed``, ``validation``
+    (what each half validates on, in words), ``fit`` (the fit settings both
+    halves share); ``refs``.
+    """
+    id: str
+    name: str
+    created: float
+    fits: list
+    settings: dict
+    refs: dict
+
+
 class Snapshot(TypedDict, total=False):
     """Model parameters at one epoch: ``peq`` (K, N) or (N,), ``p0`` (same or
     None when not fitted), ``D`` (K,), ``fr`` (K, N, n_neurons) or (N,
@@ -220,7 +241,9 @@ class EpochEntry(TypedDict, total=False):
     value); ``nll_val`` (the same, or None without validation data);
     ``elapsed`` (s since the fit started); ``time`` (Unix time); ``D`` (one
     value per D row); ``snapshot`` (optional :class:`Snapshot`, kept at the
-    epochs the job layer chooses).
+    epochs the job layer chooses, as a float32 display copy); ``model``
+    (optional :class:`Snapshot` for the analysis: a recorded model, kept with
+    the dtypes given; ``store.read_models``).
     """
     epoch: int
     nll_train: list

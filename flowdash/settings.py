@@ -30,7 +30,9 @@ if TYPE_CHECKING:  # the store imports this module's model caps
 __all__ = ["SettingsError", "InvalidValue", "Limit", "format_number", "parse_number",
            "parse_list", "check_generation", "check_fit", "fit_warnings", "fit_options",
            "check_model_spec", "validate_model_spec", "GRID_LIMITS", "D_LIMIT", "GEN_LIMITS",
-           "FIT_LIMITS", "nv_limit", "mini_batch_limit"]
+           "FIT_LIMITS", "LINE_SEARCH_LIMITS", "nv_limit", "mini_batch_limit", "searches_limit",
+           "line_search_epoch_limit", "parse_line_search", "LINE_SEARCH_WHEN", "LONG_FIT_EPOCHS",
+           "MAX_TABULATED_VALUES"]
 
 #: Default snapshot epochs (the iterations shown in the paper's Fig. 3).
 DEFAULT_SNAPSHOTS = (1, 6, 13, 50)
@@ -54,6 +56,18 @@ MAX_PARAM_LIST = 1000
 #: Longest model or dataset name (characters), and longest run name.
 MAX_NAME_LENGTH = names.MAX_NAME_LENGTH
 MAX_RUN_NAME_LENGTH = names.MAX_RUN_NAME_LENGTH
+
+#: A tabulated model (e.g. a model selection's selected model) holds at most this many
+#: values (grid nodes × rows of peq, p0 and rates × neurons): with its base64 float64
+#: encoding it stays within the store's model spec and run record sizes.
+MAX_TABULATED_VALUES = 6000
+#: A fit of at least this many epochs records its models on the core's
+#: RecordingSchedule (as a model selection's fits always do), for a later analysis.
+LONG_FIT_EPOCHS = 1000
+#: Most NLL evaluations of one line search (each is a gradient pass over a batch).
+MAX_FUN_EVAL = 100
+#: When a line search runs: never, on n log-spaced epochs, every k epochs, or listed epochs.
+LINE_SEARCH_WHEN = ("off", "log", "every", "list")
 
 #: Time steps of one generation (trials × duration/dt): the latent paths
 #: alone take 16 bytes per step.
@@ -99,12 +113,18 @@ def core_limits() -> dict:
                        "seed": fitting.SEED.within(hi=MAX_SEED), "Nv": spectra.nv_limit(),
                        "learning_rate": fitting.LEARNING_RATE,
                        "pace": Limit("pace", float, 0.0, MAX_PACE)},
+        # line searches on C and D: the schedule's count, the evaluations per search
+        "LINE_SEARCH_LIMITS": {"log": fitting.LINE_SEARCH_LOG, "every": fitting.LINE_SEARCH_EVERY,
+                               "max_fun_eval": fitting.MAX_FUN_EVAL.within(hi=MAX_FUN_EVAL)},
         "nv_limit": spectra.nv_limit,
         "mini_batch_limit": fitting.mini_batch_limit,
+        "searches_limit": fitting.searches_limit,
+        "line_search_epoch_limit": fitting.line_search_epoch_limit,
     }
 
 
-_CORE_LIMITS = ("GRID_LIMITS", "D_LIMIT", "GEN_LIMITS", "FIT_LIMITS", "nv_limit", "mini_batch_limit")
+_CORE_LIMITS = ("GRID_LIMITS", "D_LIMIT", "GEN_LIMITS", "FIT_LIMITS", "LINE_SEARCH_LIMITS",
+                "nv_limit", "mini_batch_limit", "searches_limit", "line_search_epoch_limit")
 
 
 def __getattr__(name):  # the core's limits as module attributes, built on first use
@@ -212,9 +232,11 @@ def spec_nodes(spec: dict) -> int:
     return n_nodes(g.get("Np", 8), g.get("Ne", 16))
 
 
-def _check_library_model(entry, registry, errors: dict, key: str) -> None:
+def _check_library_model(entry, registry, errors: dict, key: str, tabulated: bool = False) -> None:
     if not isinstance(entry, dict) or not isinstance(entry.get("model"), str):
         errors[key] = 'expected {"model": name, "params": {...}}'
+        return
+    if tabulated and entry["model"] == "tabulated":  # its values are checked with the table
         return
     if entry["model"] not in registry:
         errors[key] = (f"unknown model {entry['model'][:40]!r}; allowed: "
@@ -280,9 +302,12 @@ def check_model_spec(spec) -> dict:
         D = D[0] if len(D) == 1 else None
     if not _is_number(D) or not limits["D_LIMIT"].allows(D):
         errors["D"] = f"D must be {limits['D_LIMIT'].describe()}"
-    _check_library_model(spec.get("peq_model"), library.PEQ_MODELS, errors, "peq_model")
+    tabulated = "tabulated" in spec
+    if tabulated and not {"grid.Np", "grid.Ne", "grid"} & set(errors):
+        _check_tabulated(spec, n_nodes(grid["Np"], grid["Ne"]), limits, errors)
+    _check_library_model(spec.get("peq_model"), library.PEQ_MODELS, errors, "peq_model", tabulated)
     if spec.get("p0_model") is not None:
-        _check_library_model(spec["p0_model"], library.PEQ_MODELS, errors, "p0_model")
+        _check_library_model(spec["p0_model"], library.PEQ_MODELS, errors, "p0_model", tabulated)
     fr = spec.get("fr_model")
     if not isinstance(fr, list) or not 1 <= len(fr) <= MAX_MODEL_NEURONS:
         count = len(fr) if isinstance(fr, list) else "no"
@@ -290,11 +315,44 @@ def check_model_spec(spec) -> dict:
                               f"{MAX_MODEL_NEURONS} are allowed")
     else:
         for i, entry in enumerate(fr):
-            _check_library_model(entry, library.RATE_MODELS, errors, "fr_model")
+            _check_library_model(entry, library.RATE_MODELS, errors, "fr_model", tabulated)
             if "fr_model" in errors:
                 errors["fr_model"] = f"neuron {i + 1}: {errors['fr_model']}"
                 break
     return errors
+
+
+def _check_tabulated(spec: dict, N: int, limits: dict, errors: dict) -> None:
+    """The arrays of a tabulated spec: decodable, on the spec's grid, within the caps."""
+    from .core.model import tabulated_values
+
+    table = spec["tabulated"]
+    if not isinstance(table, dict):
+        errors["tabulated"] = "expected {name: encoded array} for peq, p0, D and rates"
+        return
+    # the encoded size, before decoding anything (base64: 4 characters per 3 bytes)
+    encoded = sum(len(str((v or {}).get("base64", ""))) for v in table.values()
+                  if isinstance(v, dict))
+    if encoded * 3 // 4 // 8 > MAX_TABULATED_VALUES:
+        errors["tabulated"] = (f"the model holds about {encoded * 3 // 4 // 8} values; a tabulated "
+                               f"model holds at most {MAX_TABULATED_VALUES} (a coarser grid, or "
+                               "fewer neurons)")
+        return
+    try:
+        arrays = tabulated_values(spec, N)
+    except ValueError as exc:
+        errors["tabulated"] = str(exc)
+        return
+    for name in ("peq", "D", "fr"):
+        if name not in arrays and (name != "D" or "D" in table):
+            errors["tabulated"] = f"the tabulated model has no {name}"
+            return
+    if "D" in arrays and not all(limits["D_LIMIT"].allows(d) for d in arrays["D"]):
+        errors["D"] = f"D must be {limits['D_LIMIT'].describe()} in every row"
+    fr = spec.get("fr_model")
+    if isinstance(fr, list) and arrays["fr"].shape[2] != len(fr):
+        errors["fr_model"] = (f"fr_model lists {len(fr)} neuron(s) but the tabulated rates have "
+                              f"{arrays['fr'].shape[2]}")
 
 
 def validate_model_spec(spec) -> None:
@@ -370,14 +428,118 @@ def check_generation(values: dict, store: RunStore | None = None):
 # fits
 # ---------------------------------------------------------------------------
 def fit_options(s: dict):
-    """The core ``FitOptions`` of normalised fit settings (raises ValueError)."""
-    from .core.fitting import FitOptions
+    """The core ``FitOptions`` of normalised fit settings (raises ValueError).
+
+    A fit that records its models (``record_models``) keeps them on the
+    core's ``RecordingSchedule``; otherwise at its snapshot epochs.
+    """
+    from .core.fitting import FitOptions, RecordingSchedule
 
     return FitOptions(optimizer=s["optimizer"], max_epochs=s["max_epochs"],
                       mini_batch_number=s["mini_batch_number"],
                       params_to_opt=tuple(s["params_to_opt"]),
                       learning_rate=s["learning_rate"], seed=s["seed"], Nv=s["Nv"],
-                      snapshot_epochs=tuple(s["snapshot_epochs"]))
+                      snapshot_epochs=RecordingSchedule() if s.get("record_models")
+                      else tuple(s["snapshot_epochs"]),
+                      line_search=s.get("line_search") or None)
+
+
+def _blank(value) -> bool:
+    return value is None or not str(value).strip()
+
+
+def parse_line_search(values, max_epochs=None, mini_batch_number=None):
+    """Line searches on C and D from field values; returns ``(line_search or None, errors)``.
+
+    ``values`` maps ``"C"`` / ``"D"`` to either the form's fields ``{"when":
+    "off" | "log" | "every" | "list", "value": text (the count n, the step k
+    or the epochs), "searches_per_epoch": text, "max_fun_eval": text}`` or the
+    core's own entry ``{"epochs": ..., "searches_per_epoch": n, "max_fun_eval":
+    m}``. The result is the core's ``FitOptions.line_search``. Errors are
+    keyed ``line_search:<C|D>:<epochs|searches_per_epoch|max_fun_eval>``;
+    the limits are the core's (``LINE_SEARCH_LIMITS``, ``searches_limit``,
+    ``line_search_epoch_limit``).
+    """
+    limits = core_limits()
+    ls_limits = limits["LINE_SEARCH_LIMITS"]
+    out, errors = {}, {}
+    if values is None:
+        return None, errors
+    if not isinstance(values, dict) or set(values) - {"C", "D"}:
+        return None, {"line_search": "expected {'C': {...}, 'D': {...}}"}
+    for p in ("C", "D"):
+        entry = values.get(p)
+        if not entry:
+            continue
+        key = f"line_search:{p}"
+        if not isinstance(entry, dict):
+            errors[f"{key}:epochs"] = "expected the schedule's fields"
+            continue
+        if "epochs" in entry:   # the core's format (scripts)
+            epochs, n, m = entry["epochs"], entry.get("searches_per_epoch", 1), \
+                entry.get("max_fun_eval", 5)
+        else:
+            when = entry.get("when") or "off"
+            if when not in LINE_SEARCH_WHEN:
+                errors[f"{key}:epochs"] = f"choose one of {', '.join(LINE_SEARCH_WHEN)}"
+                continue
+            if when == "off":
+                continue
+            epochs = None
+            try:
+                if when == "list":
+                    limit = limits["line_search_epoch_limit"](max_epochs) if max_epochs else \
+                        Limit("epochs", int, 1)
+                    epochs = sorted(set(parse_list(entry.get("value"), limit)))
+                else:
+                    epochs = {when: parse_number(entry.get("value"), ls_limits[when])}
+            except ValueError as exc:
+                errors[f"{key}:epochs"] = str(exc)
+            n, m = entry.get("searches_per_epoch"), entry.get("max_fun_eval")
+            n = 1 if _blank(n) else n
+            m = 5 if _blank(m) else m
+        searches = limits["searches_limit"](mini_batch_number) if mini_batch_number else \
+            Limit("searches_per_epoch", int, 1)
+        try:
+            n = parse_number(n, searches)
+        except ValueError as exc:
+            errors[f"{key}:searches_per_epoch"] = str(exc)
+        try:
+            m = parse_number(m, ls_limits["max_fun_eval"])
+        except ValueError as exc:
+            errors[f"{key}:max_fun_eval"] = str(exc)
+        if not any(k.startswith(key) for k in errors):
+            out[p] = {"epochs": epochs, "searches_per_epoch": n, "max_fun_eval": m}
+    if not errors and out:  # the schedule against the epochs (the core's rule)
+        from .core.fitting import line_search_epochs
+        for p, entry in out.items():
+            try:
+                line_search_epochs(entry["epochs"], max_epochs or 1)
+            except ValueError as exc:
+                errors[f"line_search:{p}:epochs"] = str(exc)
+    return (out or None) if not errors else None, errors
+
+
+def _check_half(half, errors: dict):
+    """A model selection's half of a dataset (``jobs.data.half_samples``), normalised."""
+    from .jobs.data import HALF_SPLITS  # the job layer owns the split (imported late)
+
+    if half is None:
+        return None
+    if not isinstance(half, dict) or half.get("split") not in HALF_SPLITS \
+            or half.get("index") not in (0, 1):
+        errors["half"] = (f"expected {{'split': one of {', '.join(HALF_SPLITS)}, 'index': 0 or 1}}, "
+                          f"got {str(half)[:80]}")
+        return None
+    out = {"split": half["split"], "index": int(half["index"])}
+    if half["split"] == "random":
+        try:
+            out["seed"] = parse_number(half.get("seed", 0),
+                                       core_limits()["FIT_LIMITS"]["seed"])
+        except ValueError as exc:
+            errors["half"] = f"seed: {exc}"
+            return None
+    return out
 
 
 def check_fit(values: dict, store: RunStore | None = None, partial: bool = False):
@@ -430,6 +592,14 @@ def check_fit(values: dict, store: RunStore | None = None, partial: bool = False
             DEFAULT_SNAPSHOTS if snaps is None else snaps, Limit("snapshot_epochs", int, 0))))
     except ValueError as exc:
         errors["snapshot_epochs"] = f"{exc} (e.g. 1, 6, 13, 50)"
+    ls, ls_errors = parse_line_search(values.get("line_search"), s.get("max_epochs"),
+                                      s.get("mini_batch_number"))
+    s["line_search"] = ls
+    errors.update(ls_errors)
+    s["half"] = _check_half(values.get("half"), errors)
+    record = values.get("record_models")
+    s["record_models"] = bool(record) if record is not None else (
+        s["half"] is not None or s.get("max_epochs", 0) >= LONG_FIT_EPOCHS)
     if not errors:
         try:
             fit_options(s)
@@ -445,11 +615,11 @@ def check_fit(values: dict, store: RunStore | None = None, partial: bool = False
     return (None if errors and not partial else s), errors
 
 
-def training_trials(store: RunStore, dataset: str) -> list[int]:
-    """Training trials of each datasample of a saved dataset (after its split)."""
+def training_trials(store: RunStore, dataset: str, half: dict | None = None) -> list[int]:
+    """Training trials of each datasample of a saved dataset (after its split, or of a half)."""
     from .jobs import train_val  # the job layer owns the split; imported late (it imports us)
 
-    train, _, _ = train_val(store, dataset)
+    train, _, _ = train_val(store, dataset, half)
     return [d.n_trials for d in train]
 
 
@@ -474,11 +644,11 @@ def _check_refs(store: RunStore, s: dict, errors: dict) -> None:
             errors["Nv"] = f"must be {nv.describe()}"
     # one mini-batch needs one training trial, which every saved dataset has:
     # read the spike data only when more are asked for
-    if ds is not None and s.get("mini_batch_number", 1) > 1:
+    if ds is not None and (s.get("mini_batch_number", 1) > 1 or s.get("half")):
         try:
-            batches = mini_batch_limit(min(training_trials(store, s["dataset"])))
+            batches = mini_batch_limit(min(training_trials(store, s["dataset"], s.get("half"))))
         except ValueError as exc:
-            errors["dataset"] = f"cannot read the dataset: {exc}"
+            errors["half" if s.get("half") else "dataset"] = f"cannot read the dataset: {exc}"
         else:
             if not batches.allows(s["mini_batch_number"]):
                 errors["mini_batch_number"] = f"must be {batches.describe()}"

@@ -452,11 +452,13 @@ def test_fit_poll_of_a_long_fit_draws_a_decimated_curve(store, monkeypatch):
     x = list(nll.data[0].x)
     assert len(x) <= 50 and x[0] == 0 and x[-1] == 299 and cursor["n"] == 300
     assert out["value"] == 74.75 and out["label"] == "299/400" and "about" in out["text"]  # time left
-    store.append_epoch(rid, {"epoch": 300, "nll_train": [0.0], "nll_val": None,
-                             "elapsed": 3.0, "time": time.time(), "D": [1.0]})
+    for k in range(300, 305):
+        store.append_epoch(rid, {"epoch": k, "nll_train": [0.0], "nll_val": None,
+                                 "elapsed": 3.0, "time": time.time(), "D": [1.0]})
     out = poll(rid, cursor, trigger=fit_cb.ids.INTERVAL)
-    assert out["cursor"]["n"] == 301 and out["label"] == "300/400"
-    assert {"operation": "Extend", "location": ["data", 0, "x"], "params": {"value": [300]}} \
+    assert out["cursor"]["n"] == 305 and out["label"] == "304/400"
+    # 400 epochs at most 50 points: later polls draw every 8th epoch (display_stride)
+    assert {"operation": "Extend", "location": ["data", 0, "x"], "params": {"value": [304]}} \
         in out["nll"].to_plotly_json()["operations"]
 
 

@@ -364,7 +364,7 @@ def test_wait_says_when_no_worker_takes_runs(store, monkeypatch):
 
 def test_statuses_change_only_in_the_lifecycle_module():
     """Pages, kinds, workers and tasks ask the lifecycle; they never set a status."""
-    pattern = re.compile(r"\.(finish_run|start_run|request_cancel)\(|"
+    pattern = re.compile(r"\.(finish_run|start_run|request_cancel|requeue_run)\(|"
                          r"update_run\([^)]*status=")
     allowed = {REPO / "flowdash" / "jobs" / "lifecycle.py",
                *(REPO / "flowdash" / "store").glob("*.py")}

@@ -33,7 +33,8 @@ from .spectra import solve_spectrum, validate_Nv
 
 __all__ = ["FitOptions", "EpochRecord", "FitResult", "FitDiverged", "fit", "FITTABLE", "OPTIMIZERS",
            "RecordingSchedule", "recorded_epochs", "line_search_epochs", "FitCheckpoint",
-           "EPOCHS", "MINI_BATCHES", "LEARNING_RATE", "SEED", "mini_batch_limit"]
+           "EPOCHS", "MINI_BATCHES", "LEARNING_RATE", "SEED", "mini_batch_limit", "LINE_SEARCH_LOG",
+           "LINE_SEARCH_EVERY", "MAX_FUN_EVAL", "searches_limit", "line_search_epoch_limit"]
 
 FITTABLE = ("F", "F0", "D", "Fr", "C")
 OPTIMIZERS = ("GD", "ADAM")
@@ -51,6 +52,26 @@ MINI_BATCHES = Limit("mini_batch_number", int, 1)
 LEARNING_RATE = Limit("learning_rate", float, 0, lo_open=True)
 #: Seed of the mini-batch shuffling.
 SEED = Limit("seed", int, 0)
+
+
+# Line searches on C and D (``FitOptions.line_search``).
+#: n of a ``{'log': n}`` schedule: at most n log-spaced searching epochs.
+LINE_SEARCH_LOG = Limit("log", int, 1)
+#: k of an ``{'every': k}`` schedule: epochs k, 2k, ...
+LINE_SEARCH_EVERY = Limit("every", int, 1)
+#: NLL evaluations per search (bounded L-BFGS-B); each is one gradient pass over a batch.
+MAX_FUN_EVAL = Limit("max_fun_eval", int, 1)
+
+
+def searches_limit(mini_batch_number: int) -> Limit:
+    """Searches per searching epoch: one after each of the first n batches of a datasample."""
+    return Limit("searches_per_epoch", int, 1, int(mini_batch_number),
+                 why=f"mini_batch_number = {int(mini_batch_number)}")
+
+
+def line_search_epoch_limit(max_epochs: int) -> Limit:
+    """An epoch of a listed line-search schedule: a pass 1 … max_epochs."""
+    return Limit("epochs", int, 1, int(max_epochs), why=f"max_epochs = {int(max_epochs)}")
 
 
 def mini_batch_limit(n_train_trials: int) -> Limit:
@@ -119,33 +140,44 @@ def line_search_epochs(schedule, max_epochs: int) -> tuple[int, ...]:
     Parameters
     ----------
     schedule : sequence of int, or mapping
-        A list of epochs in ``[1, max_epochs]``; ``{'log': n}``: the
-        distinct values of ``round(logspace(0, log10(max_epochs), n))``
-        (at most n epochs from 1 to max_epochs); ``{'every': k}``: ``k, 2k, …``
-        up to max_epochs.
+        A list of epochs in ``[1, max_epochs]`` (:func:`line_search_epoch_limit`);
+        ``{'log': n}``: the distinct values of ``round(logspace(0,
+        log10(max_epochs), n))`` (at most n epochs from 1 to max_epochs;
+        :data:`LINE_SEARCH_LOG`); ``{'every': k}``: ``k, 2k, …`` up to
+        max_epochs (:data:`LINE_SEARCH_EVERY`).
     max_epochs : int
         Last epoch of the fit, >= 1.
 
     Returns
     -------
     tuple of int
+
+    Raises
+    ------
+    InvalidValue
+        ``field`` 'epochs' (a listed epoch, or not a schedule), 'log' or 'every'.
     """
     if not _is_int(max_epochs, 1):
         raise ValueError(f"max_epochs must be an integer >= 1, got {max_epochs!r}")
     if isinstance(schedule, Mapping):
         if len(schedule) != 1 or next(iter(schedule)) not in ("log", "every"):
-            raise ValueError(f"a schedule mapping is {{'log': n}} or {{'every': k}}, got {dict(schedule)!r}")
+            raise InvalidValue("epochs", f"a schedule mapping is {{'log': n}} or {{'every': k}}, "
+                                         f"got {dict(schedule)!r}")
         (kind, n), = schedule.items()
-        if not _is_int(n, 1):
-            raise ValueError(f"{kind!r} must be an integer >= 1, got {n!r}")
+        limit = LINE_SEARCH_LOG if kind == "log" else LINE_SEARCH_EVERY
+        if not _is_int(n) or not limit.allows(n):
+            raise InvalidValue(kind, f"{kind!r} must be {limit.describe()}, got {n!r}")
         if kind == "every":
             return tuple(range(n, max_epochs + 1, n))
         return tuple(int(e) for e in np.unique(np.round(np.logspace(0, np.log10(max_epochs), n))))
     if isinstance(schedule, (str, bytes)) or not isinstance(schedule, (Sequence, np.ndarray)):
-        raise ValueError(f"expected a list of epochs, {{'log': n}} or {{'every': k}}, got {schedule!r}")
+        raise InvalidValue("epochs", f"expected a list of epochs, {{'log': n}} or {{'every': k}}, "
+                                     f"got {schedule!r}")
     epochs = list(schedule)
-    if not all(_is_int(e, 1) and e <= max_epochs for e in epochs):
-        raise ValueError(f"epochs must be integers in [1, max_epochs = {max_epochs}], got {epochs}")
+    limit = line_search_epoch_limit(max_epochs)
+    if not all(_is_int(e) and limit.allows(e) for e in epochs):
+        raise InvalidValue("epochs", f"epochs must be integers in [1, max_epochs = {max_epochs}], "
+                                     f"got {epochs}")
     return tuple(sorted(set(int(e) for e in epochs)))
 
 
@@ -273,16 +305,18 @@ class FitOptions:
             try:
                 listed = line_search_epochs(epochs, self.max_epochs)
             except ValueError as exc:
-                raise ValueError(f"{where}['epochs']: {exc}") from None
+                raise InvalidValue(f"line_search:{p}:epochs", f"{where}['epochs']: {exc}") from None
             # A schedule stays a schedule, so that a copy with another max_epochs spreads it anew.
             epochs = dict(epochs) if isinstance(epochs, Mapping) else listed
             n = spec.get("searches_per_epoch", 1)
-            if not _is_int(n, 1) or n > self.mini_batch_number:
-                raise ValueError(f"{where}['searches_per_epoch'] must be an integer in "
-                                 f"[1, mini_batch_number = {self.mini_batch_number}], got {n!r}")
+            if not _is_int(n) or not searches_limit(self.mini_batch_number).allows(n):
+                raise InvalidValue(f"line_search:{p}:searches_per_epoch",
+                                   f"{where}['searches_per_epoch'] must be an integer in "
+                                   f"[1, mini_batch_number = {self.mini_batch_number}], got {n!r}")
             m = spec.get("max_fun_eval", 5)
-            if not _is_int(m, 1):
-                raise ValueError(f"{where}['max_fun_eval'] must be an integer >= 1, got {m!r}")
+            if not _is_int(m) or not MAX_FUN_EVAL.allows(m):
+                raise InvalidValue(f"line_search:{p}:max_fun_eval",
+                                   f"{where}['max_fun_eval'] must be {MAX_FUN_EVAL.describe()}, got {m!r}")
             out[p] = {"epochs": epochs, "searches_per_epoch": int(n), "max_fun_eval": int(m)}
         return out or None
 
@@ -889,7 +923,10 @@ def _fit(model: Model, train: list, val: list, options: FitOptions, on_epoch,
             ops = state.ops(k)
             # The validation pass shares the spectral solve and runs beside the training pass.
             val_job = submit(batch_nll, ops, val[k]) if val else None
-            if reuse_grad and epoch_done < options.max_epochs:
+            # Also at the last epoch: a continuation (resume) computes the first gradient
+            # with this pass, so the NLL recorded here is the one an uninterrupted fit
+            # records at this epoch, to the last bit (the NLL-only pass sums differently).
+            if reuse_grad:
                 value, grad = batch_nll_and_grad(ops, train[k], grads_needed)
                 grad_cache[k] = ((k,) + state.key(k), value, grad)
                 nll_tr[k] = value

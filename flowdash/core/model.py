@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 from typing import Any, Mapping
 
@@ -21,6 +23,11 @@ __all__ = [
     "rates_from_shape",
     "resolve_boundary",
     "shape_from_rates",
+    "TABULATED",
+    "encode_array",
+    "decode_array",
+    "tabulated_spec",
+    "tabulated_values",
 ]
 
 BOUNDARY_MODES = ("absorbing", "reflecting")
@@ -30,6 +37,10 @@ _MODE_DEFAULTS = {"absorbing": ("dirichlet", True), "reflecting": ("neumann", Fa
 PEQ_FLOOR = 1e-5  # peq and p0 are clipped below at this value after every update
 #: The noise magnitude D (a.u.²/s); the forms use the same limit.
 D_LIMIT = Limit("D", float, 0, lo_open=True)
+#: The model name of a parameter whose node values a spec holds (``spec["tabulated"]``).
+TABULATED = "tabulated"
+#: The parameters a tabulated spec may hold, and their dimensions after the row.
+_TABULATED_DIMS = {"peq": 1, "p0": 1, "D": 0, "fr": 2}
 
 
 def force_from_peq(grid: Grid, peq: np.ndarray) -> np.ndarray:
@@ -256,21 +267,41 @@ class Model:
         unknown = set(sizes) - {"peq", "p0", "D", "fr"}
         if unknown:
             raise ValueError(f"params_size has unknown keys {sorted(unknown)}; allowed: peq, p0, D, fr")
-        peq = library.peq_from_spec(grid, spec["peq_model"])
-        p0 = None
-        if spec.get("p0_model") is not None:
-            p0 = np.tile(library.p0_from_spec(grid, spec["p0_model"]), (sizes["p0"], 1))
         fr_list = spec["fr_model"]
         if isinstance(fr_list, Mapping):
             fr_list = [fr_list]
         if not fr_list:
             raise ValueError("fr_model must list at least one neuron")
-        fr = np.stack([library.rate_from_spec(grid.x, f) for f in fr_list], axis=1)
-        return cls(grid=grid,
-                   peq=np.tile(peq, (sizes["peq"], 1)),
-                   p0=p0,
-                   D=np.full(sizes["D"], float(spec["D"])),
-                   fr=np.tile(fr, (sizes["fr"], 1, 1)),
+        table = tabulated_values(spec, grid.N)
+
+        def rows(name: str, library_value: np.ndarray) -> np.ndarray:
+            """The tabulated rows (tiled to params_size) or the library value tiled."""
+            if name not in table:
+                return np.tile(library_value, (sizes[name],) + (1,) * library_value.ndim)
+            arr = table[name]
+            want = sizes[name] if name in (spec.get("params_size") or {}) else len(arr)
+            if len(arr) == want:
+                return arr
+            if len(arr) == 1:
+                return np.tile(arr, (want,) + (1,) * (arr.ndim - 1))
+            raise ValueError(f"the tabulated {name} has {len(arr)} rows but params_size asks for {want}")
+
+        tab_peq = _is_tabulated(spec["peq_model"])
+        peq = rows("peq", np.empty(0) if tab_peq else library.peq_from_spec(grid, spec["peq_model"]))
+        p0 = None
+        if spec.get("p0_model") is not None:
+            tab_p0 = _is_tabulated(spec["p0_model"])
+            p0 = rows("p0", np.empty(0) if tab_p0 else library.p0_from_spec(grid, spec["p0_model"]))
+        tab_fr = [_is_tabulated(f) for f in fr_list]
+        if any(tab_fr) and not all(tab_fr):
+            raise ValueError("fr_model: either every neuron is tabulated or none is")
+        if all(tab_fr) and table["fr"].shape[2] != len(fr_list):
+            raise ValueError(f"the tabulated rates have {table['fr'].shape[2]} neurons but fr_model lists "
+                             f"{len(fr_list)}")
+        fr = rows("fr", np.empty(0) if all(tab_fr) else
+                  np.stack([library.rate_from_spec(grid.x, f) for f in fr_list], axis=1))
+        D = rows("D", np.array(float(spec["D"])))
+        return cls(grid=grid, peq=peq, p0=p0, D=D, fr=fr,
                    boundary_mode=boundary_mode,
                    boundary_conditions=spec.get("boundary_conditions"),
                    absorption_step=spec.get("absorption_step"))
@@ -315,3 +346,97 @@ def resolve_boundary(boundary_mode: str = "absorbing", boundary_conditions: str 
             f"wall), got boundary_conditions={conditions!r} with absorption_step=True; use "
             f"boundary_conditions='dirichlet', or absorption_step=False (boundary_mode='reflecting')")
     return conditions, bool(absorption)
+
+
+# ---------------------------------------------------------------------------
+# tabulated models: a spec that holds the node values of a model exactly
+# ---------------------------------------------------------------------------
+def _is_tabulated(entry) -> bool:
+    return isinstance(entry, Mapping) and entry.get("model") == TABULATED
+
+
+def encode_array(values) -> dict:
+    """Float64 values as plain JSON data: ``{"dtype": "float64", "shape": [...], "base64": text}``.
+
+    The bytes are little-endian IEEE doubles, so :func:`decode_array` gives
+    back the very same numbers (a JSON list of decimals would be about twice
+    as long for the same exactness).
+    """
+    arr = np.ascontiguousarray(np.asarray(values, dtype="<f8"))
+    return {"dtype": "float64", "shape": list(arr.shape),
+            "base64": base64.b64encode(arr.tobytes()).decode("ascii")}
+
+
+def decode_array(entry, name: str = "array") -> np.ndarray:
+    """Inverse of :func:`encode_array` (raises ValueError naming ``name``)."""
+    if not isinstance(entry, Mapping) or set(entry) != {"dtype", "shape", "base64"}:
+        raise ValueError(f"{name} must be {{'dtype': 'float64', 'shape': [...], 'base64': ...}}")
+    if entry["dtype"] != "float64":
+        raise ValueError(f"{name}: dtype must be 'float64', got {entry['dtype']!r}")
+    shape = entry["shape"]
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                              for d in shape):
+        raise ValueError(f"{name}: shape must be a list of sizes, got {shape!r}")
+    if not isinstance(entry["base64"], str):
+        raise ValueError(f"{name}: base64 must be text")
+    try:
+        raw = base64.b64decode(entry["base64"].encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise ValueError(f"{name}: base64 is not valid base64 text") from None
+    if len(raw) != 8 * int(np.prod(shape, dtype=np.int64)):
+        raise ValueError(f"{name}: {len(raw)} bytes do not hold shape {shape} of float64")
+    arr = np.frombuffer(raw, dtype="<f8").reshape(shape).astype(float)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} has values that are not finite")
+    return arr
+
+
+def tabulated_values(spec: Mapping, N: int) -> dict:
+    """The decoded arrays of ``spec["tabulated"]`` ({} for a library spec), shapes checked.
+
+    ``peq``, ``p0``: (rows, N); ``D``: (rows,); ``fr``: (rows, N, neurons).
+    """
+    table = spec.get("tabulated")
+    if table is None:
+        used = [k for k in ("peq_model", "p0_model") if _is_tabulated(spec.get(k))]
+        if used or any(_is_tabulated(f) for f in (spec.get("fr_model") or [])
+                       if not isinstance(spec.get("fr_model"), Mapping)):
+            raise ValueError("the spec names tabulated parameters but holds no 'tabulated' arrays")
+        return {}
+    if not isinstance(table, Mapping) or set(table) - set(_TABULATED_DIMS):
+        raise ValueError(f"tabulated must map some of {list(_TABULATED_DIMS)} to encoded arrays")
+    out = {}
+    for name, value in table.items():
+        if value is None:
+            continue
+        arr = decode_array(value, f"tabulated {name}")
+        extra = _TABULATED_DIMS[name]
+        ok = arr.ndim == 1 + extra and len(arr) >= 1 and (extra == 0 or arr.shape[1] == N)
+        if not ok or (name == "fr" and arr.shape[2] < 1):
+            what = {0: "(rows,)", 1: f"(rows, N = {N})", 2: f"(rows, N = {N}, neurons)"}[extra]
+            raise ValueError(f"tabulated {name} has shape {list(arr.shape)}; expected {what}")
+        out[name] = arr
+    return out
+
+
+def tabulated_spec(model: "Model", **extra) -> dict:
+    """A model spec holding ``model``'s node values exactly (:func:`Model.from_spec` reads it).
+
+    The spec names each parameter ``{"model": "tabulated"}`` and keeps the
+    arrays (float64, see :func:`encode_array`) under ``"tabulated"``; its
+    ``params_size`` gives the rows (one per datasample / condition). Keys in
+    ``extra`` (e.g. where the model came from) are added as they are.
+    """
+    g = model.grid
+    marker = {"model": TABULATED, "params": {}}
+    table = {"peq": encode_array(model.peq), "D": encode_array(model.D), "fr": encode_array(model.fr),
+             "p0": None if model.p0 is None else encode_array(model.p0)}
+    spec = {"grid": {"Np": g.Np, "Ne": g.Ne, "xbegin": float(g.xbegin), "xend": float(g.xend)},
+            "boundary_mode": model.boundary_mode, "boundary_conditions": model.boundary_conditions,
+            "absorption_step": bool(model.absorption_step),
+            "peq_model": dict(marker), "p0_model": None if model.p0 is None else dict(marker),
+            "D": float(model.D[0]), "fr_model": [dict(marker) for _ in range(model.n_neurons)],
+            "params_size": {k: int(v) for k, v in model.params_size().items()},
+            "tabulated": table}
+    spec.update(extra)
+    return spec

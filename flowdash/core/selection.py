@@ -39,6 +39,7 @@ from .spectra import solve_spectrum
 __all__ = [
     "FITTABLE_NAMES",
     "SettingError",
+    "spectrum_mode",
     "FitPath",
     "FCASettings",
     "FCAResult",
@@ -62,6 +63,18 @@ MIRROR_P0_MARGIN = 5
 _DENSE_MAX_N = 400
 #: The 2020 analysis: the "early" model is the first with FC above FC(selected) minus this.
 EARLY_FC_GAP = 4.0
+
+
+def spectrum_mode(boundary_conditions: str) -> str:
+    """The ``boundary_mode`` of a :class:`FitPath` for models with these boundary conditions.
+
+    'dirichlet' -> 'absorbing' (paths vanish at the walls, whether or not the
+    likelihood applies the absorption step), 'neumann' -> 'reflecting'.
+    """
+    modes = {"dirichlet": "absorbing", "neumann": "reflecting"}
+    if boundary_conditions not in modes:
+        raise ValueError(f"boundary_conditions must be 'dirichlet' or 'neumann', got {boundary_conditions!r}")
+    return modes[boundary_conditions]
 
 
 class SettingError(ValueError):
@@ -470,9 +483,12 @@ class FitPath:
         for i, m in enumerate(models):
             if not isinstance(m, Model):
                 raise TypeError(f"models[{i}] must be a Model, got {type(m).__name__}")
-            if m.grid != first.grid or m.boundary_mode != first.boundary_mode or m.equilibrium != first.equilibrium:
-                raise ValueError(f"models[{i}] differs from models[0] in grid, boundary mode or equilibrium")
-        return cls(first.grid, first.boundary_mode, np.asarray(epochs),
+            if m.grid != first.grid or m.boundary_conditions != first.boundary_conditions \
+                    or m.equilibrium != first.equilibrium:
+                raise ValueError(f"models[{i}] differs from models[0] in grid, boundary conditions or equilibrium")
+        # The FC and divergences follow the process (its spectrum), not the likelihood's
+        # absorption step: Dirichlet conditions mean an absorbing process with or without it.
+        return cls(first.grid, spectrum_mode(first.boundary_conditions), np.asarray(epochs),
                    np.array([m.peq for m in models]),
                    None if first.equilibrium else np.array([m.p0 for m in models]),
                    np.array([m.D for m in models]), np.array([m.fr for m in models]), frozenset(fitted))
@@ -633,6 +649,8 @@ class FCAResult:
     non_equilibrium : bool
         Which FC and divergence were used.
     settings : FCASettings
+    analysed_2 : ndarray of int, shape (P2,)
+        Record index of each analysed model of path 2 (the records of ``FCs2``).
     """
 
     FCs1: np.ndarray
@@ -651,6 +669,7 @@ class FCAResult:
     late: int
     non_equilibrium: bool
     settings: FCASettings
+    analysed_2: np.ndarray | None = None
 
     @property
     def selected_records(self) -> tuple[int, int]:
@@ -693,15 +712,19 @@ class ModelCache:
     a cache serves any path that holds the same models: a re-analysis with
     other settings, a path that has grown, or a new
     :class:`FeatureConsistency` on the same runs. Spectra (``N × (N-2)``
-    each) are kept up to ``max_spectra_bytes`` (least recently used go
-    first); FC values and densities are small and all kept. Thread-safe.
+    each) are kept up to ``max_spectra_bytes``, FC values and densities
+    (``(n-1) × N`` each) up to ``max_values_bytes`` (least recently used go
+    first), so a long-lived process (a web server analysing live fits)
+    stays within a known memory. Thread-safe.
     """
 
-    def __init__(self, max_spectra_bytes: int = 256 * 2**20):
+    def __init__(self, max_spectra_bytes: int = 256 * 2**20, max_values_bytes: int = 256 * 2**20):
         self.max_spectra_bytes = int(max_spectra_bytes)
+        self.max_values_bytes = int(max_values_bytes)
         self._spectra: OrderedDict = OrderedDict()
         self._spectra_bytes = 0
-        self._values: dict = {}
+        self._values: OrderedDict = OrderedDict()
+        self._values_bytes = 0
         self._lock = threading.Lock()
 
     def spectrum(self, grid: Grid, peq: np.ndarray, D: float, boundary_mode: str) -> _RowSpectrum:
@@ -728,6 +751,8 @@ class ModelCache:
         key = _key(grid, boundary_mode, peq, p0, float(D), float(terminal_time), int(number_of_timesteps))
         with self._lock:
             hit = self._values.get(key)
+            if hit is not None:
+                self._values.move_to_end(key)
         if hit is not None:
             return hit
         spec = self.spectrum(grid, peq, D, boundary_mode)
@@ -735,7 +760,12 @@ class ModelCache:
                  _densities(grid, spec, peq, p0, terminal_time, number_of_timesteps))
         value[1].setflags(write=False)
         with self._lock:
-            self._values[key] = value
+            if key not in self._values:
+                self._values[key] = value
+                self._values_bytes += value[1].nbytes
+                while self._values_bytes > self.max_values_bytes and len(self._values) > 1:
+                    _, old = self._values.popitem(last=False)
+                    self._values_bytes -= old[1].nbytes
         return value
 
     def __len__(self) -> int:
@@ -746,7 +776,12 @@ class ModelCache:
         with self._lock:
             self._spectra.clear()
             self._values.clear()
-            self._spectra_bytes = 0
+            self._spectra_bytes = self._values_bytes = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the memoised spectra and densities."""
+        return self._spectra_bytes + self._values_bytes
 
 
 def _analysed_records(epochs: np.ndarray, last_epoch: int, num_models: int) -> np.ndarray:
@@ -948,7 +983,13 @@ class FeatureConsistency:
             a.setflags(write=False)
         return FCAResult(**out, selected=selected, crossed_at_once=at_once, offset_position=offset,
                          invert=self._invert, early=early, late=late, non_equilibrium=p1.non_equilibrium,
-                         settings=s)
+                         settings=s, analysed_2=_frozen(pos2))
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.array(a)
+    a.setflags(write=False)
+    return a
 
 
 def feature_consistency(path1: FitPath, path2: FitPath, settings: FCASettings | None = None,

@@ -17,6 +17,13 @@ tasks use:
   (``python app.py`` and ``python -m flowdash.worker`` start one), and
   :mod:`flowdash.tasks` runs every kind as a Celery task when
   ``FLOWDASH_BROKER`` is set.
+* :func:`continue_run` ``(store, run_id, more_epochs) -> record`` — a done,
+  cancelled or interrupted fit goes back to queued and appends more epochs
+  from its checkpoint (optimizer state included).
+* Model selections (:mod:`flowdash.jobs.selection`): :func:`submit_selection`
+  ``(store, values, name=None) -> selection id`` queues two fits of two
+  halves; :func:`cancel_selection`, :func:`continue_selection`,
+  :func:`pair_runs` (a selection of two existing fits).
 * Job kinds: :func:`register_kind` ``(name, check, run, warm=None)`` (see
   :mod:`flowdash.jobs.kinds`); built in: ``"generation"``, ``"fit"``.
 
@@ -32,19 +39,21 @@ From a script::
 """
 from .data import (build_model, finite_list, load_dataset, model_arrays, random_split,
                    spikedata_from_bytes, spikedata_to_bytes, split_of, split_samples,
-                   train_val, truth_arrays)
+                   train_val, truth_arrays, truth_model)
 from .kinds import JobKind, register as register_kind
-from .lifecycle import (HEARTBEAT_SECONDS, STALE_SECONDS, annotate, cancel, finish,
-                        live_workers, observe, reap, submit, wait)
+from .lifecycle import (HEARTBEAT_SECONDS, STALE_SECONDS, annotate, cancel, continue_run,
+                        finish, live_workers, observe, reap, submit, wait)
 from .pool import LocalPool
+from .selection import cancel_selection, continue_selection, pair_runs, submit_selection
 from .runner import Hooks, Interrupted, JobFailed, Stopped, Worker, execute
 from ..settings import SettingsError
 
 __all__ = [
-    "submit", "cancel", "observe", "annotate", "reap", "wait", "execute", "finish",
+    "submit", "cancel", "continue_run", "observe", "annotate", "reap", "wait", "execute",
+    "finish", "submit_selection", "cancel_selection", "continue_selection", "pair_runs",
     "live_workers", "LocalPool", "register_kind", "JobKind", "Hooks",
     "Worker", "Stopped", "JobFailed", "Interrupted", "SettingsError", "HEARTBEAT_SECONDS",
     "STALE_SECONDS", "build_model", "finite_list", "load_dataset", "model_arrays",
     "random_split", "spikedata_from_bytes", "spikedata_to_bytes", "split_of",
-    "split_samples", "train_val", "truth_arrays",
+    "split_samples", "train_val", "truth_arrays", "truth_model",
 ]

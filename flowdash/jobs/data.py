@@ -70,10 +70,40 @@ def random_split(n_trials: int, val_fraction: float, seed) -> dict:
     return {"kind": "random", "val_fraction": float(val_fraction), "seed": int(seed)}
 
 
-def train_val(store: RunStore, name: str):
-    """Training and validation SpikeData per datasample for a saved dataset."""
+#: How a model selection halves one dataset's trials (each datasample / condition alike).
+HALF_SPLITS = ("even_odd", "random")
+
+
+def half_samples(samples, half: dict):
+    """``(train, val)`` of one half of each datasample: the half's trials and the other half's.
+
+    ``half`` is ``{"split": "even_odd"}`` (trials 0, 2, 4, … are half 0) or
+    ``{"split": "random", "seed": s}`` (``SpikeData.split(0.5, s)``: its
+    training part is half 0), with ``"index"`` 0 or 1. Each half is fitted
+    on its own trials and validated on the other half's: the two fits stay
+    independent, and no trial is set aside (a dataset's own split is not
+    used). Raises ValueError for a datasample with fewer than 2 trials.
+    """
+    from ..core.spikedata import even_odd_split
+
+    index = int(half["index"])
+    train, val = [], []
+    for k, s in enumerate(samples):
+        if s.n_trials < 2:
+            raise ValueError(f"datasample {k} has {s.n_trials} trial; halves need at least 2 trials "
+                             "in every datasample")
+        pair = even_odd_split(s) if half["split"] == "even_odd" else s.split(0.5, half["seed"])
+        train.append(pair[index])
+        val.append(pair[1 - index])
+    return train, val
+
+
+def train_val(store: RunStore, name: str, half: dict | None = None):
+    """Training and validation SpikeData per datasample for a saved dataset
+    (with ``half``: that half of its trials, validated on the other half;
+    see :func:`half_samples`)."""
     samples, meta = load_dataset(store, name)
-    train, val = split_samples(samples, meta)
+    train, val = half_samples(samples, half) if half else split_samples(samples, meta)
     return train, val, meta
 
 
@@ -106,14 +136,21 @@ def model_arrays(model) -> dict:
             "fr": np.asarray(model.fr).tolist()}
 
 
-def truth_arrays(meta: dict):
-    """{x, peq} of a synthetic dataset's ground truth, or None."""
+def truth_model(meta: dict):
+    """The core Model of a synthetic dataset's ground truth, or None."""
     spec = (meta or {}).get("model_spec")
     if not spec:
         return None
     try:
-        model = build_model(spec)
+        return build_model(spec)
     except (ValueError, KeyError, TypeError):
+        return None
+
+
+def truth_arrays(meta: dict):
+    """{x, peq} of a synthetic dataset's ground truth, or None."""
+    model = truth_model(meta)
+    if model is None:
         return None
     return {"x": np.asarray(model.grid.x).tolist(), "peq": np.asarray(model.peq).tolist()}
 

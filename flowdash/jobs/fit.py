@@ -12,10 +12,22 @@ What a fit leaves in the store, whatever stops it:
   the last recorded epoch) and ``seconds``;
 * the checkpoint (``set_checkpoint``: :meth:`FitCheckpoint.to_bytes`) of
   the last recorded epoch when the fit ends in any way but a kill: done,
-  cancelled, interrupted (the first or the second signal) or diverged.
-  ``fit(..., resume=FitCheckpoint.from_bytes(store.get_checkpoint(run_id)))``
-  with the run's ``refs["model_spec"]``, dataset and settings continues it
-  exactly.
+  cancelled, interrupted (the first or the second signal) or diverged; and
+  every :data:`CHECKPOINT_SECONDS` while it runs, so a killed worker loses
+  at most that much. ``fit(..., resume=FitCheckpoint.from_bytes(
+  store.get_checkpoint(run_id)))`` with the run's ``refs["model_spec"]``,
+  dataset and settings continues it exactly;
+* with ``record_models`` (a model selection's fits, and long fits): the
+  model at each epoch of the core's ``RecordingSchedule`` (dense early,
+  sparse late) and at the last epoch, as the epoch record's ``model``
+  (``store.read_models``): the fitted densities and D as float64 (the
+  analysis reads them exactly as fitted), fitted rates as float32 (only the
+  analysis's mirror check reads them). Parameters that are not fitted stay
+  those of ``result["init"]``.
+
+A run that :func:`flowdash.jobs.lifecycle.continue_run` queued again finds
+its checkpoint and resumes from it: the epochs after it are appended to the
+same log (one NLL curve), ``result["init"]`` stays the first start.
 """
 from __future__ import annotations
 
@@ -23,6 +35,7 @@ import time
 
 import numpy as np
 
+from .. import names
 from ..settings import SettingsError, check_fit, fit_options
 from . import kinds
 from .data import build_model, finite_list, model_arrays, train_val, truth_arrays
@@ -34,15 +47,31 @@ WARM_SPEC = {"grid": {"Np": 4, "Ne": 4}, "boundary_mode": "reflecting",
              "fr_model": [{"model": "rectified_linear", "params": {"slope": 50}}]}
 
 
+#: While a fit runs, its checkpoint is saved at least this often (s).
+CHECKPOINT_SECONDS = 30.0
+
+
 def check(values: dict, store):
-    """Settings, refs and default name of a fit (see ``check_fit``)."""
+    """Settings, refs and default name of a fit (see ``check_fit``).
+
+    ``values["selection"]`` (``{"id": selection id, "half": 0 | 1}``, set by
+    :func:`flowdash.jobs.selection.submit_selection`) links the fit to its
+    model selection in ``refs["selection"]``.
+    """
     s, errors = check_fit(values, store)
+    link = values.get("selection")
+    if link is not None and not (isinstance(link, dict) and names.is_run_id(link.get("id"))
+                                 and link.get("half") in (0, 1)):
+        errors["selection"] = "expected {'id': a selection id, 'half': 0 or 1}"
     if errors:
         raise SettingsError(errors)
     refs = {"dataset": s["dataset"], "model": s["init_model"],
             "model_spec": store.get_model(s["init_model"]),
             "dataset_meta": store.get_dataset_meta(s["dataset"])}
-    return s, refs, f"fit {s['dataset']}"
+    if link is not None:
+        refs["selection"] = {"id": link["id"], "half": int(link["half"])}
+    half = f" (half {s['half']['index'] + 1})" if s.get("half") else ""
+    return s, refs, f"fit {s['dataset']}{half}"
 
 
 def _snapshot(model, params: tuple) -> dict:
@@ -52,6 +81,15 @@ def _snapshot(model, params: tuple) -> dict:
             "p0": None if model.p0 is None or "F0" not in params else np.asarray(model.p0),
             "D": np.atleast_1d(np.asarray(model.D, float)),
             "fr": np.asarray(model.fr) if {"Fr", "C"} & set(params) else None}
+
+
+def _recorded(model, params: tuple) -> dict:
+    """What the analysis keeps of a recorded model: the fitted densities and D in
+    float64, fitted rates in float32 (read by the mirror check only)."""
+    out = _snapshot(model, params)
+    if out["fr"] is not None:
+        out["fr"] = out["fr"].astype(np.float32)
+    return out
 
 
 def run(store, run_id: str, hooks, fit_fn=None) -> str:
@@ -64,36 +102,61 @@ def run(store, run_id: str, hooks, fit_fn=None) -> str:
 
     if fit_fn is None:
         from ..core.fitting import fit as fit_fn
+    from ..core.fitting import FitCheckpoint
+
     s = hooks.settings
     hooks.progress(message="loading data")
-    train, val, meta = train_val(store, s["dataset"])
+    try:
+        train, val, meta = train_val(store, s["dataset"], s.get("half"))
+    except ValueError as exc:  # e.g. the dataset was deleted before a continuation
+        raise JobFailed(f"the data cannot be read: {exc}") from None
     spec = hooks.record["refs"].get("model_spec") or store.get_model(s["init_model"])
     if spec is None:
         raise JobFailed(f"there is no saved model named “{s['init_model']}”")
     model = build_model(spec, n_datasamples=len(train), peq_override=s.get("peq_override"))
     options = fit_options(s)
-    store.set_result(run_id, {"x": np.asarray(model.grid.x).tolist(),
-                              "init": model_arrays(model), "truth": truth_arrays(meta)})
-    hooks.progress(message="epoch 0")
+    blob = store.get_checkpoint(run_id)
+    resume = None
+    if blob is not None:  # queued again by continue_run: go on from the saved state
+        try:
+            resume = FitCheckpoint.from_bytes(blob)
+        except ValueError as exc:
+            raise JobFailed(f"this run's checkpoint cannot be read ({exc}); start a new fit") from None
+    else:
+        store.set_result(run_id, {"x": np.asarray(model.grid.x).tolist(),
+                                  "init": model_arrays(model), "truth": truth_arrays(meta)})
+    hooks.progress(message="epoch 0" if resume is None else f"continuing after epoch {resume.epoch}")
     params = tuple(s["params_to_opt"])
     snaps = set(s["snapshot_epochs"]) | {0}
-    last = {"model": model, "epoch": None, "record": None}
+    record_models = bool(s.get("record_models"))
+    last = {"model": model if resume is None else resume.model(model),
+            "epoch": None if resume is None else resume.epoch, "record": None,
+            "saved": time.monotonic()}
 
     def on_epoch(rec):
         epoch = int(rec.epoch)
+        stop = hooks.should_stop()
         entry = {"epoch": epoch, "nll_train": finite_list(rec.nll_train),
                  "nll_val": finite_list(rec.nll_val),
                  "elapsed": float(rec.seconds), "time": time.time(),
                  "D": np.atleast_1d(np.asarray(rec.model.D, float)).tolist()}
         if epoch in snaps or epoch == s["max_epochs"]:
             entry["snapshot"] = _snapshot(rec.model, params)
+        # the schedule's epochs, and the last one of a fit that stops here
+        if record_models and (getattr(rec, "kept", True) or stop or epoch == s["max_epochs"]):
+            entry["model"] = _recorded(rec.model, params)
         store.append_epoch(run_id, entry, expected=epoch)
         store.set_latest(run_id, dict(_snapshot(rec.model, params), epoch=epoch))
         last.update(model=rec.model, epoch=epoch, record=rec)
+        if time.monotonic() - last["saved"] >= CHECKPOINT_SECONDS:  # a kill loses little
+            checkpoint = _checkpoint_of(rec)
+            if checkpoint is not None:
+                store.set_checkpoint(run_id, checkpoint.to_bytes())
+            last["saved"] = time.monotonic()
         hooks.progress(epoch / s["max_epochs"], f"epoch {epoch} of {s['max_epochs']}")
-        if s["pace"] > 0:  # a lecture's slow motion: let the class watch each epoch land
-            hooks.sleep(s["pace"])
-        return hooks.should_stop()
+        if s["pace"] > 0 and not stop:  # a lecture's slow motion: let the class watch each epoch land
+            stop = hooks.sleep(s["pace"])
+        return stop
 
     def keep(final_model, seconds=None, checkpoint=None):
         result = dict(store.get_result(run_id) or {}, final=model_arrays(final_model))
@@ -104,10 +167,11 @@ def run(store, run_id: str, hooks, fit_fn=None) -> str:
             store.set_checkpoint(run_id, checkpoint.to_bytes())
 
     t0 = time.time()
+    extra = {} if resume is None else {"resume": resume}
     try:
         result = fit_fn(model, train if len(train) > 1 else train[0],
                         None if val is None else (val if len(val) > 1 else val[0]),
-                        options, on_epoch=on_epoch)
+                        options, on_epoch=on_epoch, **extra)
     except FitDiverged as exc:  # the finite epochs stay; say what went wrong
         keep(exc.result.model, getattr(exc.result, "seconds", None),
              getattr(exc.result, "checkpoint", None))
@@ -119,7 +183,8 @@ def run(store, run_id: str, hooks, fit_fn=None) -> str:
             raise
         raise JobFailed(epoch0_message(model, train, val, exc)) from None
     except Interrupted:  # stopped at once: keep the last recorded epoch's arrays and state
-        keep(last["model"], time.time() - t0, _checkpoint_of(last["record"]))
+        before = 0.0 if resume is None else resume.seconds
+        keep(last["model"], before + time.time() - t0, _checkpoint_of(last["record"]))
         raise
     keep(result.model, result.seconds, getattr(result, "checkpoint", None))
     n = last["epoch"] or 0

@@ -4,6 +4,8 @@
 
     submit ─▶ queued ──claim──▶ running ──finish──▶ done | cancelled | failed | interrupted
                  └──cancel──▶ cancelled         └──reap (worker's heartbeat stale)──▶ interrupted
+      ▲                                                       │
+      └────────────── continue (a fit: more epochs) ──────────┘  (done, cancelled, interrupted)
 
 Pages, scripts, workers and Celery tasks call these functions; none of them
 sets a status itself. A page *asks* (:func:`observe`, :func:`annotate`); the
@@ -19,13 +21,18 @@ a second or two (NTP).
 """
 from __future__ import annotations
 
+import io
+import json
 import logging
 import os
 import time
 
+import numpy as np
+
 from .. import names
 from ..settings import SettingsError
-from ..store import ACTIVE_STATUSES, FINAL_STATUSES, INTERRUPTED, QUEUED, RUNNING
+from ..store import (ACTIVE_STATUSES, CANCELLED, DONE, FINAL_STATUSES, INTERRUPTED, QUEUED,
+                     RUNNING)
 from . import kinds
 
 log = logging.getLogger("flowdash.jobs")
@@ -68,6 +75,13 @@ def submit(store, kind: str, values: dict, name: str | None = None) -> str:
         raise SettingsError(errors)
     run_id = store.create_run(kind, given or default_name[:names.MAX_RUN_NAME_LENGTH],
                               settings, refs=refs)
+    _hand_on(store, run_id)
+    return run_id
+
+
+def _hand_on(store, run_id: str) -> None:
+    """A queued run goes to Celery too when ``FLOWDASH_BROKER`` is set (the
+    embedded workers take it from the store)."""
     broker = os.environ.get("FLOWDASH_BROKER")
     if broker:
         from .. import tasks
@@ -78,7 +92,102 @@ def submit(store, kind: str, values: dict, name: str | None = None) -> str:
             finish(store, run_id, "failed", message="failed",
                    error=f"the task queue at FLOWDASH_BROKER could not be reached "
                          f"({type(exc).__name__}: {exc})")
-    return run_id
+
+
+#: The final statuses from which a fit can continue (a failed fit would fail again).
+CONTINUABLE = (DONE, CANCELLED, INTERRUPTED)
+
+
+def checkpoint_epoch(blob: bytes) -> int:
+    """The epoch of a fit checkpoint's bytes (its JSON meta only: no numerics loaded).
+
+    Raises ValueError if the bytes are not a checkpoint.
+    """
+    try:
+        with np.load(io.BytesIO(bytes(blob)), allow_pickle=False) as z:
+            meta = json.loads(str(z["__meta__"][()]))
+        epoch = meta["epoch"]
+    except Exception as exc:  # anything unreadable is "not a checkpoint"
+        raise ValueError(f"not a fit checkpoint ({type(exc).__name__})") from None
+    if not isinstance(epoch, int) or epoch < 0:
+        raise ValueError("not a fit checkpoint (no epoch)")
+    return epoch
+
+
+def continue_run(store, run_id: str, more_epochs) -> dict:
+    """A finished fit goes back to queued, to run ``more_epochs`` more epochs.
+
+    The transition *continue*: done, cancelled or interrupted → queued. The
+    same run appends its next epochs to its log (its NLL curve reads as one
+    curve), resuming from its checkpoint with the optimizer's state (the fit
+    kind finds the checkpoint and passes it to ``fit(..., resume=)``); its
+    ``max_epochs`` becomes the checkpoint's epoch + ``more_epochs``, and the
+    record's ``continued`` list says when and from where. (A line search on
+    ``{'log': n}`` epochs spreads over the new total.)
+
+    Raises :class:`SettingsError` (``more_epochs``, or ``run`` for the run
+    itself) when it cannot continue: not a fit, not final (or failed), no
+    checkpoint (a worker killed in its first seconds), a total beyond the
+    epoch limit, or its dataset (or initial model spec) is gone. Returns the
+    queued record.
+    """
+    return requeue_checked(store, *continue_checks(store, run_id, more_epochs))
+
+
+def continue_checks(store, run_id: str, more_epochs) -> tuple:
+    """The checks of :func:`continue_run`, changing nothing; returns what
+    :func:`requeue_checked` needs (``run_id, record, total, note``)."""
+    from ..settings import core_limits, parse_number
+
+    record = store.get_run(run_id) if names.is_run_id(run_id) else None
+    if record is None:
+        raise SettingsError({"run": f"there is no run {str(run_id)[:40]!r}"})
+    if record["kind"] != "fit":
+        raise SettingsError({"run": f"only fits continue; “{record['name']}” is a "
+                                    f"{record['kind']} run"})
+    if record["status"] not in CONTINUABLE:
+        why = ("it is still " + record["status"]) if record["status"] in ACTIVE_STATUSES else \
+            f"it {record['status']}" + (f" ({record['error']})" if record.get("error") else "") + \
+            "; start a new fit with other settings"
+        raise SettingsError({"run": f"“{record['name']}” cannot continue: {why}"})
+    limit = core_limits()["FIT_LIMITS"]["max_epochs"]
+    try:
+        more = parse_number(more_epochs, limit)
+    except ValueError as exc:
+        raise SettingsError({"more_epochs": str(exc)}) from None
+    blob = store.get_checkpoint(run_id)
+    if blob is None:
+        raise SettingsError({"run": f"“{record['name']}” has no saved state to continue from "
+                                    "(its worker was killed before it saved one); start a new "
+                                    "fit"})
+    try:
+        done = checkpoint_epoch(blob)
+    except ValueError as exc:
+        raise SettingsError({"run": f"the saved state of “{record['name']}” is {exc}"}) from None
+    total = done + more
+    if not limit.allows(total):
+        raise SettingsError({"more_epochs": f"epoch {done} + {more} = {total} epochs in all; "
+                                            f"the total must be {limit.describe()}"})
+    dataset = record["settings"].get("dataset")
+    if not store.has_dataset(dataset):
+        raise SettingsError({"run": f"the dataset “{dataset}” of this fit was deleted; "
+                                    "it cannot continue"})
+    if not (record.get("refs") or {}).get("model_spec") and \
+            not store.has_model(record["settings"].get("init_model")):
+        raise SettingsError({"run": "the initial model of this fit was deleted; it cannot "
+                                    "continue"})
+    note = {"at": time.time(), "from_epoch": done, "to_epoch": total,
+            "after": record["status"]}
+    return run_id, record, total, note
+
+
+def requeue_checked(store, run_id: str, record: dict, total: int, note: dict) -> dict:
+    """The *continue* transition itself, after :func:`continue_checks`."""
+    queued = store.requeue_run(run_id, CONTINUABLE, {"max_epochs": total}, note)
+    if queued is None:   # someone else continued (or deleted) it meanwhile
+        raise SettingsError({"run": f"“{record['name']}” changed meanwhile; look again"})
+    _hand_on(store, run_id)
+    return queued
 
 
 def cancel(store, run_id: str) -> dict | None:
@@ -259,5 +368,7 @@ def wait(store, run_id: str, timeout: float | None = None, poll: float = 0.1) ->
 
 
 __all__ = ["HEARTBEAT_SECONDS", "STALE_SECONDS", "submit", "cancel", "claim", "finish", "reap",
+           "continue_run", "continue_checks", "requeue_checked", "checkpoint_epoch",
+           "CONTINUABLE",
            "observe", "annotate", "wait", "live_workers", "worker_of",
            "queue_message"]

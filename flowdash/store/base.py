@@ -25,11 +25,16 @@ Keys
                           a row is an :class:`~flowdash.records.EpochEntry`
                           without its snapshot)
 ``snaps:<id>``            epochs that have a snapshot (JSON list)
-``snap:<id>:<k>``         the snapshot of epoch k (npz)
+``snap:<id>:<k>``         the snapshot of epoch k (npz, float32: a display copy)
+``recs:<id>``             epochs that have a recorded model (JSON list)
+``rec:<id>:<k>``          the recorded model of epoch k (npz, kept as given: the
+                          fit job writes the analysed parameters as float64)
 ``latest:<id>``           parameters of the most recent epoch (npz, overwritten)
 ``result:<id>``           a run's result arrays (JSON)
 ``ckpt:<id>``             a fit's checkpoint (opaque bytes of the job layer)
 ``cancel:<id>``           present when a cancel was requested (JSON time)
+``selection:<id>``        a model selection: two fit runs analysed together (JSON,
+                          :class:`~flowdash.records.SelectionRecord`); ``selections:index``
 ``workers:beats``         worker id -> its last heartbeat (JSON object of the job
                           layer's JSON objects)
 ``model:<name>``          saved model spec (JSON); ``models:index`` (JSON list)
@@ -66,7 +71,8 @@ STORE_FORMAT = 2
 CHUNK = 128
 #: Largest JSON value of each kind, bytes (a request cannot grow the store without bound).
 MAX_RECORD_BYTES = 256 * 1024
-MAX_SPEC_BYTES = 64 * 1024
+#: A model spec (a tabulated one holds up to settings.MAX_TABULATED_VALUES float64 values).
+MAX_SPEC_BYTES = 96 * 1024
 MAX_RESULT_BYTES = 64 * 1024 * 1024
 #: Longest worker id (the job layer's ``host:pid``), characters.
 MAX_WORKER_ID = 200
@@ -674,6 +680,39 @@ class RunStore:
             return True
         return self._change_run(run_id, change)[1]
 
+    def requeue_run(self, run_id: str, from_statuses: tuple, settings: dict,
+                    note: dict) -> dict | None:
+        """A final run back to queued, to do more of the same work (the job
+        layer's 'continue'; only :mod:`flowdash.jobs.lifecycle` calls it).
+
+        Only if its status is one of ``from_statuses`` (all final): the
+        ``settings`` are updated, ``note`` is appended to the record's
+        ``continued`` list, the end, error and cancel request are cleared.
+        Returns the new record, or None (nothing changed) if the run is
+        missing or not in one of those statuses.
+        """
+        if not set(from_statuses) <= set(FINAL_STATUSES):
+            raise ValueError(f"only final statuses can be left for queued, got {from_statuses}")
+        _check_run_id(run_id)
+        key = f"run:{run_id}"
+
+        def fn(tx):
+            blob = tx.get(key)
+            if blob is None:
+                return None
+            record = self._record(blob, run_id)
+            if record["status"] not in from_statuses:
+                return None
+            record.update(status=QUEUED, finished=None, error=None, message="queued",
+                          settings=dict(record["settings"], **settings),
+                          continued=list(record.get("continued") or []) + [note])
+            tx.set(key, dumps(record, MAX_RECORD_BYTES, "run record"))
+            tx.delete(f"cancel:{run_id}")
+            self._keep_active(tx, run_id, False, record)
+            self._index_put(tx, run_id, record)
+            return record
+        return self._transaction(fn)
+
     def run_ids(self) -> list[str]:
         """Every run id, newest first (from the run index)."""
         return [s["id"] for s in self._summaries()]
@@ -711,18 +750,22 @@ class RunStore:
                 raise RunActive(f"the run “{record['name']}” is {record['status']}; "
                                 "cancel it first, then delete it")
             n = self._count(tx.get(f"nepochs:{run_id}"))
-            try:
-                snaps = loads(tx.get(f"snaps:{run_id}")) or []
-            except CorruptValue:
-                snaps = []
+            snaps, recs = [], []
+            for name, into in (("snaps", snaps), ("recs", recs)):
+                try:
+                    into.extend(loads(tx.get(f"{name}:{run_id}")) or [])
+                except CorruptValue:
+                    pass
             self._index_put(tx, run_id, None)
             active = self._active(tx)
             if run_id in active:  # an unreadable record of a run that was active
                 tx.set("runs:active", dumps([r for r in active if r != run_id]))
             for key in ([f"chunk:{run_id}:{c}" for c in range(math.ceil(n / CHUNK))]
                         + [f"snap:{run_id}:{int(k)}" for k in snaps]
-                        + [f"{part}:{run_id}" for part in ("run", "nepochs", "snaps", "latest",
-                                                           "result", "ckpt", "cancel")]):
+                        + [f"rec:{run_id}:{int(k)}" for k in recs]
+                        + [f"{part}:{run_id}" for part in ("run", "nepochs", "snaps", "recs",
+                                                           "latest", "result", "ckpt",
+                                                           "cancel")]):
                 tx.delete(key)
         self._transaction(fn)
 
@@ -751,15 +794,21 @@ class RunStore:
           written, k is returned — never a second copy;
         * k > n: :class:`EpochOrderError` (an epoch is missing).
 
+        A record may also carry ``model``: the parameters the analysis of
+        the run reads (:meth:`read_models`), kept with the dtypes given (the
+        fit job writes float64 densities and D, float32 rates).
+
         Raises :class:`UnknownRun` if the run does not exist (e.g. deleted).
         """
         _check_run_id(run_id)
         if expected is None and isinstance(record.get("epoch"), (int, np.integer)):
             expected = int(record["epoch"])
-        row = {k: v for k, v in record.items() if k != "snapshot"}
+        row = {k: v for k, v in record.items() if k not in ("snapshot", "model")}
         line = dumps(row, MAX_RECORD_BYTES, "epoch record") + b"\n"  # JSON has no raw newline
         snapshot = record.get("snapshot")
         snap_blob = pack_arrays(snapshot, np.float32) if snapshot else None
+        model = record.get("model")
+        model_blob = pack_arrays(model) if model else None
 
         def fn(tx):
             count = tx.get(f"nepochs:{run_id}")   # created with the run, deleted with it
@@ -776,10 +825,11 @@ class RunStore:
             # a chunk is JSON lines: appending never decodes the rows before it
             tx.set(key, ((tx.get(key) or b"") if k % CHUNK else b"") + line)
             tx.set(f"nepochs:{run_id}", dumps(k + 1))
-            if snap_blob is not None:
-                snaps = loads(tx.get(f"snaps:{run_id}")) or []
-                tx.set(f"snap:{run_id}:{k}", snap_blob)
-                tx.set(f"snaps:{run_id}", dumps(snaps + [k]))
+            for name, blob in (("snap", snap_blob), ("rec", model_blob)):
+                if blob is not None:
+                    listed = loads(tx.get(f"{name}s:{run_id}")) or []
+                    tx.set(f"{name}:{run_id}:{k}", blob)
+                    tx.set(f"{name}s:{run_id}", dumps(listed + [k]))
             return k
         return self._transaction(fn)
 
@@ -832,6 +882,48 @@ class RunStore:
         except CorruptValue as exc:
             log.warning("run %s: %s", run_id, exc)
             return []
+
+    def run_bytes(self, run_id: str) -> dict:
+        """Bytes of a run's values by part: ``epochs`` (the NLL log), ``snapshots``
+        (display copies), ``models`` (recorded models), ``other`` (record, latest,
+        result, checkpoint). The backend's own overhead (SQLite pages, Redis
+        keys) comes on top."""
+        if not names.is_run_id(run_id):
+            return {}
+        n = self.n_epochs(run_id)
+        parts = {"epochs": [f"chunk:{run_id}:{c}" for c in range(math.ceil(n / CHUNK))],
+                 "snapshots": [f"snap:{run_id}:{k}" for k in self.snapshot_epochs(run_id)],
+                 "models": [f"rec:{run_id}:{k}" for k in self.model_epochs(run_id)],
+                 "other": [f"{part}:{run_id}" for part in ("run", "nepochs", "snaps", "recs",
+                                                          "latest", "result", "ckpt")]}
+        return {name: sum(len(b) for b in self._mget(keys) if b is not None) if keys else 0
+                for name, keys in parts.items()}
+
+    def model_epochs(self, run_id: str) -> list[int]:
+        """Indices of the epoch records that have a recorded model, in order."""
+        if not names.is_run_id(run_id):
+            return []
+        try:
+            return [int(k) for k in self._json(f"recs:{run_id}", "recorded-model list") or []]
+        except CorruptValue as exc:
+            log.warning("run %s: %s", run_id, exc)
+            return []
+
+    def read_models(self, run_id: str, epochs) -> list[dict | None]:
+        """The recorded models of the epochs ``epochs`` (one read; arrays as
+        numpy arrays with their stored dtypes; None for an epoch without one
+        or an unreadable one, logged)."""
+        if not names.is_run_id(run_id):
+            return [None] * len(epochs)
+        blobs = self._mget([f"rec:{run_id}:{int(k)}" for k in epochs]) if len(epochs) else []
+        out = []
+        for k, blob in zip(epochs, blobs):
+            try:
+                out.append(unpack_arrays(blob, False, f"recorded model {k} of run {run_id}"))
+            except CorruptValue as exc:
+                log.warning("%s", exc)
+                out.append(None)
+        return out
 
     def read_snapshot(self, run_id: str, k: int, as_lists: bool = True) -> dict | None:
         """The snapshot of epoch record k (:class:`~flowdash.records.Snapshot`), or None."""
@@ -1010,6 +1102,91 @@ class RunStore:
             beats = self._beats(tx)
             if beats.pop(worker_id, None) is not None:
                 tx.set("workers:beats", dumps(beats))
+        self._transaction(fn)
+
+    # -- model selections ----------------------------------------------------
+    def create_selection(self, name: str, settings: dict, fits: list[str] | None = None,
+                         refs: dict | None = None) -> str:
+        """Record a model selection: two fit runs analysed together; returns its id.
+
+        ``fits`` are the two run ids (half 1, half 2), or None until they are
+        queued (the job layer creates the selection first, names it in both
+        fits' refs, then sets them with :meth:`set_selection_fits`).
+        ``settings`` say how the halves were made; ``name`` is checked like a
+        run name.
+        """
+        fits = [] if fits is None else self._pair(fits)
+        sel_id = uuid.uuid4().hex[:names.RUN_ID_LENGTH]
+        name = names.validate_name(str(name or sel_id), "selection", names.MAX_RUN_NAME_LENGTH)
+        blob = dumps({"id": sel_id, "name": name, "created": time.time(), "fits": fits,
+                      "settings": dict(settings), "refs": dict(refs or {})},
+                     MAX_RECORD_BYTES, "selection record")
+
+        def fn(tx):
+            index = loads(tx.get("selections:index"), "selection index") or []
+            tx.set(f"selection:{sel_id}", blob)
+            tx.set("selections:index", dumps(index + [sel_id]))
+        self._transaction(fn)
+        return sel_id
+
+    @staticmethod
+    def _pair(fits) -> list[str]:
+        if not isinstance(fits, (list, tuple)) or len(fits) != 2:
+            raise ValueError(f"a selection pairs two fit runs, got {fits!r}")
+        return [_check_run_id(r) for r in fits]
+
+    def set_selection_fits(self, sel_id: str, fits: list[str]) -> dict | None:
+        """Set the two fit runs of a selection; returns the record (None: no such selection)."""
+        fits = self._pair(fits)
+        _check_run_id(sel_id)
+
+        def fn(tx):
+            record = loads(tx.get(f"selection:{sel_id}"), f"selection {sel_id}")
+            if not isinstance(record, dict):
+                return None
+            record["fits"] = fits
+            tx.set(f"selection:{sel_id}", dumps(record, MAX_RECORD_BYTES, "selection record"))
+            return record
+        return self._transaction(fn)
+
+    def get_selection(self, sel_id: str) -> dict | None:
+        """A selection record (:class:`~flowdash.records.SelectionRecord`), or None."""
+        if not names.is_run_id(sel_id):
+            return None
+        try:
+            return self._json(f"selection:{sel_id}", f"selection {sel_id}")
+        except CorruptValue as exc:
+            log.warning("%s", exc)
+            return None
+
+    def list_selections(self) -> list[dict]:
+        """Every selection record, newest first (one read)."""
+        try:
+            ids = [i for i in self._json("selections:index", "selection index") or []
+                   if names.is_run_id(i)]
+        except CorruptValue as exc:
+            log.warning("%s", exc)
+            return []
+        out = []
+        for sel_id, blob in zip(ids, self._mget([f"selection:{i}" for i in ids]) if ids else []):
+            try:
+                record = loads(blob, f"selection {sel_id}")
+            except CorruptValue as exc:
+                log.warning("%s", exc)
+                continue
+            if isinstance(record, dict):
+                out.append(record)
+        return out[::-1]
+
+    def delete_selection(self, sel_id: str) -> None:
+        """Forget a selection (its fit runs stay; delete them as runs)."""
+        if not names.is_run_id(sel_id):
+            return
+
+        def fn(tx):
+            index = loads(tx.get("selections:index"), "selection index") or []
+            tx.set("selections:index", dumps([i for i in index if i != sel_id]))
+            tx.delete(f"selection:{sel_id}")
         self._transaction(fn)
 
     # -- models and datasets ---------------------------------------------------

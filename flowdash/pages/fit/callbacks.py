@@ -7,7 +7,7 @@ from dash.exceptions import PreventUpdate
 
 from flowdash import ids as app_ids
 from flowdash import jobs
-from flowdash.pages import menus
+from flowdash.pages import linesearch, menus
 from flowdash.pages.components import alert, status_badge
 from flowdash.pages.fit import ids, view
 from flowdash.pages.services import open_store, options
@@ -28,13 +28,19 @@ FORM_STATES = (State(ids.DATASET, "value"), State(ids.INIT_MODEL, "value"),
                State(ids.PACE, "value"))
 
 
+#: The line-search fields (pattern inputs; their values, then their ids).
+LS_STATES = (State({"type": ids.LS, "param": ALL, "part": ALL}, "value"),
+             State({"type": ids.LS, "param": ALL, "part": ALL}, "id"))
+
+
 def fields(dataset, init_model, peq_override, optimizer, lrs, alpha, params, epochs, batches,
-           nv, snapshots, seed, pace, name=None) -> dict:
+           nv, snapshots, seed, pace, name=None, ls_values=None, ls_ids=None) -> dict:
     """The form's values as the dict :mod:`view` takes."""
     return dict(dataset=dataset, init_model=init_model, peq_override=peq_override,
                 optimizer=optimizer, lr=dict(zip(view.PARAMS, lrs or [])), alpha=alpha,
                 params=params, epochs=epochs, batches=batches, nv=nv, snapshots=snapshots,
-                seed=seed, pace=pace, name=name)
+                seed=seed, pace=pace, name=name,
+                line_search=linesearch.values(ls_values, ls_ids) if ls_ids else None)
 
 
 def run_options(store, search=None, value=None):
@@ -120,7 +126,7 @@ def preflight(*values):
     Output(ids.RUN_SELECT, "options", allow_duplicate=True),
     Output(ids.RUN_SELECT, "value", allow_duplicate=True),
     Output({"type": ids.FB, "field": ALL}, "children"),
-    Input(ids.START, "n_clicks"), *FORM_STATES, State(ids.NAME, "value"),
+    Input(ids.START, "n_clicks"), *FORM_STATES, State(ids.NAME, "value"), *LS_STATES,
     prevent_initial_call=True,
 )
 def start(_n, *values):
@@ -139,6 +145,7 @@ def start(_n, *values):
 @callback(*[Output(i, "invalid") for i in INPUT_OF.values()],
           Output({"type": ids.LR, "param": ALL}, "invalid"), Output(ids.PARAMS, "className"),
           *[Output(i, "className") for i in MENU_OF.values()],
+          Output({"type": ids.LS, "param": ALL, "part": ALL}, "invalid"),
           Input({"type": ids.FB, "field": ALL}, "children"), prevent_initial_call=True)
 def mark_invalid(messages):
     """Fields with a message are marked invalid (the message shows beneath)."""
@@ -146,7 +153,22 @@ def mark_invalid(messages):
     return (*[bool(by_field.get(f)) for f in INPUT_OF],
             [bool(by_field.get(f"lr-{p}")) for p in view.PARAMS],
             "is-invalid" if by_field.get("params") else "",
-            *[menus.invalid_class(bool(by_field.get(f))) for f in MENU_OF])
+            *[menus.invalid_class(bool(by_field.get(f))) for f in MENU_OF],
+            linesearch.invalid(by_field, [o["id"] for o in (ctx.outputs_list or [[]])[-1]]))
+
+
+@callback(Output(ids.CANCEL_MSG, "children", allow_duplicate=True),
+          Output(ids.INTERVAL, "disabled", allow_duplicate=True),
+          Input(ids.CONTINUE, "n_clicks"), State(app_ids.ACTIVE_FIT, "data"),
+          State(ids.MORE, "value"), prevent_initial_call=True)
+def continue_run(_n, run_id, more):
+    """Continue the followed run (done, cancelled or interrupted) for more epochs: the
+    same run appends them, from its saved state; the poll follows it again."""
+    if not _n:  # pages insert components: never act without a real click
+        raise PreventUpdate
+    with open_store() as store:
+        text, colour = view.continue_run(store, run_id, more)
+    return alert(text, colour), colour != "success"
 
 
 @callback(Output(app_ids.ACTIVE_FIT, "data", allow_duplicate=True),

@@ -46,3 +46,6 @@ SETTINGS_TOGGLE = "fit-settings-toggle"
 ESTIMATE = "fit-estimate"              # estimated time per epoch, beside Start
 SNAPSHOT_WARN = "fit-snapshot-warn"
 LIVE_WARNING = "fit-live-warning"      # e.g. a training NLL that keeps rising
+LS = "fit-ls"                          # pattern: {"type": LS, "param": C|D, "part": ...}
+MORE = "fit-more"                      # epochs to continue the followed run for
+CONTINUE = "fit-continue"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from flowdash.pages import theme
+from flowdash.pages import linesearch, theme
 from flowdash.pages.components import field
 from flowdash.pages.menus import menu
 from flowdash.pages.fit import figures, ids
@@ -71,6 +71,7 @@ def _form():
                   help_text="> 0 slows a fit down for a class to watch", width=12),
             field("Run name", _input(ids.NAME, "", placeholder="optional"), fb("name"), width=12),
         ], className="g-2"),
+        linesearch.block(ids.LS, fb),
         html.Div([
             dbc.Button("Start fit", id=ids.START, color="primary", className="me-2"),
             dbc.Button("Cancel run", id=ids.CANCEL, color="danger", outline=True, disabled=True),
@@ -107,6 +108,12 @@ def _live():
             ], className="g-2 mb-2"),
             dbc.Progress(id=ids.PROGRESS, value=0, label="", striped=False, animated=False,
                          className="mb-1 live-status"),
+            dbc.InputGroup([
+                dbc.Button("Continue for", id=ids.CONTINUE, color="primary", outline=True),
+                dbc.Input(id=ids.MORE, value="100", type="text", autoComplete="off",
+                          style={"maxWidth": "7rem"}),
+                dbc.InputGroupText("more epochs"),
+            ], size="sm", className="mb-1 w-auto"),
             html.Div(id=ids.PROGRESS_TEXT, className="mb-2 text-muted live-status"),
             html.Div(id=ids.LIVE_WARNING),
             html.Div(dbc.Row([

@@ -15,7 +15,7 @@ from dash import Patch
 
 from flowdash import cost, jobs, settings
 from flowdash.core.fitting import FITTABLE
-from flowdash.pages import theme
+from flowdash.pages import linesearch, theme
 from flowdash.pages.fit import figures
 from flowdash.store import ACTIVE_STATUSES, FINAL_STATUSES
 
@@ -51,7 +51,7 @@ def values_from_fields(f: dict) -> dict:
             "learning_rate": {"alpha": f.get("alpha")} if adam else dict(f.get("lr") or {}),
             "max_epochs": f.get("epochs"), "mini_batch_number": f.get("batches"),
             "Nv": f.get("nv"), "snapshot_epochs": f.get("snapshots") or "",
-            "seed": f.get("seed"), "pace": f.get("pace")}
+            "seed": f.get("seed"), "pace": f.get("pace"), "line_search": f.get("line_search")}
 
 
 def start(store, f: dict):
@@ -62,10 +62,33 @@ def start(store, f: dict):
     try:
         run_id = jobs.submit(store, "fit", values_from_fields(f), name=f.get("name"))
     except settings.SettingsError as exc:
-        by_field = {FIELD_OF[k]: m for k, m in exc.errors.items() if k in FIELD_OF}
-        other = [m for k, m in exc.errors.items() if k not in FIELD_OF]
-        return None, by_field, " ".join(other) or "Fix the fields marked in red."
+        return None, *field_errors(exc.errors)
     return run_id, {}, None
+
+
+def field_errors(errors: dict) -> tuple[dict, str]:
+    """``({form field: message}, alert text)`` of the job layer's errors per setting."""
+    by_field, other = {}, []
+    for key, message in errors.items():
+        field = FIELD_OF.get(key) or linesearch.field_of(key)
+        if field:
+            by_field[field] = message
+        else:
+            other.append(message)
+    return by_field, " ".join(other) or "Fix the fields marked in red."
+
+
+def continue_run(store, run_id, more) -> tuple[str, str]:
+    """Continue the followed run for ``more`` epochs; returns (message, alert colour)."""
+    if not run_id:
+        return "Follow a fit run first.", "light"
+    try:
+        record = jobs.continue_run(store, run_id, more)
+    except settings.SettingsError as exc:
+        return " ".join(exc.errors.values()), "warning"
+    note = record["continued"][-1]
+    return (f"Continuing “{record['name']}” from epoch {note['from_epoch']} to "
+            f"{note['to_epoch']}.", "success")
 
 
 def preflight(store, f: dict) -> dict:
@@ -338,21 +361,47 @@ def rising_warning(streak: int) -> str:
             "start again with a smaller one (e.g. 10 times smaller).")
 
 
-def _nll_patch(new_curves, cursor, arrow_index=None):
+def display_stride(record) -> int:
+    """Every how many epochs a live view draws a point: a run of up to :data:`MAX_POINTS`
+    epochs draws them all, a longer one about MAX_POINTS (50,000 epochs: every 10th), so
+    the browser redraws a curve of bounded size at each poll however long the fit."""
+    return max(1, -(-int(record["settings"].get("max_epochs") or 1) // MAX_POINTS))
+
+
+def thinned(cols, stride: int, keep_last: bool):
+    """The columns' rows of epochs that are multiples of ``stride`` (and the last row
+    with ``keep_last``: a finished run's curve ends at its last epoch)."""
+    if stride <= 1 or not len(cols["epoch"]):
+        return cols
+    epochs = np.asarray(cols["epoch"])
+    keep = epochs % stride == 0
+    if keep_last:
+        keep[-1] = True
+    out = dict(cols)
+    for key in ("epoch", "nll_train", "nll_val", "elapsed", "time", "D"):
+        if out.get(key) is not None and len(np.shape(out[key])):
+            out[key] = np.asarray(out[key])[keep]
+    return out
+
+
+def _nll_patch(new_curves, cursor, arrow_index=None, shown=None):
     """Extend the NLL curves by the new epochs (:func:`curves`); returns the patch
     and the cursor with its new baseline, best epoch and rising streak.
 
     Overlay view (``arrow_index`` None): trace 2 and the layout shape mark the
     validation minimum. Paper view: the layout annotation ``arrow_index``.
+    ``shown``: the curves drawn (thinned, :func:`thinned`); the minimum and the
+    rising streak come from every new epoch.
     """
     es, tr, va = new_curves
     base_t = figures.first_finite([cursor["base"][0]] + tr)
     base_v = figures.first_finite([cursor["base"][1]] + va)
     patch = Patch()
-    patch["data"][0]["x"].extend(es)
-    patch["data"][0]["y"].extend(figures.shifted(tr, base_t))
-    patch["data"][1]["x"].extend(es)
-    patch["data"][1]["y"].extend(figures.shifted(va, base_v))
+    s_es, s_tr, s_va = shown or new_curves
+    patch["data"][0]["x"].extend(s_es)
+    patch["data"][0]["y"].extend(figures.shifted(s_tr, base_t))
+    patch["data"][1]["x"].extend(s_es)
+    patch["data"][1]["y"].extend(figures.shifted(s_va, base_v))
     best_e, best_v = cursor["best"]
     for e, v in zip(es, va):
         if v is not None and (best_v is None or v < best_v):
@@ -550,20 +599,24 @@ def poll(store, run_id, cursor, view: str = OVERLAY):
         figs, cursor = _drawn(store, record, cols, new, upto, latest, view, total)
         out.update(figs)
     elif new[0]:
+        # a long run draws every k-th epoch (and its last one when it has ended)
+        shown_cols = thinned(cols, display_stride(record),
+                             record["status"] in FINAL_STATUSES and upto == total)
+        shown = curves(shown_cols)
         if view == PAPER and cursor["drawn"]:
-            patch, cursor = _nll_patch(new, cursor, cursor["paper"]["arrow"])
+            patch, cursor = _nll_patch(new, cursor, cursor["paper"]["arrow"], shown)
             fresh_snaps = snapshots(store, record, upto, since=cursor["n"])
             cursor["paper"] = _paper_patch(patch, cursor, fresh_snaps, upto, latest)
             out["paper"] = patch
         elif view == PAPER:   # still a message: only the cursor moves on
             cursor = _nll_patch(new, cursor)[1]
         else:
-            out["nll"], cursor = _nll_patch(new, cursor)
+            out["nll"], cursor = _nll_patch(new, cursor, shown=shown)
             if cursor["drawn"]:   # the dashed "now" curve moves; snapshots are added rarely
                 out["potential"], cursor = _potential_update(store, record, cursor, upto,
                                                              latest)
         if cursor["drawn"]:
-            out["params"] = params_patch(record, cols, latest)
+            out["params"] = params_patch(record, shown_cols, latest)
         cursor = dict(cursor, n=upto, last=_row(cols, -1))
     out["final"] = record["status"] in FINAL_STATUSES and total == cursor["n"]
     out["progress"] = progress(record, cursor["first"], cursor["last"])

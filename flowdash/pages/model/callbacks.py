@@ -84,7 +84,8 @@ def _event(trigger, value, peq, p0, rates, saved):
     if kind == ids.LOAD:
         with open_store() as store:
             spec = store.get_model(saved)
-        return None if spec is None else ("load", spec)
+        # a tabulated model (a selected model) has node values, not library fields
+        return None if spec is None or "tabulated" in spec else ("load", spec)
     return {ids.PRESET: lambda: ("preset", trigger["key"]),
             ids.REMOVE: lambda: ("remove", trigger["neuron"]),
             ids.RATE: lambda: ("rate", (trigger["neuron"], rates[trigger["neuron"]])),
@@ -150,6 +151,24 @@ def save_model(_n, name, structure, np_, ne, xb, xe, boundary, D, param_values, 
             return "", no_update, True, str(exc)
         return alert(f"Not saved: {exc}", "danger"), no_update, False, ""
     return alert(f"Saved model “{name}”.", "success"), options(names), False, ""
+
+
+@callback(Output(ids.SAVE_MSG, "children", allow_duplicate=True),
+          Input(ids.LOAD, "n_clicks"), State(ids.SAVED, "value"), prevent_initial_call=True)
+def load_note(_n, saved):
+    """A tabulated model (saved from a model selection) is used as it is: say so."""
+    if not _n or not saved:
+        raise PreventUpdate
+    with open_store() as store:
+        spec = store.get_model(saved)
+    if spec is None or "tabulated" not in spec:
+        return ""
+    src = spec.get("source") or {}
+    where = f" (epoch {src['epoch']} of half {src.get('half')} of a model selection)" \
+        if "epoch" in src else ""
+    return alert(f"“{saved}” is a tabulated model{where}: its values on the grid cannot be "
+                 "edited here; choose it on the Data, Fit and Model selection pages as it is.",
+                 "info")
 
 
 @callback(Output(ids.DELETE_CONFIRM, "displayed"), Output(ids.DELETE_CONFIRM, "message"),

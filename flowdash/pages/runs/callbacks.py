@@ -96,6 +96,19 @@ def cancel_run(_n, run_id):
     return alert("Cancel requested.", "warning"), run_id
 
 
+@callback(Output(ids.MESSAGE, "children", allow_duplicate=True),
+          Output(ids.CHANGED, "data", allow_duplicate=True),
+          Input(ids.CONTINUE, "n_clicks"), State(ids.OPEN, "value"), State(ids.MORE, "value"),
+          prevent_initial_call=True)
+def continue_run(_n, run_id, more):
+    """Continue the open fit (done, cancelled or interrupted) for more epochs."""
+    if not _n:  # pages insert components: never act without a real click
+        raise PreventUpdate
+    with open_store() as store:
+        text, colour = fit_view.continue_run(store, run_id, more)
+    return alert(text, colour), (f"continued {run_id} {_n}" if colour == "success" else no_update)
+
+
 @callback(Output(ids.DELETE_CONFIRM, "displayed"), Output(ids.DELETE_CONFIRM, "message"),
           Input(ids.DELETE, "n_clicks"), State(ids.OPEN, "value"), prevent_initial_call=True)
 def ask_delete(_n, run_id):

@@ -30,3 +30,5 @@ PAGER = "runs-pager"
 COUNT = "runs-count"
 EMPTY = "runs-empty"
 VIEW = "runs-view"                   # dcc.Store: the query, rows and index version shown
+CONTINUE = "runs-continue"           # continue the open (fit) run for MORE epochs
+MORE = "runs-more"

@@ -29,6 +29,12 @@ def layout(**_query):
                 dcc.ConfirmDialog(id=ids.DELETE_CONFIRM),
             ], md=7),
         ], className="g-2 mb-2"),
+        dbc.InputGroup([
+            dbc.Button("Continue fit for", id=ids.CONTINUE, color="primary", outline=True),
+            dbc.Input(id=ids.MORE, value="100", type="text", autoComplete="off",
+                      style={"maxWidth": "7rem"}),
+            dbc.InputGroupText("more epochs"),
+        ], size="sm", className="mb-2 w-auto"),
         dbc.Row([
             dbc.Col(dbc.Label("Figure download format (camera icon on each plot):",
                               html_for=ids.FORMAT), width="auto"),
