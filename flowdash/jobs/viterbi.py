@@ -192,7 +192,7 @@ def check(values: dict, store):
         try:
             s["Nv"] = parse_number(nv, nv_limit(N) if N else nv_limit())
         except ValueError as exc:
-            errors["Nv"] = str(exc) + (" (N − 2 for this grid)" if N else "")
+            errors["Nv"] = str(exc)
 
     s["trials"] = []
     if meta is not None and "datasample" not in errors:
