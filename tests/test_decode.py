@@ -101,6 +101,7 @@ def test_a_cancel_stops_between_trials_and_keeps_the_paths(store):
     assert jobs.execute(store, rid) == CANCELLED
     rec = store.get_run(rid)
     assert rec["message"] == "cancelled after 1 of 4 trials; the decoded paths are kept"
+    assert rec["progress"] == 0.25
     assert [p["trial"] for p in store.get_result(rid)["paths"]] == [0]
 
 

@@ -307,7 +307,7 @@ def run(store, run_id: str, hooks, viterbi_fn=None) -> str:
             keep()
             raise Stopped(f"{hooks.stopped} after {i} of {len(trials)} trials; the decoded "
                           "paths are kept")
-        hooks.progress(i / len(trials), f"trial {trial} ({i + 1} of {len(trials)})")
+        hooks.progress(message=f"decoding trial {trial} ({i + 1} of {len(trials)})")
         try:
             path = viterbi_fn(model, data, [trial], datasample=row, operators=ops)[0]
         except ValueError as exc:
@@ -315,8 +315,8 @@ def run(store, run_id: str, hooks, viterbi_fn=None) -> str:
             raise JobFailed(f"trial {trial} cannot be decoded: {exc}"
                             + (f" (the {i} trial(s) before it are kept)" if i else "")) from None
         result["paths"].append(path_record(path, data.trials[trial][1]))
+        hooks.progress((i + 1) / len(trials), f"{i + 1} of {len(trials)} trials decoded")
     keep()
-    hooks.progress(1.0, f"{len(trials)} of {len(trials)} trials")
     return f"{len(trials)} trial(s) in {result['seconds']:.2f} s"
 
 

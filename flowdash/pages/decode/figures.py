@@ -79,5 +79,5 @@ def path_figure(t, x, ids, n_neurons: int, x_grid, fr, true=None, title: str = "
                      tickvals=list(range(1, n_neurons + 1)), row=1, col=1)
     fig.update_yaxes(title_text=theme.X_TITLE, range=[lo - pad, hi + pad], row=2, col=1)
     fig.update_xaxes(title_text=theme.TIME_TITLE, row=2, col=1)
-    fig.update_xaxes(title_text=theme.RATE_TITLE, rangemode="tozero", row=2, col=2)
+    fig.update_xaxes(title_text=theme.RATE_TITLE, rangemode="tozero", nticks=4, row=2, col=2)
     return fig
