@@ -25,7 +25,7 @@ import signal
 from pathlib import Path
 
 DEFAULT_STORE = "flowdash-store"
-PAGES = ("model", "data", "fit", "selection", "runs")
+PAGES = ("model", "data", "fit", "selection", "decode", "runs")
 log = logging.getLogger("flowdash")
 
 
@@ -126,6 +126,7 @@ def create_app(store_location: str | os.PathLike = DEFAULT_STORE, access=None):
         dcc.Store(id=ids.ACTIVE_FIT, storage_type="local"),
         dcc.Store(id=ids.ACTIVE_DATASET, storage_type="local"),
         dcc.Store(id=ids.ACTIVE_GEN, storage_type="local"),
+        dcc.Store(id=ids.ACTIVE_DECODE, storage_type="local"),
         nav,
         *note,
         dbc.Toast(id=ids.ERROR_TOAST, header="Request failed", is_open=False, dismissable=True,

@@ -17,6 +17,9 @@ def export_npz(store: RunStore, run_id: str) -> bytes:
     record = store.get_run(run_id)
     if record is None:
         raise ValueError(f"no run {run_id!r}")
+    if record["kind"] == "viterbi":  # the decoded paths, as the Decode page exports them
+        from .jobs.viterbi import paths_npz
+        return paths_npz(store.get_result(run_id) or {})
     arrays = {}
     if record["kind"] == "fit":
         cols = store.read_columns(run_id)  # one read of the NLL columns, however long the fit

@@ -4,6 +4,8 @@
 URL = "app-url"
 #: dcc.Store (local storage): the fit run the Fit page follows.
 ACTIVE_FIT = "app-active-fit"
+#: dcc.Store (local storage): the decode run the Decode page follows.
+ACTIVE_DECODE = "app-active-decode"
 #: dcc.Store (local storage): the generation run this browser started last
 #: (the Data page follows its progress from the run store, across reloads).
 ACTIVE_GEN = "app-active-gen"

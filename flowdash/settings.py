@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # the store imports this module's model caps
     from .store import RunStore
 
 __all__ = ["SettingsError", "InvalidValue", "Limit", "format_number", "parse_number",
-           "parse_list", "check_generation", "check_fit", "fit_warnings", "fit_options",
+           "parse_list", "parse_trials", "check_generation", "check_fit", "fit_warnings", "fit_options",
            "check_model_spec", "validate_model_spec", "GRID_LIMITS", "D_LIMIT", "GEN_LIMITS",
            "FIT_LIMITS", "LINE_SEARCH_LIMITS", "nv_limit", "mini_batch_limit", "searches_limit",
            "line_search_epoch_limit", "parse_line_search", "LINE_SEARCH_WHEN", "LONG_FIT_EPOCHS",
@@ -191,6 +191,41 @@ def parse_list(value, limit: Limit | type = float) -> list:
             out.append(parse_number(p, limit))
         except ValueError as exc:
             raise ValueError(f"{str(p).strip()!r}: {exc}") from None
+    return out
+
+
+def parse_trials(value, n_trials: int, most: int) -> list[int]:
+    """Trial indices from text such as ``"0-4, 7"`` (or a list of integers), in the
+    order given, each once; at most ``most`` of them, each in ``0 … n_trials − 1``.
+
+    A range's size is checked before it is expanded. Raises ValueError with a
+    message for the field.
+    """
+    parts = list(value) if isinstance(value, (list, tuple)) else \
+        [p.strip() for p in str(value or "").replace(";", ",").split(",") if p.strip()]
+    if not parts:
+        raise ValueError(f"choose trials, e.g. 0-4, 7 (0 … {n_trials - 1})")
+    out: list[int] = []
+    for part in parts:
+        try:
+            if isinstance(part, str):
+                a, b = part.split("-", 1) if "-" in part[1:] else (part, part)
+                a, b = int(a), int(b)
+            elif isinstance(part, bool) or float(part) != int(part):
+                raise ValueError
+            else:
+                a = b = int(part)
+        except (ValueError, TypeError, OverflowError):
+            raise ValueError(f"{str(part)[:40]!r} is not a trial number or a range like 2-5") \
+                from None
+        for i in (a, b):
+            if not 0 <= i < n_trials:
+                raise ValueError(f"trial {i} does not exist (0 … {n_trials - 1})")
+        if b < a:
+            raise ValueError(f"{part!r}: write a range from low to high ({b}-{a})")
+        if b - a + 1 > most or len(out) + b - a + 1 > most:
+            raise ValueError(f"at most {most} trials at once")
+        out.extend(i for i in range(a, b + 1) if i not in out)
     return out
 
 

@@ -30,7 +30,7 @@ from typing import Callable
 
 #: Modules that register job kinds (imported by :func:`load`). Extra modules
 #: (tests, plug-ins) can be named in ``FLOWDASH_JOB_MODULES`` (comma separated).
-MODULES = ("flowdash.jobs.generation", "flowdash.jobs.fit")
+MODULES = ("flowdash.jobs.generation", "flowdash.jobs.fit", "flowdash.jobs.viterbi")
 
 log = logging.getLogger("flowdash.jobs")
 

@@ -19,30 +19,11 @@ FIG3_DATA = {"n_trials": "2", "duration": "100", "dt": "0.0001", "seed": "0",
 
 
 def parse_trials(text, n_trials: int) -> list[int]:
-    """Trial numbers from text such as ``"0, 2, 5-7"``; at most 20 are shown.
-
-    A range's size is checked before it is expanded.
-    """
-    text = (text or "").strip()
-    if not text:
+    """Trial numbers from text such as ``"0, 2, 5-7"`` (blank: the first two); at
+    most 20 are shown (:func:`flowdash.settings.parse_trials`)."""
+    if not (text or "").strip():
         return list(range(min(n_trials, 2)))
-    out = []
-    for part in text.replace(";", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            a, b = part.split("-", 1) if "-" in part[1:] else (part, part)
-            a, b = int(a), int(b)
-        except ValueError:
-            raise ValueError(f"{part!r} is not a trial number or a range like 2-5") from None
-        for i in (a, b):
-            if not 0 <= i < n_trials:
-                raise ValueError(f"trial {i} does not exist (0 … {n_trials - 1})")
-        if b - a + 1 > MAX_SHOWN_TRIALS or len(out) + b - a + 1 > MAX_SHOWN_TRIALS:
-            raise ValueError(f"show at most {MAX_SHOWN_TRIALS} trials at once")
-        out.extend(i for i in range(a, b + 1) if i not in out)
-    return out
+    return settings.parse_trials(text, n_trials, MAX_SHOWN_TRIALS)
 
 
 def decode_upload(contents: str) -> bytes:

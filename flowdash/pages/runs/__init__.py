@@ -9,5 +9,6 @@ def register():
     from flowdash.pages.runs import callbacks  # noqa: F401  (registers callbacks)
     from flowdash.pages.runs.layout import layout
 
+    # last in the navigation bar, after the pages whose runs it lists
     dash.register_page(__name__, path="/runs", name="Runs", title="flowdash · Runs",
-                       order=3, layout=layout)
+                       order=9, layout=layout)

@@ -59,8 +59,11 @@ def open_run(run_id, _changed, fmt):
             cols = store.read_columns(run_id, max_points=fit_view.MAX_POINTS)
             plots = (fit_figures.nll_figure(*fit_view.curves(cols), f"NLL · {record['name']}"),
                      *fit_view.side_figures(store, record, cols))
-        else:
+        elif record["kind"] == "generation":
             plots = generation_plots(store, record)
+        else:  # e.g. a decode: its own page draws it
+            plots = (theme.message_figure(f"A {record['kind']} run: see its page.", 300),
+                     theme.message_figure("", 300), theme.message_figure("", 120))
     return (details(record), *plots, *configs)
 
 

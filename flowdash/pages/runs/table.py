@@ -15,6 +15,9 @@ FIT_LABELS = {"dataset": "Dataset", "init_model": "Initial model", "peq_override
 GEN_LABELS = {"model": "Ground-truth model", "dataset_name": "Dataset", "n_trials": "Trials",
               "duration": "Trial duration (s)", "dt": "dt (s)", "seed": "Seed",
               "with_trial_end": "Trial end recorded", "val_fraction": "Validation fraction"}
+DECODE_LABELS = {"dataset": "Dataset", "datasample": "Datasample", "model": "Saved model",
+                 "fit_run": "Fit run", "epoch": "Epoch of the fit", "trials": "Trials",
+                 "Nv": "Nv (eigenpairs)"}
 
 
 def describe(record: dict, n_epochs: int) -> dict:
@@ -26,6 +29,10 @@ def describe(record: dict, n_epochs: int) -> dict:
                 + (f" (peq {s.get('peq_override')})" if s.get("peq_override") else "")
                 + f"; {s.get('optimizer')} on {', '.join(s.get('params_to_opt') or [])}")
         progress = f"{max(0, n_epochs - 1)}/{s.get('max_epochs')} epochs"
+    elif record["kind"] == "viterbi":
+        trials = s.get("trials") or []
+        used = (f"model {refs.get('model')} on {refs.get('dataset')}; {len(trials)} trial(s)")
+        progress = f"{100 * (record.get('progress') or 0):.0f} %"
     else:
         used = (f"model {refs.get('model')} → {refs.get('dataset')}; "
                 f"{s.get('n_trials')} × {s.get('duration')} s")
@@ -63,10 +70,11 @@ def settings_rows(record: dict) -> list[tuple[str, str]]:
     """A run's settings and record as (label, text) rows, in reading order."""
     s = dict(record.get("settings") or {})
     fit = record["kind"] == "fit"
-    labels = FIT_LABELS if fit else GEN_LABELS
+    labels = FIT_LABELS if fit else DECODE_LABELS if record["kind"] == "viterbi" else GEN_LABELS
+    if s.get("Nv", 0) is None:
+        s["Nv"] = "N − 2"
     if fit:
         s["peq_override"] = s.get("peq_override") or "as saved in the model"
-        s["Nv"] = s.get("Nv") if s.get("Nv") is not None else "N − 2"
         lr = s.get("learning_rate") or {}
         s["learning_rate"] = {("α" if k == "alpha" else k): v for k, v in lr.items()}
     elif s.get("seed") is None and record.get("seed_used") is not None:
