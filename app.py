@@ -25,7 +25,7 @@ import signal
 from pathlib import Path
 
 DEFAULT_STORE = "flowdash-store"
-PAGES = ("model", "data", "fit", "runs")
+PAGES = ("model", "data", "fit", "runs", "compare")
 log = logging.getLogger("flowdash")
 
 

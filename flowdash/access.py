@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from flowdash.pages.compare import ids as compare_ids
 from flowdash.pages.data import ids as data_ids
 from flowdash.pages.fit import ids as fit_ids
 from flowdash.pages.model import ids as model_ids
@@ -44,13 +45,14 @@ CLICK_PROPS = frozenset({"n_clicks", "n_submit", "contents", "submit_n_clicks",
 VIEW_CLICKS = frozenset({model_ids.PRESET, model_ids.LOAD, model_ids.ADD_NEURON,
                          model_ids.REMOVE, data_ids.PRESET, fit_ids.PRESET, fit_ids.EXPORT_PNG,
                          fit_ids.PRESENT, fit_ids.SETTINGS_TOGGLE, runs_ids.ROW,
-                         runs_ids.EXPORT_NPZ, runs_ids.EXPORT_JSON})
+                         runs_ids.EXPORT_NPZ, runs_ids.EXPORT_JSON, compare_ids.PRESENT,
+                         compare_ids.SETTINGS_TOGGLE})
 #: Controls that change the store: drawn disabled when read-only (a delete's
 #: confirmation dialog is refused too, though its button already is).
 ACTION_IDS = (model_ids.SAVE, model_ids.DELETE, model_ids.DELETE_CONFIRM, data_ids.GENERATE,
               data_ids.CANCEL, data_ids.UPLOAD, data_ids.PMD_LOAD, data_ids.DELETE,
               data_ids.DELETE_CONFIRM, fit_ids.START, fit_ids.CANCEL, runs_ids.CANCEL,
-              runs_ids.DELETE, runs_ids.DELETE_CONFIRM)
+              runs_ids.DELETE, runs_ids.DELETE_CONFIRM, compare_ids.START, compare_ids.CANCEL)
 READ_ONLY_NOTE = ("Read-only: you can watch every run live; starting, cancelling, deleting "
                   "and saving are switched off on this server.")
 SESSION_KEY = "flowdash-auth"
