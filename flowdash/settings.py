@@ -62,6 +62,17 @@ MAX_RUN_NAME_LENGTH = names.MAX_RUN_NAME_LENGTH
 MAX_TOTAL_STEPS = 20_000_000
 #: Time steps × neurons of one generation (the spike draws).
 MAX_STEP_NEURONS = 200_000_000
+#: Time steps (trials × duration/dt) of a generation whose trials end at a wall
+#: (Dirichlet conditions, e.g. the 2021 paper's 200 trials of up to 100 s): each
+#: trial draws its noise for the whole duration but keeps only the steps up to
+#: its exit, and those are held to MAX_TOTAL_STEPS (and MAX_STEP_NEURONS) while
+#: it runs (``simulate(max_steps=)``).
+MAX_DRAWN_STEPS = 500_000_000
+
+
+def generation_max_steps(n_neurons: int) -> int:
+    """The most time steps a generation's trials may hold in all (``simulate(max_steps=)``)."""
+    return min(MAX_TOTAL_STEPS, MAX_STEP_NEURONS // max(1, int(n_neurons)))
 #: Uploads: largest file; most neurons, trials and spikes (the file readers' caps).
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 MAX_NEURONS = _spikedata.MAX_NEURONS
@@ -300,12 +311,17 @@ def check_model_spec(spec) -> dict:
     return errors
 
 
-def spec_absorption(spec: dict) -> bool:
-    """Whether a (valid) model spec's likelihood applies the absorption step."""
+def spec_boundary(spec: dict) -> tuple[str, bool]:
+    """(boundary conditions, absorption step) of a (valid) model spec."""
     from .core.model import resolve_boundary
 
     return resolve_boundary(spec.get("boundary_mode", "reflecting"),
-                            spec.get("boundary_conditions"), spec.get("absorption_step"))[1]
+                            spec.get("boundary_conditions"), spec.get("absorption_step"))
+
+
+def spec_absorption(spec: dict) -> bool:
+    """Whether a (valid) model spec's likelihood applies the absorption step."""
+    return spec_boundary(spec)[1]
 
 
 def boundary_errors(mode, conditions, absorption) -> dict:
@@ -381,7 +397,13 @@ def check_generation(values: dict, store: RunStore | None = None):
     if not {"n_trials", "duration", "dt"} & set(errors):
         steps = s["n_trials"] * math.ceil(s["duration"] / s["dt"] - 1e-9)
         neurons = spec_neurons(spec) if spec else 1
-        if steps > MAX_TOTAL_STEPS:
+        if spec is not None and spec_boundary(spec)[0] == "dirichlet":   # trials end at a wall
+            if steps > MAX_DRAWN_STEPS:
+                errors["n_trials"] = (f"trials × duration/dt = {format_number(steps)} time steps; "
+                                      f"at most {format_number(MAX_DRAWN_STEPS)} are allowed when "
+                                      "trials end at a wall (fewer trials, a shorter duration or "
+                                      "a larger dt)")
+        elif steps > MAX_TOTAL_STEPS:
             errors["n_trials"] = (f"trials × duration/dt = {format_number(steps)} time steps; at "
                                   f"most {format_number(MAX_TOTAL_STEPS)} are allowed (fewer "
                                   "trials, a shorter duration or a larger dt)")

@@ -8,7 +8,7 @@ from dash.exceptions import PreventUpdate
 from flowdash import ids as app_ids
 from flowdash import jobs
 from flowdash.jobs.ablation import groups
-from flowdash.pages.compare import ids, view
+from flowdash.pages.compare import figures, ids, view
 from flowdash.pages.components import alert, status_badge
 from flowdash.pages.services import open_store, options
 
@@ -28,11 +28,14 @@ def group_options(store):
           Input(app_ids.URL, "pathname"), State(ids.GROUP, "data"),
           State(app_ids.ACTIVE_DATASET, "data"))
 def fill_lists(_path, group, active_dataset):
-    """Datasets, models and comparisons when the page opens; show the last comparison."""
+    """Datasets, models and comparisons when the page opens; show the comparison this
+    browser followed last, else the newest (a projector's browser has followed none)."""
     with open_store() as store:
-        datasets = store.list_datasets()
-        return (options(datasets), options(store.list_models()), group_options(store),
-                (group or {}).get("group"),
+        datasets, found = store.list_datasets(), group_options(store)
+        shown = (group or {}).get("group")
+        if shown not in [g["value"] for g in found]:
+            shown = found[0]["value"] if found else None
+        return (options(datasets), options(store.list_models()), found, shown,
                 active_dataset if active_dataset in datasets else no_update)
 
 
@@ -98,9 +101,21 @@ def cancel(_n, group):
                  f"epoch; {ended} had ended or never started.", "warning")
 
 
+def colour_key(shown, truth=True):
+    """The four panels' colour key, once for the page (large on a projector)."""
+    items = []
+    for label, line in figures.key(shown, truth):
+        dash = {"dot": "dotted", "dash": "dashed"}.get(line["dash"], "solid")
+        items.append(html.Span([
+            html.Span(style={"display": "inline-block", "width": "2.2em", "verticalAlign": "middle",
+                             "borderTop": f"{max(3, line['width'])}px {dash} {line['color']}",
+                             "marginRight": "0.4em"}), label], className="me-3 text-nowrap"))
+    return items
+
+
 @callback(Output({"type": ids.GRAPH, "key": ALL}, "figure"),
           Output({"type": ids.PANEL_HEAD, "key": ALL}, "children"),
-          Output(ids.NOTE, "children"), Output(ids.CURSOR, "data"),
+          Output(ids.NOTE, "children"), Output(ids.KEY, "children"), Output(ids.CURSOR, "data"),
           Output(ids.INTERVAL, "disabled"), Output(ids.POLL_DONE, "data"),
           Input(ids.POLL_TICK, "data"), Input(ids.GROUP, "data"), Input(ids.SCALE, "value"),
           State(ids.CURSOR, "data"))
@@ -117,12 +132,14 @@ def poll(tick, group, scale, cursor):
     n = len(ctx.outputs_list[0]) if ctx.outputs_list else 4
     if out is None:
         return ([no_update] * n, [""] * n,
-                "Start the four fits, or choose a comparison in the settings.", None, True, done)
+                "Start the four fits, or choose a comparison in the settings.", "", None, True,
+                done)
     figs = [no_update if f is None else f for f in out["figures"]]
     heads = [[status_badge(s), html.Span(" " + text, className="ms-1")]
              for s, text in out["status"]]
-    return (figs, heads, no_update if out["note"] is None else out["note"], out["cursor"],
-            out["final"], done)
+    fresh = out["note"] is not None   # a panel was drawn anew: the note and key may change
+    return (figs, heads, out["note"] if fresh else no_update,
+            colour_key(out["shown"], not out["note"]) if fresh else no_update, out["cursor"], out["final"], done)
 
 
 clientside_callback(

@@ -16,6 +16,7 @@ FOLLOW = "compare-follow"              # Select: the comparison shown (groups in
 GROUP = "compare-group"                # dcc.Store (local): {"group", "runs": {key: run id}}
 SCALE = "compare-scale"                # RadioItems: NLL − NLL₀, or relative to the truth
 NOTE = "compare-note"                  # why there are no ground-truth lines
+KEY = "compare-key"                    # the colour key shared by the four panels
 PANEL_HEAD = "compare-panel-head"      # pattern: {"type": PANEL_HEAD, "key": variant key}
 GRAPH = "compare-graph"                # pattern: {"type": GRAPH, "key": variant key}
 INTERVAL = "compare-interval"

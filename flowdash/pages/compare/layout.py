@@ -93,6 +93,7 @@ def _live():
             dbc.Button("Presentation", id=ids.PRESENT, color="primary", outline=True,
                        size="sm"),
         ], className="d-flex align-items-center flex-wrap gap-2 mb-1"),
+        html.Div(id=ids.KEY, className="compare-key"),
         html.Div(id=ids.NOTE, className="compare-note"),
         dbc.Row([dbc.Col(p, md=6, className="mb-2") for p in panels], className="g-2"),
         dcc.Interval(id=ids.INTERVAL, interval=700, disabled=False),

@@ -109,14 +109,15 @@ def poll(store, group: dict | None, cursor: dict | None, scale: str = SHIFTED) -
     """Everything the four panels need since ``cursor`` (None: draw them anew).
 
     Returns ``{"figures": [figure, Patch or None per variant], "status": [(status,
-    text) per variant], "note": text or None (unchanged), "cursor": ..., "final":
-    nothing more will come}``, or None without a group.
+    text) per variant], "note": text or None (unchanged), "shown": the chosen
+    epochs (for the colour key), "cursor": ..., "final": nothing more will
+    come}``, or None without a group.
     """
     if not group or not group.get("runs"):
         return None
     if not cursor or cursor.get("group") != group.get("group") or cursor.get("scale") != scale:
         cursor = {"group": group.get("group"), "scale": scale, "runs": {}}
-    out = {"figures": [], "status": [], "note": None}
+    out = {"figures": [], "status": [], "note": None, "shown": []}
     runs, notes, fresh_any = {}, [], False
     for ablation in ABLATIONS:
         rid = group["runs"].get(ablation.key)
@@ -130,6 +131,8 @@ def poll(store, group: dict | None, cursor: dict | None, scale: str = SHIFTED) -
             notes.append(note)
     if fresh_any:
         out["note"] = notes[0] if notes else ""
+    record = next((store.get_run(r) for r in group["runs"].values() if r), None)
+    out["shown"] = sorted((record or {}).get("settings", {}).get("snapshot_epochs") or [])
     out["cursor"] = dict(cursor, runs=runs)
     out["final"] = all(c.get("final") for c in runs.values())
     return out
@@ -211,5 +214,4 @@ def _extend(store, record, c, latest, upto, shown):
         now = figures.now_index(len(shown))
         patch["data"][now]["y"] = figures._phi(latest["peq"])
         patch["data"][now]["name"] = figures.now_label((latest["epoch"], None))
-        patch["data"][now]["showlegend"] = True
     return patch, dict(c, n=upto, base=base, snaps=sorted(set(c["snaps"]) | set(snaps)))
