@@ -149,15 +149,17 @@ def _preset(label, peq, lr, epochs, snapshots, params=("F",), nv="", p0=AS_SAVED
 #: Hughes & Engel): from a uniform peq on Ne 16 with every eigenpair, GD on F,
 #: lr 0.005 (Figs. 2-3) or 0.0025 (Fig. 4, 100 epochs); the Fig. 4 joint fit
 #: also fits p0 and D, from the reference's non-stationary start (uniform peq,
-#: p0 cos², D 1; its ``fca_nonequilibrium`` case), by GD with rates that keep
-#: the three in step (F 0.005, F0 0.005, D 0.001; see repro/fig4_2021.py).
+#: p0 cos², D 1; its ``fca_nonequilibrium`` case), by GD with rates that bring
+#: the three to the truth together in about 200 epochs on 400 ramping trials
+#: (F 0.005, F0 0.05, D 0.0003: a sweep, see repro/fig4_2021.py; ADAM with
+#: α 0.05 or 0.01 stalled far above the truth's NLL).
 PRESETS = {
     "fig3": _preset("2020 Fig. 3", "cos_square", {"F": "0.005"}, "50", "1, 6, 13, 50", nv="64"),
     "ramp2021": _preset("2021 Figs. 2–3", "uniform", {"F": "0.005"}, "100", "4, 17, 40, 100",
                         Ne="16"),
     "fig4_2021": _preset("2021 Fig. 4", "uniform", {"F": "0.0025"}, "100", "50, 100", Ne="16"),
     "joint2021": _preset("2021 Fig. 4 joint (F, p0, D)", "uniform",
-                         {"F": "0.005", "F0": "0.005", "D": "0.001"}, "200", "10, 50, 100, 200",
+                         {"F": "0.005", "F0": "0.05", "D": "0.0003"}, "200", "10, 50, 100, 200",
                          params=("F", "F0", "D"), p0="cos_square", D="1", Ne="16"),
 }
 
