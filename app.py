@@ -25,7 +25,7 @@ import signal
 from pathlib import Path
 
 DEFAULT_STORE = "flowdash-store"
-PAGES = ("model", "data", "fit", "selection", "decode", "runs")
+PAGES = ("model", "data", "fit", "selection", "decode", "runs", "compare")
 log = logging.getLogger("flowdash")
 
 

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from flowdash.pages.compare import ids as compare_ids
 from flowdash.pages.data import ids as data_ids
 from flowdash.pages.decode import ids as decode_ids
 from flowdash.pages.fit import ids as fit_ids
@@ -48,7 +49,8 @@ VIEW_CLICKS = frozenset({model_ids.PRESET, model_ids.LOAD, model_ids.ADD_NEURON,
                          fit_ids.PRESENT, fit_ids.SETTINGS_TOGGLE, runs_ids.ROW,
                          runs_ids.EXPORT_NPZ, runs_ids.EXPORT_JSON, sel_ids.SETTINGS_TOGGLE,
                          sel_ids.FCA_PRESET, sel_ids.EXPORT_NPZ, sel_ids.EXPORT_JSON,
-                         decode_ids.EXPORT_NPZ, decode_ids.EXPORT_JSON})
+                         decode_ids.EXPORT_NPZ, decode_ids.EXPORT_JSON,
+                         compare_ids.PRESENT, compare_ids.SETTINGS_TOGGLE})
 #: Controls that change the store: drawn disabled when read-only (a delete's
 #: confirmation dialog is refused too, though its button already is).
 ACTION_IDS = (model_ids.SAVE, model_ids.DELETE, model_ids.DELETE_CONFIRM, data_ids.GENERATE,
@@ -56,7 +58,7 @@ ACTION_IDS = (model_ids.SAVE, model_ids.DELETE, model_ids.DELETE_CONFIRM, data_i
               data_ids.DELETE_CONFIRM, fit_ids.START, fit_ids.CANCEL, fit_ids.CONTINUE,
               runs_ids.CANCEL, runs_ids.DELETE, runs_ids.DELETE_CONFIRM, runs_ids.CONTINUE,
               sel_ids.START, sel_ids.PAIR, sel_ids.CANCEL, sel_ids.CONTINUE, sel_ids.SAVE,
-              decode_ids.START, decode_ids.CANCEL)
+              decode_ids.START, decode_ids.CANCEL, compare_ids.START, compare_ids.CANCEL)
 READ_ONLY_NOTE = ("Read-only: you can watch every run live; starting, cancelling, deleting "
                   "and saving are switched off on this server.")
 SESSION_KEY = "flowdash-auth"

@@ -32,7 +32,8 @@ __all__ = ["SettingsError", "InvalidValue", "Limit", "format_number", "parse_num
            "check_model_spec", "validate_model_spec", "GRID_LIMITS", "D_LIMIT", "GEN_LIMITS",
            "FIT_LIMITS", "LINE_SEARCH_LIMITS", "nv_limit", "mini_batch_limit", "searches_limit",
            "line_search_epoch_limit", "parse_line_search", "LINE_SEARCH_WHEN", "LONG_FIT_EPOCHS",
-           "MAX_TABULATED_VALUES"]
+           "MAX_TABULATED_VALUES", "initial_spec",
+           "spec_absorption", "boundary_errors"]
 
 #: Default snapshot epochs (the iterations shown in the paper's Fig. 3).
 DEFAULT_SNAPSHOTS = (1, 6, 13, 50)
@@ -74,6 +75,17 @@ LINE_SEARCH_WHEN = ("off", "log", "every", "list")
 MAX_TOTAL_STEPS = 20_000_000
 #: Time steps × neurons of one generation (the spike draws).
 MAX_STEP_NEURONS = 200_000_000
+#: Time steps (trials × duration/dt) of a generation whose trials end at a wall
+#: (Dirichlet conditions, e.g. the 2021 paper's 200 trials of up to 100 s): each
+#: trial draws its noise for the whole duration but keeps only the steps up to
+#: its exit, and those are held to MAX_TOTAL_STEPS (and MAX_STEP_NEURONS) while
+#: it runs (``simulate(max_steps=)``).
+MAX_DRAWN_STEPS = 500_000_000
+
+
+def generation_max_steps(n_neurons: int) -> int:
+    """The most time steps a generation's trials may hold in all (``simulate(max_steps=)``)."""
+    return min(MAX_TOTAL_STEPS, MAX_STEP_NEURONS // max(1, int(n_neurons)))
 #: Uploads: largest file; most neurons, trials and spikes (the file readers' caps).
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 MAX_NEURONS = _spikedata.MAX_NEURONS
@@ -294,15 +306,16 @@ def check_model_spec(spec) -> dict:
     """``{field: message}`` for a model spec beyond the Model form's caps
     (empty when it is within them).
 
-    Fields: ``grid.Np``, ``grid.Ne``, ``grid``, ``boundary_mode``, ``D``,
-    ``peq_model``, ``p0_model``, ``fr_model``, ``spec``. Checks the structure
+    Fields: ``grid.Np``, ``grid.Ne``, ``grid``, ``boundary_mode``,
+    ``boundary_conditions``, ``absorption_step`` (an absorption step needs
+    Dirichlet conditions: the core's rule), ``D``, ``peq_model``,
+    ``p0_model``, ``fr_model``, ``spec``. Checks the structure
     and the sizes (grid, neurons, parameters) with the limits the form uses
     (``GRID_LIMITS``, :data:`MAX_GRID_N`, ``D_LIMIT``), not the rest
     of the science (the core checks the values when it builds the model).
     """
     from .core import library
     from .core.grid import check_interval, n_nodes
-    from .core.model import BOUNDARY_MODES
 
     if not isinstance(spec, dict):
         return {"spec": f"a model spec is a dict, got {type(spec).__name__}"}
@@ -330,8 +343,8 @@ def check_model_spec(spec) -> dict:
                 check_interval(*bounds)
             except ValueError as exc:
                 errors["grid"] = str(exc)
-    if spec.get("boundary_mode", "reflecting") not in BOUNDARY_MODES:
-        errors["boundary_mode"] = "choose reflecting or absorbing"
+    errors.update(boundary_errors(spec.get("boundary_mode", "reflecting"),
+                                   spec.get("boundary_conditions"), spec.get("absorption_step")))
     D = spec.get("D")
     if isinstance(D, list):
         D = D[0] if len(D) == 1 else None
@@ -388,6 +401,34 @@ def _check_tabulated(spec: dict, N: int, limits: dict, errors: dict) -> None:
     if isinstance(fr, list) and arrays["fr"].shape[2] != len(fr):
         errors["fr_model"] = (f"fr_model lists {len(fr)} neuron(s) but the tabulated rates have "
                               f"{arrays['fr'].shape[2]}")
+
+
+def spec_boundary(spec: dict) -> tuple[str, bool]:
+    """(boundary conditions, absorption step) of a (valid) model spec."""
+    from .core.model import resolve_boundary
+
+    return resolve_boundary(spec.get("boundary_mode", "reflecting"),
+                            spec.get("boundary_conditions"), spec.get("absorption_step"))
+
+
+def spec_absorption(spec: dict) -> bool:
+    """Whether a (valid) model spec's likelihood applies the absorption step."""
+    return spec_boundary(spec)[1]
+
+
+def boundary_errors(mode, conditions, absorption) -> dict:
+    """``{setting: message}`` of the two boundary settings (the core's one rule,
+    :func:`flowdash.core.model.resolve_boundary`): unknown names, or an
+    absorption step without Dirichlet conditions (under ``absorption_step``)."""
+    from .core.model import resolve_boundary
+
+    try:
+        resolve_boundary(mode, conditions, absorption)
+    except InvalidValue as exc:
+        return {exc.field: str(exc)}
+    except TypeError as exc:
+        return {"absorption_step": str(exc)}
+    return {}
 
 
 def validate_model_spec(spec) -> None:
@@ -448,7 +489,13 @@ def check_generation(values: dict, store: RunStore | None = None):
     if not {"n_trials", "duration", "dt"} & set(errors):
         steps = s["n_trials"] * math.ceil(s["duration"] / s["dt"] - 1e-9)
         neurons = spec_neurons(spec) if spec else 1
-        if steps > MAX_TOTAL_STEPS:
+        if spec is not None and spec_boundary(spec)[0] == "dirichlet":   # trials end at a wall
+            if steps > MAX_DRAWN_STEPS:
+                errors["n_trials"] = (f"trials × duration/dt = {format_number(steps)} time steps; "
+                                      f"at most {format_number(MAX_DRAWN_STEPS)} are allowed when "
+                                      "trials end at a wall (fewer trials, a shorter duration or "
+                                      "a larger dt)")
+        elif steps > MAX_TOTAL_STEPS:
             errors["n_trials"] = (f"trials × duration/dt = {format_number(steps)} time steps; at "
                                   f"most {format_number(MAX_TOTAL_STEPS)} are allowed (fewer "
                                   "trials, a shorter duration or a larger dt)")
@@ -577,13 +624,88 @@ def _check_half(half, errors: dict):
     return out
 
 
+#: The fit's initial p0 may be the equilibrium p0 = peq, which moves with peq
+#: while it is fitted (MATH.md §1), besides a library model (or as saved).
+EQUILIBRIUM_P0 = "equilibrium"
+#: Longest member label of a group of runs (e.g. "no absorption step").
+MAX_GROUP_MEMBER = 40
+
+
+def initial_spec(spec: dict, s: dict) -> dict:
+    """The initial model's spec as a fit uses it: the saved ``spec`` with the fit's
+    overrides of its initial model applied (normalised fit settings ``s``).
+
+    ``peq_override`` (a library peq model with its defaults), ``p0_override``
+    (``'equilibrium'``: p0 = peq, or a library model with its defaults),
+    ``D_override``, ``Ne_override`` (the fit's grid: the same Np and
+    interval, this many elements) and the likelihood setting
+    ``boundary_conditions`` / ``absorption_step`` (each None: as saved; the
+    result carries both, and the ``boundary_mode`` they imply). Raises the
+    core's InvalidValue for an absorption step without Dirichlet conditions.
+    The one place a fit's initial model is derived: the fit job, the checks
+    and the cost estimate use it.
+    """
+    from .core.model import resolve_boundary
+
+    out = dict(spec)
+    if s.get("peq_override"):
+        out["peq_model"] = {"model": s["peq_override"], "params": {}}
+    if s.get("p0_override"):
+        out["p0_model"] = None if s["p0_override"] == EQUILIBRIUM_P0 else \
+            {"model": s["p0_override"], "params": {}}
+    if s.get("D_override"):
+        out["D"] = float(s["D_override"])
+    if s.get("Ne_override"):
+        out["grid"] = dict(spec.get("grid") or {}, Ne=int(s["Ne_override"]))
+    conditions, absorption = s.get("boundary_conditions"), s.get("absorption_step")
+    if conditions is not None or absorption is not None:
+        conditions, absorption = resolve_boundary(
+            spec.get("boundary_mode", "reflecting"),
+            spec.get("boundary_conditions") if conditions is None else conditions,
+            spec.get("absorption_step") if absorption is None else absorption)
+        out.update(boundary_mode="absorbing" if absorption else "reflecting",
+                   boundary_conditions=conditions, absorption_step=absorption)
+    return out
+
+
+def _absorption_value(value, errors: dict):
+    """``absorption_step`` of the fit settings: True, False or None (as saved)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    errors["absorption_step"] = f"must be true, false or blank (as saved), got {str(value)[:40]!r}"
+    return None
+
+
+def _group_value(group, errors: dict):
+    """A run's group (several runs started together, e.g. a comparison):
+    ``{"id": 12 hex digits, "member": short label}`` or None."""
+    if group is None:
+        return None
+    if (not isinstance(group, dict) or not names.is_run_id(group.get("id"))
+            or not isinstance(group.get("member"), str)
+            or not 0 < len(group["member"]) <= MAX_GROUP_MEMBER):
+        errors["group"] = ('expected {"id": 12 lowercase hex digits, "member": a label of 1 to '
+                           f'{MAX_GROUP_MEMBER} characters}}')
+        return None
+    return {"id": group["id"], "member": group["member"]}
+
+
 def check_fit(values: dict, store: RunStore | None = None, partial: bool = False):
     """Fit settings from field values, and ``{setting: message}``.
 
-    Keys: dataset, init_model, peq_override, optimizer ('GD'/'ADAM'),
+    Keys: dataset, init_model, peq_override, p0_override ('equilibrium' or a
+    library model), D_override, Ne_override (each blank: as saved), boundary_conditions
+    ('dirichlet'/'neumann') and absorption_step (bool) (each blank: as saved;
+    the fit's likelihood setting), optimizer ('GD'/'ADAM'),
     params_to_opt (list), learning_rate ({param: value} for GD,
     {'alpha': value} for ADAM), max_epochs, mini_batch_number, Nv (blank:
-    N − 2), snapshot_epochs (text or list), seed, pace. Learning-rate errors
+    N − 2), snapshot_epochs (text or list), seed, pace, group (optional:
+    ``{"id", "member"}`` linking runs started together). See
+    :func:`initial_spec` for what the overrides do. An absorption step needs
+    Dirichlet conditions and data with a recorded trial end (messages under
+    ``absorption_step``). Learning-rate errors
     are keyed ``learning_rate:<param>`` / ``learning_rate:alpha``; an error of
     the core's ``FitOptions`` goes to the field it names
     (``InvalidValue.field``), or to ``options``. With a ``store`` the dataset
@@ -606,6 +728,26 @@ def check_fit(values: dict, store: RunStore | None = None, partial: bool = False
         if not isinstance(s["peq_override"], str) or s["peq_override"] not in library.PEQ_MODELS:
             errors["peq_override"] = (f"unknown peq model {str(s['peq_override'])[:40]!r}; "
                                       f"allowed: {', '.join(sorted(library.PEQ_MODELS))}")
+    s["p0_override"] = values.get("p0_override") or None
+    if s["p0_override"] is not None:
+        from .core import library
+        if not isinstance(s["p0_override"], str) or s["p0_override"] not in (
+                EQUILIBRIUM_P0, *library.PEQ_MODELS):
+            errors["p0_override"] = (f"unknown p0 {str(s['p0_override'])[:40]!r}; allowed: "
+                                     f"{EQUILIBRIUM_P0} (p0 = peq), "
+                                     f"{', '.join(sorted(library.PEQ_MODELS))}")
+    overrides = {"D_override": core_limits()["D_LIMIT"],
+                 "Ne_override": core_limits()["GRID_LIMITS"]["Ne"]}
+    for key in overrides:
+        s[key] = _optional_number(values, key, overrides, errors)
+    s["boundary_conditions"] = values.get("boundary_conditions") or None
+    s["absorption_step"] = _absorption_value(values.get("absorption_step"), errors)
+    if s["boundary_conditions"] is not None:   # the pair alone; against the model with a store
+        errors.update(boundary_errors("reflecting", s["boundary_conditions"],
+                                       bool(s["absorption_step"])))
+    group = _group_value(values.get("group"), errors)
+    if group is not None:
+        s["group"] = group
     if s["optimizer"] not in OPTIMIZERS:
         errors["optimizer"] = f"choose one of {', '.join(OPTIMIZERS)}"
     chosen = list(values.get("params_to_opt") or [])
@@ -673,10 +815,29 @@ def _check_refs(store: RunStore, s: dict, errors: dict) -> None:
     if spec is not None and _spec_message(spec):
         errors["init_model"] = _spec_message(spec)
         return
-    if spec is not None and s.get("Nv") is not None:
-        nv = nv_limit(spec_nodes(spec))
+    fitted = None   # the initial model as the fit will use it
+    if spec is not None:
+        bc, ab = s.get("boundary_conditions"), s.get("absorption_step")
+        boundary = boundary_errors(spec.get("boundary_mode", "reflecting"),
+                                    spec.get("boundary_conditions") if bc is None else bc,
+                                    spec.get("absorption_step") if ab is None else ab)
+        errors.update(boundary)
+        if not boundary and not {"p0_override", "D_override", "Ne_override",
+                                 "peq_override"} & set(errors):
+            fitted = initial_spec(spec, s)
+    if fitted is not None and spec_nodes(fitted) > MAX_GRID_N:
+        errors["Ne_override"] = (f"grid too large: (Np−1)·Ne+1 = {spec_nodes(fitted)}; at most "
+                                 f"{MAX_GRID_N} nodes are allowed")
+    elif fitted is not None and s.get("Nv") is not None:
+        nv = nv_limit(spec_nodes(fitted))
         if not nv.allows(s["Nv"]):
             errors["Nv"] = f"must be {nv.describe()}"
+    if fitted is not None and ds is not None and spec_absorption(fitted) \
+            and ds.get("with_trial_end") is False:
+        errors["absorption_step"] = (
+            f"the absorption step needs the trial end, and the dataset “{str(s['dataset'])[:90]}” "
+            "has none recorded (a trial must end when the latent reaches a wall); fit without "
+            "the absorption step (Dirichlet or reflecting), or use data with trial ends")
     # one mini-batch needs one training trial, which every saved dataset has:
     # read the spike data only when more are asked for
     if ds is not None and (s.get("mini_batch_number", 1) > 1 or s.get("half")):
@@ -693,7 +854,8 @@ def _check_refs(store: RunStore, s: dict, errors: dict) -> None:
     if n_data is not None and n_data != n_model:
         errors["init_model"] = (f"the model has {n_model} neuron(s) but the dataset has "
                                 f"{n_data}; choose or save a model with {n_data}")
-    if "F0" in s["params_to_opt"] and spec.get("p0_model") is None:
+    p0 = s.get("p0_override") or spec.get("p0_model")
+    if "F0" in s["params_to_opt"] and p0 in (None, EQUILIBRIUM_P0):
         errors["params_to_opt"] = ("F0 cannot be fitted from an equilibrium model "
                                    "(p0 = peq); give the initial model a p0")
 

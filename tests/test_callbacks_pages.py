@@ -81,7 +81,8 @@ from flowdash.pages.model import ids as model_ids  # noqa: E402
 
 def fields_of(state):
     g = state["grid"]
-    return (g["Np"], g["Ne"], g["xbegin"], g["xend"], state["boundary_mode"], state["D"])
+    return (g["Np"], g["Ne"], g["xbegin"], g["xend"], state["boundary_conditions"],
+            state["absorption_step"], state["D"])
 
 
 def param_lists(state):
@@ -96,18 +97,18 @@ def param_lists(state):
 
 
 def restructure(state, trigger, peq=None, p0=None, rates=None, saved=None, value=1):
-    np_, ne, xb, xe, bm, D = fields_of(state)
+    np_, ne, xb, xe, bm, ab, D = fields_of(state)
     values, pids = param_lists(state)
     return call(model_cb.restructure, None, None, None, None,
                 peq or state["peq"]["model"], p0 or model_form.EQUILIBRIUM,
-                rates or [n["model"] for n in state["neurons"]], state, np_, ne, xb, xe, bm, D,
-                values, pids, saved, triggered=trigger, value=value)
+                rates or [n["model"] for n in state["neurons"]], state, np_, ne, xb, xe, bm, ab,
+                D, values, pids, saved, triggered=trigger, value=value)
 
 
 def test_model_preset_fills_the_form(store):
     state = model_form.preset_state("ramp")
     out = restructure(state, {"type": model_ids.PRESET, "key": "fig3"})
-    assert out[:8] == ("8", "256", "-1", "1", "reflecting", "10", "double_well",
+    assert out[:9] == ("8", "256", "-1", "1", "neumann", False, "10", "double_well",
                        model_form.EQUILIBRIUM)
     assert out[-1]["neurons"][0]["params"] == {"slope": "100", "x_thresh": "-1"}
 
@@ -115,7 +116,7 @@ def test_model_preset_fills_the_form(store):
 def test_model_add_remove_neuron_and_change_rate(store):
     state = model_form.preset_state("fig3")
     out = restructure(state, model_ids.ADD_NEURON)
-    assert len(out[-1]["neurons"]) == 2 and len(out[10]) == 2
+    assert len(out[-1]["neurons"]) == 2 and len(out[11]) == 2
     state2 = out[-1]
     out = restructure(state2, {"type": model_ids.REMOVE, "neuron": 0})
     assert len(out[-1]["neurons"]) == 1
@@ -123,7 +124,7 @@ def test_model_add_remove_neuron_and_change_rate(store):
     assert out[-1]["neurons"][0]["model"] == "sinus"
     assert set(out[-1]["neurons"][0]["params"]) == {"bias", "amp", "freq"}
     # the same model again changes nothing
-    assert restructure(state, model_ids.PEQ, peq="double_well") == (no_update,) * 12
+    assert restructure(state, model_ids.PEQ, peq="double_well") == (no_update,) * 13
 
 
 def test_model_load_saved(store):
@@ -143,7 +144,7 @@ def test_model_collect_valid_and_invalid(store):
     assert out[1:6] == (False,) * 5
     values[pids.index({"target": "peq", "neuron": 0, "name": "depth",
                        "model": "double_well"})] = "deep"
-    out = model_cb.collect(state, "8", "x", "-1", "1", "reflecting", "-3", values, pids, errs)
+    out = model_cb.collect(state, "8", "x", "-1", "1", "neumann", False, "-3", values, pids, errs)
     assert "Fix the fields" in out[0].layout.annotations[0].text       # no spec, no preview
     assert out[2] is True and out[7] == "expected a number"            # Ne
     assert out[5] is True and out[10] == "must be a number > 0"        # D
@@ -158,15 +159,15 @@ def test_model_messages_appear_under_their_own_field(store):
     values, pids = param_lists(state)
     errs = [{"target": "peq", "neuron": 0}, {"target": "p0", "neuron": 0},
             {"target": "fr", "neuron": 0}]
-    out = model_cb.collect(state, "2", "16", "-1", "1", "reflecting", "10", values, pids, errs)
+    out = model_cb.collect(state, "2", "16", "-1", "1", "neumann", False, "10", values, pids, errs)
     assert out[1:5] == (True, False, False, False)
     assert out[6] == "must be an integer in [3, 20]" and out[7] == ""
-    out = model_cb.collect(state, "8", "16", "1", "-1", "reflecting", "10", values, pids, errs)
+    out = model_cb.collect(state, "8", "16", "1", "-1", "neumann", False, "10", values, pids, errs)
     assert out[1:5] == (False, False, False, True) and "xbegin < xend" in out[9]
     xmin = [p["name"] for p in pids].index("xmin")
     xmax = [p["name"] for p in pids].index("xmax")
     values[xmin] = values[xmax] = "0.2"
-    out = model_cb.collect(state, "8", "16", "-1", "1", "reflecting", "10", values, pids, errs)
+    out = model_cb.collect(state, "8", "16", "-1", "1", "neumann", False, "10", values, pids, errs)
     assert out[11][xmin] is True and "xmin != xmax" in out[12][xmin]
     assert out[11][xmax] is False and out[13] == ["", "", ""]
 
@@ -174,8 +175,8 @@ def test_model_messages_appear_under_their_own_field(store):
 def save(name, state=None, **changes):
     """Call save_model with the fields of a form state (values at click time)."""
     state = state or model_form.preset_state("fig3")
-    np_, ne, xb, xe, bm, D = fields_of(state)
-    fields = dict(np_=np_, ne=ne, xb=xb, xe=xe, boundary=bm, D=D)
+    np_, ne, xb, xe, bm, ab, D = fields_of(state)
+    fields = dict(np_=np_, ne=ne, xb=xb, xe=xe, boundary=bm, absorption=ab, D=D)
     fields.update(changes)
     values, pids = param_lists(state)
     return model_cb.save_model(1, name, state, *fields.values(), values, pids)
@@ -202,7 +203,7 @@ def test_model_thirteenth_neuron_is_explained(store):
     state["neurons"] = state["neurons"] * model_form.MAX_NEURONS
     out = restructure(state, model_ids.ADD_NEURON)
     assert len(out[-1]["neurons"]) == model_form.MAX_NEURONS
-    assert "At most 12 neurons" in str(out[10][-1])
+    assert "At most 12 neurons" in str(out[11][-1])
 
 
 # --- Data page ----------------------------------------------------------------
@@ -357,7 +358,8 @@ FB_IDS = [{"id": {"type": "fit-fb", "field": f}} for f in fit_cb.FIELDS]
 
 def start_fit(epochs="3", lrs=("0.005",) * 5, params=("F",), name="t", dataset="d", pace="0"):
     return call(fit_cb.start, 1, dataset, "gt", "cos_square", "GD", list(lrs), "0.05",
-                list(params), epochs, "1", "", "1, 2", "0", pace, name,
+                list(params), epochs, "1", "", "1, 2", "0", pace, fit_view.AS_SAVED, "", "",
+                fit_view.AS_SAVED, name,
                 triggered="fit-start", outputs_list=[{}, {}, {}, {}, FB_IDS])
 
 
@@ -369,9 +371,10 @@ def test_fit_lists_preset_optimizer(store, dataset):
     assert fit_cb._model_options(store, "zz", "gt") == models         # the chosen one stays
     assert fit_cb.optimizer_fields("ADAM") == ({"display": "none"}, None)
     assert fit_cb.optimizer_fields("GD") == (None, {"display": "none"})
-    out = fit_cb.preset(1, "d", None)
+    out = call(fit_cb.preset, 1, "d", None, [None], triggered=fit_cb.ids.PRESET)
     assert out[0] == "gt" and out[1] == "cos_square" and out[5] == "50" and out[7] == "64"
     assert out[8] == "1, 6, 13, 50" and out[9] == "paper"           # the paper layout
+    assert out[10:] == (fit_view.AS_SAVED, "", "", fit_view.AS_SAVED)   # nothing else overridden
 
 
 def test_fit_start_validates_inline(store, dataset):
@@ -393,7 +396,7 @@ def test_fit_start_validates_inline(store, dataset):
 
 POLL = ("nll", "potential", "paper", "params", "value", "label", "striped", "animated", "text",
         "badge", "warning", "cursor", "stop", "cancel_off", "every", "message", "cancel_msg",
-        "done")
+        "done", "note")
 
 
 def poll(run_id, cursor=None, view="overlay", trigger=app_ids.ACTIVE_FIT):
@@ -426,7 +429,7 @@ def test_fit_start_poll_patch_and_cancel(store, dataset):
     assert second["cursor"]["best"] == [4, -1e9]               # the new validation minimum
     assert fit_cb.poll.__name__ == "poll"
     assert call(fit_cb.poll, {"n": 7, "t": 0}, None, "overlay", None,
-                triggered=app_ids.ACTIVE_FIT)[-6:] == (True, True, no_update, no_update, "", 7)
+                triggered=app_ids.ACTIVE_FIT)[-7:] == (True, True, no_update, no_update, "", 7, "")
     assert first["cancel_msg"] == "" and second["cancel_msg"] is no_update   # kept while followed
     assert fit_cb.follow("abc") == "abc" and fit_cb.follow(None) is no_update
     assert fit_cb.cancel(1, None) is no_update
@@ -592,7 +595,7 @@ def test_runs_table_open_overlay_export_delete(store, dataset):
     with pytest.raises(PreventUpdate):                # a redrawn table is not a click
         call(runs_cb.open_row, [None, None], triggered={"type": "runs-row", "run": run_id},
              value=None)
-    info, nll, pot, par, *configs = runs_cb.open_run(run_id, None, "svg")
+    info, nll, pot, par, *configs, note = runs_cb.open_run(run_id, None, "svg")
     assert len(nll.data[0].x) == 3 and "ground truth" in [t.name for t in pot.data]
     assert "not fitted" in par.layout.annotations[0].text
     assert [c["toImageButtonOptions"]["format"] for c in configs] == ["svg"] * 3
@@ -629,18 +632,22 @@ def test_runs_empty_store(store):
 def test_buttons_do_nothing_without_a_click(store, dataset):
     """Pages insert components; a callback fired by insertion must not act."""
     run_id = start_fit(epochs="1")[0]
-    for fn, args in ((fit_cb.cancel, (None, run_id)), (fit_cb.preset, (None, "d", None)),
+    for fn, args in ((fit_cb.cancel, (None, run_id)),
                      (runs_cb.delete_run, (None, run_id)), (runs_cb.cancel_run, (None, run_id)),
-                     (model_cb.save_model, (None, "x") + (None,) * 9),
+                     (model_cb.save_model, (None, "x") + (None,) * 10),
                      (data_cb.cancel_generation, (None, run_id)),
                      (data_cb.load_pmd, (None, ["Left/easy"], "p")),
                      (data_cb.upload, (None, None, "u", "0.5"))):
         with pytest.raises(PreventUpdate):
             fn(*args)
+    for fn, args, trigger in ((fit_cb.preset, (None, "d", None, [None]), fit_cb.ids.PRESET),
+                              (data_cb.preset, (None, [None]), data_cb.ids.PRESET)):
+        with pytest.raises(PreventUpdate):
+            call(fn, *args, triggered=trigger, value=None)
     assert not store.cancel_requested(run_id) and store.get_run(run_id) is not None
     out = restructure(model_form.preset_state("ramp"), {"type": model_ids.PRESET, "key": "fig3"},
                       value=None)
-    assert out == (no_update,) * 12
+    assert out == (no_update,) * 13
     wait_done(store, run_id)
 
 
@@ -684,7 +691,8 @@ def test_runs_generation_without_its_dataset(store):
 
 def test_data_fig3_preset():
     """The 2020 Fig. 3 data: 2 trials × 100 s, dt 1e-4, one validation trial, no trial end."""
-    trials, duration, dt, seed, val, trial_end, name = data_cb.preset(1)
+    trials, duration, dt, seed, val, trial_end, name = call(data_cb.preset, 1, [None],
+                                                            triggered=data_cb.ids.PRESET)
     assert (trials, duration, dt, val, trial_end) == ("2", "100", "0.0001", "0.5", False)
     s, errors = settings.check_generation(dict(model="m", n_trials=trials, duration=duration,
                                                dt=dt, seed=seed, val_fraction=val,
@@ -696,7 +704,7 @@ def test_data_fig3_preset():
     train, val = two.split(s["val_fraction"], 0)
     assert train.n_trials == val.n_trials == 1
     with pytest.raises(PreventUpdate):
-        data_cb.preset(None)
+        call(data_cb.preset, None, [None], triggered=data_cb.ids.PRESET, value=None)
 
 
 def test_model_delete_asks_first(store):

@@ -59,7 +59,9 @@ def test_rates_and_counts():
 
 def test_nll_figure_shifted_with_minimum_marked():
     fig = fit_figures.nll_figure([0, 1, 2, 3], [10, 8, 7, 6.5], [20, 18, 17.5, 19])
-    assert [t.name for t in fig.data] == ["training", "validation", "min validation"]
+    assert [t.name for t in fig.data] == ["training", "validation", "min validation",
+                                          fit_figures.GT_NAME]
+    assert len(fig.data[3].x) == 0 and fig.data[3].showlegend is False   # no ground truth given
     assert list(fig.data[0].y) == [0, -2, -3, -3.5]
     assert list(fig.data[1].y) == [0, -2, -2.5, -1]
     assert list(fig.data[2].x) == [2] and list(fig.data[2].y) == [-2.5]

@@ -326,22 +326,27 @@ def resolve_boundary(boundary_mode: str = "absorbing", boundary_conditions: str 
 
     Raises
     ------
-    ValueError
-        Unknown names, or an absorption step without Dirichlet conditions.
+    InvalidValue
+        (a ValueError) whose ``field`` names the setting: ``boundary_mode`` or
+        ``boundary_conditions`` for an unknown name, ``absorption_step`` for
+        an absorption step without Dirichlet conditions.
+    TypeError
+        ``absorption_step`` that is not a bool or None.
     """
     if boundary_mode not in BOUNDARY_MODES:
-        raise ValueError(f"boundary_mode must be one of {BOUNDARY_MODES}, got {boundary_mode!r}")
+        raise InvalidValue("boundary_mode", f"boundary_mode must be one of {BOUNDARY_MODES}, got {boundary_mode!r}")
     default_conditions, default_absorption = _MODE_DEFAULTS[boundary_mode]
     conditions = default_conditions if boundary_conditions is None else boundary_conditions
     if not isinstance(conditions, str) or conditions.lower() not in BOUNDARY_CONDITIONS:
-        raise ValueError(f"boundary_conditions must be one of {BOUNDARY_CONDITIONS} or None, "
-                         f"got {boundary_conditions!r}")
+        raise InvalidValue("boundary_conditions", f"boundary_conditions must be one of {BOUNDARY_CONDITIONS} or "
+                           f"None, got {boundary_conditions!r}")
     conditions = conditions.lower()
     absorption = default_absorption if absorption_step is None else absorption_step
     if not isinstance(absorption, (bool, np.bool_)):
         raise TypeError(f"absorption_step must be True, False or None, got {absorption_step!r}")
     if absorption and conditions != "dirichlet":
-        raise ValueError(
+        raise InvalidValue(
+            "absorption_step",
             f"the absorption step needs Dirichlet boundary conditions (it is the exit through an absorbing "
             f"wall), got boundary_conditions={conditions!r} with absorption_step=True; use "
             f"boundary_conditions='dirichlet', or absorption_step=False (boundary_mode='reflecting')")

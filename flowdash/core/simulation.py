@@ -330,6 +330,7 @@ def simulate(
     with_trial_end: bool = True,
     datasample: int = 0,
     on_trial: Callable[[int, int], bool | None] | None = None,
+    max_steps: int | None = None,
 ) -> Simulation:
     """Simulate latent paths and spikes of a model (MATH.md §8).
 
@@ -360,6 +361,11 @@ def simulate(
         (from whichever thread ran the trial); if it returns True the simulation stops and
         raises :class:`SimulationStopped`. Trial i always uses child i of
         ``SeedSequence(seed)``, so progress reporting changes nothing.
+    max_steps : int, optional
+        Most time steps the finished trials may hold in all, counted as they
+        end (a trial absorbed at a wall holds its steps up to the exit): a
+        cap on the memory of the latent paths that does not assume every
+        trial lasts ``duration``. Exceeding it stops the simulation.
 
     Returns
     -------
@@ -371,6 +377,8 @@ def simulate(
     ------
     TypeError, ValueError
         Invalid arguments, named with the allowed values.
+    InvalidValue
+        (field ``max_steps``) when the trials take more than ``max_steps``.
     """
     n_trials = N_TRIALS.check(n_trials)
     duration = _validate_seconds(duration, DURATION)
@@ -380,6 +388,8 @@ def simulate(
     if not isinstance(with_trial_end, (bool, np.bool_)):
         raise TypeError(f"with_trial_end must be True or False, got {with_trial_end!r}")
     seq = _validate_seed(seed)
+    if max_steps is not None:
+        max_steps = _validate_int("max_steps", max_steps, 1)
     for attr in ("grid", "boundary_conditions", "peq_of", "p0_of", "D_of", "fr_of"):
         if not hasattr(model, attr):
             raise TypeError(f"model must be a flowdash Model (missing {attr!r}), got {type(model).__name__}")
@@ -416,23 +426,31 @@ def simulate(
     reflecting = model.boundary_conditions == "neumann"
     dF = np.diff(F) / np.diff(x)
     args = (n_steps, dt, D, grid, x, F, dF, p0, coef, reflecting, bool(with_trial_end))
-    stop, lock, done = threading.Event(), threading.Lock(), [0]
+    stop, lock, done, held = threading.Event(), threading.Lock(), [0], [0]
 
     def run(child):
         if stop.is_set():
             return None
         result = _trial(child, *args)
-        if on_trial is not None:
-            with lock:
-                done[0] += 1
-                if on_trial(done[0], n_trials):
-                    stop.set()
+        with lock:
+            done[0] += 1
+            held[0] += len(result[2])
+            if max_steps is not None and held[0] > max_steps:
+                stop.set()
+            elif on_trial is not None and on_trial(done[0], n_trials):
+                stop.set()
         return result
 
     # The kernel releases the GIL and so do numpy's bulk draws, so trials
     # run on both cores; each has its own stream, so the result does not
     # depend on how they are spread.
     results = parallel_map(run, children)
+    if max_steps is not None and held[0] > max_steps:
+        raise InvalidValue(
+            "max_steps",
+            f"the first {done[0]} of {n_trials} trials took {held[0]} time steps, more than the "
+            f"{max_steps} allowed in all (most trials last long: they do not reach a wall early); "
+            "use fewer trials, a shorter duration or a larger dt")
     if stop.is_set():
         raise SimulationStopped(f"stopped after {done[0]} of {n_trials} trials")
 

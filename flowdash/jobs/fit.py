@@ -7,9 +7,11 @@ What a fit leaves in the store, whatever stops it:
   snapshot epochs (the store keeps those as float32 display copies);
 * ``latest``: the fitted parameters after the last recorded epoch (float64,
   written every epoch, so even a killed worker leaves it);
-* ``result``: the grid, the initial model, the ground truth and, when the
-  fit ends in any way but a kill, ``final`` (every array of the model after
-  the last recorded epoch) and ``seconds``;
+* ``result``: the grid, the initial model, the ground truth, the ground
+  truth's NLL on the training data in the fit's likelihood setting
+  (``nll_gt``, the yardstick of the 2021 figures; or ``nll_gt_note``, why
+  there is none) and, when the fit ends in any way but a kill, ``final``
+  (every array of the model after the last recorded epoch) and ``seconds``;
 * the checkpoint (``set_checkpoint``: :meth:`FitCheckpoint.to_bytes`) of
   the last recorded epoch when the fit ends in any way but a kill: done,
   cancelled, interrupted (the first or the second signal) or diverged; and
@@ -36,9 +38,9 @@ import time
 import numpy as np
 
 from .. import names
-from ..settings import SettingsError, check_fit, fit_options
+from ..settings import SettingsError, check_fit, fit_options, initial_spec
 from . import kinds
-from .data import build_model, finite_list, model_arrays, train_val, truth_arrays
+from .data import build_model, finite_list, model_arrays, reason, train_val, truth_arrays
 from .runner import Interrupted, JobFailed
 
 #: A tiny fit that loads the likelihood and fitting kernels (worker warm-up).
@@ -113,7 +115,7 @@ def run(store, run_id: str, hooks, fit_fn=None) -> str:
     spec = hooks.record["refs"].get("model_spec") or store.get_model(s["init_model"])
     if spec is None:
         raise JobFailed(f"there is no saved model named “{s['init_model']}”")
-    model = build_model(spec, n_datasamples=len(train), peq_override=s.get("peq_override"))
+    model = build_model(initial_spec(spec, s), n_datasamples=len(train))
     options = fit_options(s)
     blob = store.get_checkpoint(run_id)
     resume = None
@@ -122,9 +124,11 @@ def run(store, run_id: str, hooks, fit_fn=None) -> str:
             resume = FitCheckpoint.from_bytes(blob)
         except ValueError as exc:
             raise JobFailed(f"this run's checkpoint cannot be read ({exc}); start a new fit") from None
-    else:
+    else:   # the result (with the ground truth's NLL) of the first start stays
+        hooks.progress(message="the ground truth's NLL")
         store.set_result(run_id, {"x": np.asarray(model.grid.x).tolist(),
-                                  "init": model_arrays(model), "truth": truth_arrays(meta)})
+                                  "init": model_arrays(model), "truth": truth_arrays(meta),
+                                  **ground_truth_yardstick(meta, train, model)})
     hooks.progress(message="epoch 0" if resume is None else f"continuing after epoch {resume.epoch}")
     params = tuple(s["params_to_opt"])
     snaps = set(s["snapshot_epochs"]) | {0}
@@ -191,6 +195,35 @@ def run(store, run_id: str, hooks, fit_fn=None) -> str:
     if hooks.stopped:
         return f"{hooks.stopped} after epoch {n}"
     return f"{s['max_epochs']} epochs"
+
+
+#: Why a run has no ground-truth NLL (``nll_gt_note``): its data is not synthetic.
+NO_TRUTH = "no ground truth: the dataset is not synthetic (recorded or uploaded data)"
+
+
+def ground_truth_yardstick(meta: dict, train, model) -> dict:
+    """``{"nll_gt": NLL}`` of the ground truth on the training data, or
+    ``{"nll_gt_note": why not}``.
+
+    The truth is the dataset's model spec (synthetic data keeps it in its
+    meta), on its own grid, with every eigenpair; the likelihood setting
+    (boundary conditions, absorption step) is the fit's (``model``):
+    :func:`flowdash.core.likelihood.ground_truth_nll`. Summed over the
+    datasamples, like the fit's training NLL.
+    """
+    from ..core.likelihood import ground_truth_nll
+
+    spec = (meta or {}).get("model_spec")
+    if not spec:
+        return {"nll_gt_note": NO_TRUTH}
+    try:
+        truth = build_model(spec)
+        value = ground_truth_nll(truth, list(train), model)
+    except (ValueError, TypeError, KeyError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        return {"nll_gt_note": f"the ground truth's NLL could not be computed ({reason(exc)})"}
+    if not np.isfinite(value):
+        return {"nll_gt_note": "the ground truth's NLL is not finite on this data"}
+    return {"nll_gt": float(value)}
 
 
 def _checkpoint_of(rec):

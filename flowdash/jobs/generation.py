@@ -5,7 +5,8 @@ import time
 
 import numpy as np
 
-from ..settings import SettingsError, check_generation
+from ..core.limits import InvalidValue
+from ..settings import SettingsError, check_generation, generation_max_steps
 from . import kinds
 from .data import build_model, random_split, spikedata_to_bytes
 from .runner import JobFailed, Stopped
@@ -66,9 +67,14 @@ def run(store, run_id: str, hooks, simulate_fn=None) -> str:
                        "no dataset was saved")
     try:
         sim = simulate_fn(model, s["n_trials"], s["duration"], dt=s["dt"], seed=seed,
-                          with_trial_end=s["with_trial_end"], on_trial=on_trial)
+                          with_trial_end=s["with_trial_end"], on_trial=on_trial,
+                          max_steps=generation_max_steps(model.n_neurons))
     except SimulationStopped:
         raise stopped() from None
+    except InvalidValue as exc:   # the trials outlasted the cap (they did not reach a wall)
+        if exc.field != "max_steps":
+            raise
+        raise JobFailed(f"{exc}; no dataset was saved") from None
     latent = {"t": [], "x": []}
     for t, x in list(zip(sim.time, sim.x))[:LATENT_TRIALS]:
         t, x = _subsample(t, x)

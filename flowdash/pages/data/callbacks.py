@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, callback, html, no_update
+from dash import ALL, Input, Output, State, callback, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from flowdash import ids as app_ids
@@ -191,12 +191,15 @@ def load_pmd(_n, conditions, name):
 @callback(Output(ids.TRIALS, "value"), Output(ids.DURATION, "value"), Output(ids.DT, "value"),
           Output(ids.SEED, "value"), Output(ids.VAL_FRACTION, "value"),
           Output(ids.TRIAL_END, "value"), Output(ids.NAME, "value"),
-          Input(ids.PRESET, "n_clicks"), prevent_initial_call=True)
-def preset(_n):
-    """The 2020 Fig. 3 data: 2 trials × 100 s, one for validation, no trial end."""
-    if not _n:  # pages insert components: never act without a real click
+          Input(ids.PRESET, "n_clicks"), Input({"type": ids.PRESET, "key": ALL}, "n_clicks"),
+          prevent_initial_call=True)
+def preset(_n, _others=None):
+    """A preset's data settings (``logic.PRESETS``): the 2020 Fig. 3 data (2 trials ×
+    100 s, one for validation, no trial end), the 2021 ramping or stepping data."""
+    trigger = ctx.triggered_id
+    if not ctx.triggered or not ctx.triggered[0]["value"]:  # inserted by the page, not clicked
         raise PreventUpdate
-    p = logic.FIG3_DATA
+    p = logic.PRESETS["fig3" if trigger == ids.PRESET else trigger["key"]][1]
     return (p["n_trials"], p["duration"], p["dt"], p["seed"], p["val_fraction"],
             p["with_trial_end"], p["dataset_name"])
 

@@ -34,5 +34,6 @@ SAMPLE = "data-sample"                # which datasample (condition) is drawn
 DELETE = "data-delete"
 DELETE_MSG = "data-delete-msg"
 DELETE_CONFIRM = "data-delete-confirm"  # dcc.ConfirmDialog: delete the dataset?
-PRESET = "data-preset"                # the 2020 Fig. 3 data settings
+PRESET = "data-preset"                # the 2020 Fig. 3 data settings; also the pattern
+                                      # {"type": PRESET, "key": key} of the other presets
 CSV_HELP = "data-csv-help"

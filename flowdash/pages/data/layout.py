@@ -35,8 +35,11 @@ CSV_HELP = [
 def layout(**_query):
     generate = card(
         "Generate from a saved model",
-        dbc.Button("Preset: 2020 Fig. 3 data", id=ids.PRESET, color="primary", outline=True,
-                   size="sm", className="mb-2"),
+        html.Div([dbc.Button(f"Preset: {label}", size="sm", color="primary", outline=True,
+                             # the first keeps its plain id (scripts and tests click it)
+                             id=ids.PRESET if key == "fig3" else {"type": ids.PRESET, "key": key})
+                  for key, (label, _) in logic.PRESETS.items()],
+                 className="d-flex flex-wrap gap-1 mb-2"),
         dbc.Row([
             field("Ground-truth model", menu(ids.MODEL, "choose a saved model"),
                   fb(ids.MODEL), width=12),

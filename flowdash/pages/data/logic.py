@@ -16,6 +16,19 @@ MAX_SHOWN_TRIALS = 20
 #: one to train and one to validate, no trial end, dt 1e-4.
 FIG3_DATA = {"n_trials": "2", "duration": "100", "dt": "0.0001", "seed": "0",
              "val_fraction": "0.5", "with_trial_end": False, "dataset_name": "fig3-data"}
+#: Presets of the Generate card: key -> (button label, field values). The 2021
+#: paper's trials (Genkin, Hughes & Engel, Nat Commun 2021) last until the latent
+#: hits a wall (up to 100 s), with the trial end recorded, and are all fitted
+#: (no validation set): 200 ramping trials for Figs. 2-3, 400 of each model for Fig. 4.
+PRESETS = {
+    "fig3": ("2020 Fig. 3 data", FIG3_DATA),
+    "ramp2021": ("2021 ramping data", {
+        "n_trials": "200", "duration": "100", "dt": "0.0001", "seed": "0",
+        "val_fraction": "0", "with_trial_end": True, "dataset_name": "ramp2021-data"}),
+    "step2021": ("2021 stepping data (Fig. 4)", {
+        "n_trials": "400", "duration": "100", "dt": "0.0001", "seed": "0",
+        "val_fraction": "0", "with_trial_end": True, "dataset_name": "step2021-data"}),
+}
 
 
 def parse_trials(text, n_trials: int) -> list[int]:

@@ -13,19 +13,20 @@ from flowdash.pages.fit import ids, view
 from flowdash.pages.services import open_store, options
 
 FIELDS = ("dataset", "init_model", "params", "alpha", "epochs", "batches", "nv",
-          "snapshots", "seed", "pace", "name") + tuple(f"lr-{p}" for p in view.PARAMS)
-#: Text fields marked invalid with their message; menus are marked by their class.
+          "snapshots", "seed", "pace", "name", "p0", "d", "ne", "likelihood") + tuple(
+    f"lr-{p}" for p in view.PARAMS)
+#: Text fields and selects marked invalid with their message; menus are marked by their class.
 INPUT_OF = {"alpha": ids.ALPHA, "epochs": ids.EPOCHS, "batches": ids.BATCHES, "nv": ids.NV,
-            "snapshots": ids.SNAPSHOTS, "seed": ids.SEED, "pace": ids.PACE, "name": ids.NAME}
+            "snapshots": ids.SNAPSHOTS, "seed": ids.SEED, "pace": ids.PACE, "name": ids.NAME,
+            "p0": ids.P0_OVERRIDE, "d": ids.D_OVERRIDE, "ne": ids.NE_OVERRIDE,
+            "likelihood": ids.LIKELIHOOD}
 MENU_OF = {"dataset": ids.DATASET, "init_model": ids.INIT_MODEL}
 #: The form's fields, in the order of :func:`fields`.
-FORM_STATES = (State(ids.DATASET, "value"), State(ids.INIT_MODEL, "value"),
-               State(ids.PEQ_OVERRIDE, "value"), State(ids.OPTIMIZER, "value"),
-               State({"type": ids.LR, "param": ALL}, "value"), State(ids.ALPHA, "value"),
-               State(ids.PARAMS, "value"), State(ids.EPOCHS, "value"),
-               State(ids.BATCHES, "value"), State(ids.NV, "value"),
-               State(ids.SNAPSHOTS, "value"), State(ids.SEED, "value"),
-               State(ids.PACE, "value"))
+FORM_IDS = (ids.DATASET, ids.INIT_MODEL, ids.PEQ_OVERRIDE, ids.OPTIMIZER,
+            {"type": ids.LR, "param": ALL}, ids.ALPHA, ids.PARAMS, ids.EPOCHS, ids.BATCHES,
+            ids.NV, ids.SNAPSHOTS, ids.SEED, ids.PACE, ids.P0_OVERRIDE, ids.D_OVERRIDE,
+            ids.NE_OVERRIDE, ids.LIKELIHOOD)
+FORM_STATES = tuple(State(i, "value") for i in FORM_IDS)
 
 
 #: The line-search fields (pattern inputs; their values, then their ids).
@@ -34,12 +35,14 @@ LS_STATES = (State({"type": ids.LS, "param": ALL, "part": ALL}, "value"),
 
 
 def fields(dataset, init_model, peq_override, optimizer, lrs, alpha, params, epochs, batches,
-           nv, snapshots, seed, pace, name=None, ls_values=None, ls_ids=None) -> dict:
+           nv, snapshots, seed, pace, p0_override=None, D_override=None, Ne_override=None,
+           likelihood=None, name=None, ls_values=None, ls_ids=None) -> dict:
     """The form's values as the dict :mod:`view` takes."""
     return dict(dataset=dataset, init_model=init_model, peq_override=peq_override,
                 optimizer=optimizer, lr=dict(zip(view.PARAMS, lrs or [])), alpha=alpha,
                 params=params, epochs=epochs, batches=batches, nv=nv, snapshots=snapshots,
-                seed=seed, pace=pace, name=name,
+                seed=seed, pace=pace, p0_override=p0_override, D_override=D_override,
+                Ne_override=Ne_override, likelihood=likelihood, name=name,
                 line_search=linesearch.values(ls_values, ls_ids) if ls_ids else None)
 
 
@@ -89,30 +92,29 @@ def optimizer_fields(optimizer):
           Output(ids.OPTIMIZER, "value"), Output({"type": ids.LR, "param": ALL}, "value"),
           Output(ids.PARAMS, "value"), Output(ids.EPOCHS, "value"), Output(ids.BATCHES, "value"),
           Output(ids.NV, "value"), Output(ids.SNAPSHOTS, "value"), Output(ids.VIEW, "value"),
+          Output(ids.P0_OVERRIDE, "value"), Output(ids.D_OVERRIDE, "value"),
+          Output(ids.NE_OVERRIDE, "value"), Output(ids.LIKELIHOOD, "value"),
           Input(ids.PRESET, "n_clicks"), State(ids.DATASET, "value"),
-          State(ids.INIT_MODEL, "value"), prevent_initial_call=True)
-def preset(_n, dataset, init_model):
-    """The 2020 Fig. 3 fit, from the dataset's ground truth with a cos_square peq,
-    shown in the paper's layout."""
-    if not _n:  # pages insert components: never act without a real click
+          State(ids.INIT_MODEL, "value"), Input({"type": ids.PRESET, "key": ALL}, "n_clicks"),
+          prevent_initial_call=True)
+def preset(_n, dataset, init_model, _others=None):
+    """A preset (``view.PRESETS``: the 2020 Fig. 3 fit, the 2021 fits) from the
+    dataset's ground truth, shown in the paper's layout."""
+    if not ctx.triggered or not ctx.triggered[0]["value"]:  # inserted by the page, not clicked
         raise PreventUpdate
     with open_store() as store:
         meta = store.get_dataset_meta(dataset)   # no spike data read
     truth = (meta or {}).get("model") or init_model
-    p = view.fig3_preset(truth)
+    trigger = ctx.triggered_id
+    p = view.preset("fig3" if trigger == ids.PRESET else trigger["key"], truth)
     return (p["init_model"], p["peq_override"], p["optimizer"],
             [p["lr"][q] for q in view.PARAMS], p["params"], p["epochs"], p["batches"],
-            p["nv"], p["snapshots"], p["view"])
+            p["nv"], p["snapshots"], p["view"], p["p0_override"], p["D_override"],
+            p["Ne_override"], p["likelihood"])
 
 
 @callback(Output(ids.ESTIMATE, "children"), Output(ids.ESTIMATE, "className"),
-          Output(ids.SNAPSHOT_WARN, "children"),
-          Input(ids.DATASET, "value"), Input(ids.INIT_MODEL, "value"),
-          Input(ids.PEQ_OVERRIDE, "value"), Input(ids.OPTIMIZER, "value"),
-          Input({"type": ids.LR, "param": ALL}, "value"), Input(ids.ALPHA, "value"),
-          Input(ids.PARAMS, "value"), Input(ids.EPOCHS, "value"), Input(ids.BATCHES, "value"),
-          Input(ids.NV, "value"), Input(ids.SNAPSHOTS, "value"), Input(ids.SEED, "value"),
-          Input(ids.PACE, "value"))
+          Output(ids.SNAPSHOT_WARN, "children"), *[Input(i, "value") for i in FORM_IDS])
 def preflight(*values):
     """As one types: the estimated time per epoch and the warnings (nothing starts)."""
     with open_store() as store:
@@ -220,10 +222,11 @@ def show_view(which):
           Output(ids.INTERVAL, "interval"),
           Output(ids.MESSAGE, "children", allow_duplicate=True),
           Output(ids.CANCEL_MSG, "children", allow_duplicate=True),
-          Output(ids.POLL_DONE, "data"),
+          Output(ids.POLL_DONE, "data"), Output(ids.GT_NOTE, "children"),
           Input(ids.POLL_TICK, "data"), Input(app_ids.ACTIVE_FIT, "data"),
-          Input(ids.VIEW, "value"), State(ids.CURSOR, "data"), prevent_initial_call="initial_duplicate")
-def poll(tick, run_id, which, cursor):
+          Input(ids.VIEW, "value"), State(ids.CURSOR, "data"), Input(ids.NLL_SCALE, "value"),
+          prevent_initial_call="initial_duplicate")
+def poll(tick, run_id, which, cursor, scale=view.SHIFTED):
     """Read what is new in the run store; extend the curves with a Patch.
 
     ``tick`` comes from the interval through a gate (assets/flowdash.js) that
@@ -234,10 +237,11 @@ def poll(tick, run_id, which, cursor):
     done = tick.get("n") if isinstance(tick, dict) else tick
     followed = ctx.triggered_id == app_ids.ACTIVE_FIT
     with open_store() as store:
-        out = view.poll(store, run_id, None if followed else cursor, which or view.OVERLAY)
+        out = view.poll(store, run_id, None if followed else cursor, which or view.OVERLAY,
+                        scale or view.SHIFTED)
     cancel_msg = "" if followed else no_update
     if out is None:
-        return (no_update,) * 12 + (True, True, no_update, no_update, cancel_msg, done)
+        return (no_update,) * 12 + (True, True, no_update, no_update, cancel_msg, done, "")
     value, label, text = out["progress"]
     status = out["record"]["status"]
     active = status in ("queued", "running")
@@ -246,7 +250,8 @@ def poll(tick, run_id, which, cursor):
             for k in ("nll", "potential", "paper", "params")]
     return (*figs, value, label, active, active, text, status_badge(status), warning,
             out["cursor"], out["final"], not active, view.poll_interval(out),
-            "" if out["final"] else no_update, cancel_msg, done)
+            "" if out["final"] else no_update, cancel_msg, done,
+            no_update if out["note"] is None else out["note"])
 
 
 clientside_callback(

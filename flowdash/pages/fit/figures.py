@@ -9,7 +9,11 @@ from flowdash.names import plot_text
 from flowdash.pages import theme
 
 NLL_Y_TITLE = "NLL − NLL(epoch 0) (nats)"
+RELATIVE_Y_TITLE = "relative NLL (NLL_gt − NLL)/NLL_gt"
 EPOCH_TITLE = "epoch (iteration)"
+#: The ground truth's NLL (the 2021 figures' yardstick): a dashed line.
+GT_NAME = "ground truth (training)"
+GT_LINE = dict(color="#555555", width=2, dash="dash")
 #: Potentials are drawn clipped at this value, as in the paper's Fig. 3.
 PHI_CLIP = 6.0
 PHI_TITLE = "potential Φ(x) = −log peq (clipped at 6)"
@@ -30,6 +34,30 @@ def _ok(v) -> bool:
 def shifted(values, base):
     """``values − base``; None (missing or non-finite) stays None (a gap)."""
     return [v - base if _ok(v) and _ok(base) else None for v in values]
+
+
+def relative(values, nll_gt):
+    """Relative NLL ``(NLL_gt − NLL)/NLL_gt`` of each value
+    (:func:`flowdash.core.likelihood.relative_nll`); None stays None (a gap)."""
+    from flowdash.core.likelihood import relative_nll
+
+    return [relative_nll(v, nll_gt) if _ok(v) else None for v in values]
+
+
+def nll_y(values, base, nll_gt=None, relative_to_truth=False):
+    """The plotted NLL: ``values − base``, or relative to the truth's NLL."""
+    return relative(values, nll_gt) if relative_to_truth else shifted(values, base)
+
+
+def gt_trace(nll_gt, base, x_end, relative_to_truth=False, **kw) -> go.Scatter:
+    """The ground truth's NLL as a dashed line from epoch 0 to ``x_end`` (empty when
+    it or the baseline is unknown): at ``nll_gt − base``, or at 0 in the relative view."""
+    y = 0.0 if relative_to_truth else (nll_gt - base if _ok(nll_gt) and _ok(base) else None)
+    known = bool(y is not None and _ok(nll_gt))
+    return go.Scatter(x=[0, max(1, x_end or 1)] if known else [], y=[y, y] if known else [],
+                      mode="lines", name=GT_NAME, line=GT_LINE, showlegend=known,
+                      hovertemplate=f"ground truth's NLL: {nll_gt:.6g}<extra></extra>"
+                      if known else None, **kw)
 
 
 def first_finite(values):
@@ -65,32 +93,48 @@ def min_marker_shape(epoch):
                  line=dict(color=theme.MIN_COLOR, dash="dash", width=2))]
 
 
-def nll_figure(epochs, train, val, title: str = "Negative log-likelihood") -> go.Figure:
-    """Training and validation NLL, shifted to start at 0, minimum of validation marked.
+def nll_figure(epochs, train, val, title: str = "Negative log-likelihood", nll_gt=None,
+               relative_to_truth: bool = False, x_end=None) -> go.Figure:
+    """Training and validation NLL, shifted to start at 0, minimum of validation marked,
+    and the ground truth's NLL on the training data as a dashed line.
 
     Parameters
     ----------
     epochs : sequence of int
     train, val : sequences of float (nats; val entries may be None)
         Summed over datasamples, *not yet shifted*.
+    nll_gt : float or None
+        The ground truth's NLL on the training data in the fit's likelihood
+        setting (nats), or None (no line).
+    relative_to_truth : bool
+        Plot ``(NLL_gt − NLL)/NLL_gt`` of the training NLL instead (needs
+        ``nll_gt``; the truth is then the line at 0, and validation, measured
+        on other trials, is not drawn).
+    x_end : int, optional
+        Last epoch the dashed line reaches (default the last epoch given).
 
-    Traces: 0 training, 1 validation, 2 the validation minimum (marker). The
-    live page extends traces 0–1 and replaces trace 2 with ``Patch``.
+    Traces: 0 training, 1 validation, 2 the validation minimum (marker), 3 the
+    ground truth's NLL. The live page extends traces 0–1 and replaces trace 2
+    with ``Patch``.
     """
     epochs = list(epochs)
+    rel = bool(relative_to_truth and _ok(nll_gt))
     base_t, base_v = first_finite(train), first_finite(val)
     fig = theme.base_figure(plot_text(title), height=400)  # may carry a run name
-    fig.add_trace(go.Scatter(x=epochs, y=shifted(train, base_t), mode="lines+markers",
+    fig.add_trace(go.Scatter(x=epochs, y=nll_y(train, base_t, nll_gt, rel), mode="lines+markers",
                              name="training", line=dict(color=theme.TRAIN_COLOR, width=3),
                              marker=dict(size=6)))
-    fig.add_trace(go.Scatter(x=epochs, y=shifted(val, base_v), mode="lines+markers",
+    fig.add_trace(go.Scatter(x=epochs if not rel else [], y=shifted(val, base_v) if not rel else [],
+                             mode="lines+markers", showlegend=not rel,
                              name="validation", line=dict(color=theme.VAL_COLOR, width=3),
                              marker=dict(size=6, symbol="square")))
-    e, v = best_epoch(epochs, val)
+    e, v = (None, None) if rel else best_epoch(epochs, val)
     fig.add_trace(go.Scatter(x=[] if e is None else [e], y=shifted([] if e is None else [v], base_v),
-                             mode="markers", name="min validation",
+                             mode="markers", name="min validation", showlegend=not rel,
                              marker=dict(color=theme.MIN_COLOR, size=16, symbol="star")))
-    fig.update_layout(xaxis_title=EPOCH_TITLE, yaxis_title=NLL_Y_TITLE,
+    fig.add_trace(gt_trace(nll_gt, base_t, x_end if x_end is not None else
+                           (epochs[-1] if epochs else 1), rel))
+    fig.update_layout(xaxis_title=EPOCH_TITLE, yaxis_title=RELATIVE_Y_TITLE if rel else NLL_Y_TITLE,
                       shapes=min_marker_shape(e), uirevision="nll",
                       legend=dict(x=0.99, y=0.99, xanchor="right", yanchor="top"))
     return fig
@@ -237,7 +281,8 @@ def paper_trace_index(n_panels: int, rows: int, truth_rows: int) -> dict:
 
 
 def paper_figure(epochs, train, val, x, snapshots, snapshot_epochs, truth=None,
-                 latest=None, rows: int | None = None) -> go.Figure:
+                 latest=None, rows: int | None = None, nll_gt=None,
+                 relative_to_truth: bool = False, x_end=None) -> go.Figure:
     """The layout of the 2020 paper's Fig. 3 for any fit.
 
     Left, the NLL (shifted to start at 0): training black, validation red, an
@@ -260,11 +305,15 @@ def paper_figure(epochs, train, val, x, snapshots, snapshot_epochs, truth=None,
         The current parameters, drawn dashed in the first panel not yet reached.
     rows : int, optional
         Rows (datasamples) of the fitted peq; default from the data given.
+    nll_gt, relative_to_truth, x_end
+        The ground truth's NLL as a dashed line, and the relative view (see
+        :func:`nll_figure`).
 
     Trace order (see :func:`paper_trace_index`): training, validation, then per
-    panel the truth rows, the fitted rows and the "now" rows. The arrow is the
-    last layout annotation.
+    panel the truth rows, the fitted rows and the "now" rows, and last the
+    ground truth's NLL. The arrow is the last layout annotation.
     """
+    rel = bool(relative_to_truth and _ok(nll_gt))
     panels = paper_panels(snapshot_epochs)
     snapshots = {int(e): np.atleast_2d(np.asarray(p, float)) for e, p in dict(snapshots).items()}
     if rows is None:
@@ -286,9 +335,11 @@ def paper_figure(epochs, train, val, x, snapshots, snapshot_epochs, truth=None,
                                   tracegroupgap=0))
     epochs = list(epochs)
     base_t, base_v = first_finite(train), first_finite(val)
-    fig.add_trace(go.Scatter(x=epochs, y=shifted(train, base_t), mode="lines", name="training",
-                             line=dict(color=PAPER_TRAIN, width=2.5)), row=1, col=1)
-    fig.add_trace(go.Scatter(x=epochs, y=shifted(val, base_v), mode="lines", name="validation",
+    fig.add_trace(go.Scatter(x=epochs, y=nll_y(train, base_t, nll_gt, rel), mode="lines",
+                             name="training", line=dict(color=PAPER_TRAIN, width=2.5)),
+                  row=1, col=1)
+    fig.add_trace(go.Scatter(x=epochs if not rel else [], y=shifted(val, base_v) if not rel else [],
+                             mode="lines", name="validation", showlegend=not rel,
                              line=dict(color=PAPER_VAL, width=2.5)), row=1, col=1)
     x = np.asarray(x, float).tolist()
     now_at = next((e for e in panels if e not in snapshots), None)
@@ -313,16 +364,18 @@ def paper_figure(epochs, train, val, x, snapshots, snapshot_epochs, truth=None,
                                      showlegend=now is not None and k == 0,
                                      line=dict(color=PAPER_FIT, width=2, dash="dot")),
                           row=1, col=j)
+    fig.add_trace(gt_trace(nll_gt, base_t, x_end if x_end is not None else
+                           (epochs[-1] if epochs else 1), rel, legendgroup="gt"), row=1, col=1)
     values = [v for r in t_rows for v in phi(r)] + [
         v for p in snapshots.values() for r in p for v in phi(r)]
     low = min(values) if values else 0.0
     fig.update_xaxes(title_text="epoch", row=1, col=1)
-    fig.update_yaxes(title_text="NLL − NLL₀ (nats)", row=1, col=1)
+    fig.update_yaxes(title_text="relative NLL" if rel else "NLL − NLL₀ (nats)", row=1, col=1)
     for j in range(2, n + 2):
         fig.update_xaxes(title_text="x", row=1, col=j)
         fig.update_yaxes(range=[low - 0.3, PHI_CLIP + 0.3], matches="y2" if j > 2 else None,
                          showticklabels=j == 2, row=1, col=j)
-    e, v = best_epoch(epochs, val)
+    e, v = (None, None) if rel else best_epoch(epochs, val)
     fig.add_annotation(**paper_arrow(e, None if v is None else v - base_v))
     return fig
 

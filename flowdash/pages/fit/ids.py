@@ -2,6 +2,10 @@
 DATASET = "fit-dataset"
 INIT_MODEL = "fit-init-model"
 PEQ_OVERRIDE = "fit-peq-override"
+P0_OVERRIDE = "fit-p0-override"        # Select: as saved, equilibrium, a library model
+D_OVERRIDE = "fit-d-override"          # Input: the initial D (blank: as saved)
+NE_OVERRIDE = "fit-ne-override"        # Input: the fit's grid Ne (blank: as saved)
+LIKELIHOOD = "fit-likelihood"          # Select: the likelihood setting (view.LIKELIHOODS)
 OPTIMIZER = "fit-optimizer"
 LR = "fit-lr"                          # pattern: {"type": LR, "param": F|F0|D|Fr|C}
 ALPHA = "fit-alpha"
@@ -14,7 +18,9 @@ NAME = "fit-name"
 SEED = "fit-seed"
 PACE = "fit-pace"
 FB = "fit-fb"                          # pattern: {"type": FB, "field": field id or LR key}
-PRESET = "fit-preset"
+PRESET = "fit-preset"                  # the 2020 Fig. 3 preset; also the pattern
+                                       # {"type": PRESET, "key": key} of the others
+NLL_SCALE = "fit-nll-scale"            # RadioItems: NLL − NLL₀, or relative to the truth
 START = "fit-start"
 CANCEL = "fit-cancel"
 MESSAGE = "fit-message"                # "Fit started." (cleared when the run ends)
@@ -49,3 +55,4 @@ LIVE_WARNING = "fit-live-warning"      # e.g. a training NLL that keeps rising
 LS = "fit-ls"                          # pattern: {"type": LS, "param": C|D, "part": ...}
 MORE = "fit-more"                      # epochs to continue the followed run for
 CONTINUE = "fit-continue"
+GT_NOTE = "fit-gt-note"                # why the NLL panel has no ground-truth line

@@ -13,7 +13,9 @@ from flowdash.pages import linesearch, theme
 from flowdash.pages.components import field
 from flowdash.pages.menus import menu
 from flowdash.pages.fit import figures, ids
-from flowdash.pages.fit.view import AS_SAVED, DEFAULT_LR, OVERLAY, PAPER, PARAMS
+from flowdash.pages.fit.view import (AS_SAVED, DEFAULT_LR, LIKELIHOODS, NLL_SCALES, OVERLAY,
+                                     PAPER, PARAMS, PRESETS, SHIFTED)
+from flowdash.settings import EQUILIBRIUM_P0
 from flowdash.pages.model import form as model_form
 
 PARAM_LABELS = {"F": "F (potential)", "F0": "F0 (p0)", "D": "D", "Fr": "Fr (rate shapes)",
@@ -31,15 +33,32 @@ def _input(fid, value, **kw):
 def _form():
     peq_options = [{"label": "as saved in the model", "value": AS_SAVED}] + [
         {"label": n, "value": n} for n in model_form.peq_model_names()]
+    p0_options = [{"label": "as saved in the model", "value": AS_SAVED},
+                  {"label": "equilibrium (p0 = peq)", "value": EQUILIBRIUM_P0}] + peq_options[1:]
     return [
-        dbc.Button("Preset: 2020 Fig. 3", id=ids.PRESET, color="primary", outline=True,
-                   size="sm", className="mb-2"),
+        html.Div([dbc.Button(f"Preset: {label}", color="primary", outline=True, size="sm",
+                             # the first keeps its plain id (scripts and tests click it)
+                             id=ids.PRESET if key == "fig3" else {"type": ids.PRESET, "key": key})
+                  for key, (label, _) in PRESETS.items()],
+                 className="d-flex flex-wrap gap-1 mb-2"),
         dbc.Row([
             field("Dataset", menu(ids.DATASET, "choose a dataset"), fb("dataset"), width=12),
             field("Initial model", menu(ids.INIT_MODEL, "choose a saved model"),
                   fb("init_model"), width=12),
             field("Initial peq (start the fit from)",
                   dbc.Select(id=ids.PEQ_OVERRIDE, options=peq_options, value=AS_SAVED), width=12),
+            field("Initial p0", dbc.Select(id=ids.P0_OVERRIDE, options=p0_options,
+                                           value=AS_SAVED), fb("p0"), width=6),
+            field("Initial D", _input(ids.D_OVERRIDE, "", placeholder="as saved"), fb("d"),
+                  width=3),
+            field("Grid Ne", _input(ids.NE_OVERRIDE, "", placeholder="as saved"), fb("ne"),
+                  width=3),
+            field("Likelihood (boundary setting)", dbc.Select(
+                id=ids.LIKELIHOOD, value=AS_SAVED,
+                options=[{"label": label, "value": key}
+                         for key, (_, label) in LIKELIHOODS.items()]), fb("likelihood"),
+                  help_text="fit absorbing data without a non-stationary part "
+                            "(the 2021 ablations)", width=12),
             field("Parameters to fit", dbc.Checklist(
                 id=ids.PARAMS, value=["F"], inline=True,
                 options=[{"label": PARAM_LABELS[p], "value": p} for p in PARAMS]),
@@ -92,10 +111,14 @@ def _live():
     return dbc.Card([
         dbc.CardHeader(html.Div([
             html.H5("Live view", className="mb-0 me-3"),
-            dbc.RadioItems(id=ids.VIEW, value=OVERLAY, inline=True, className="me-auto",
+            dbc.RadioItems(id=ids.VIEW, value=OVERLAY, inline=True, className="me-3",
                            persistence=True, persistence_type="local",
                            options=[{"label": "Paper (Fig. 3)", "value": PAPER},
                                     {"label": "Overlay", "value": OVERLAY}]),
+            dbc.RadioItems(id=ids.NLL_SCALE, value=SHIFTED, inline=True, className="me-auto",
+                           persistence=True, persistence_type="local",
+                           options=[{"label": label, "value": key}
+                                    for key, label in NLL_SCALES.items()]),
             dbc.Button("Export Fig. 3 PNG", id=ids.EXPORT_PNG, color="primary", outline=True,
                        size="sm", style={"display": "none"}),
             dbc.Button("Presentation", id=ids.PRESENT, color="primary", outline=True, size="sm"),
@@ -116,6 +139,7 @@ def _live():
             ], size="sm", className="mb-1 w-auto"),
             html.Div(id=ids.PROGRESS_TEXT, className="mb-2 text-muted live-status"),
             html.Div(id=ids.LIVE_WARNING),
+            html.Div(id=ids.GT_NOTE, className="small text-muted mb-1"),
             html.Div(dbc.Row([
                 dbc.Col(_graph("live-graph", id=ids.NLL_GRAPH,
                                config=theme.graph_config("png", "nll"),

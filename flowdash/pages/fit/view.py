@@ -15,6 +15,7 @@ from dash import Patch
 
 from flowdash import cost, jobs, settings
 from flowdash.core.fitting import FITTABLE
+from flowdash.jobs.fit import NO_TRUTH
 from flowdash.pages import linesearch, theme
 from flowdash.pages.fit import figures
 from flowdash.store import ACTIVE_STATUSES, FINAL_STATUSES
@@ -26,26 +27,59 @@ DEFAULT_LR = {"F": "0.005", "F0": "0.005", "D": "0.1", "Fr": "0.0005", "C": "1"}
 AS_SAVED = "as-saved"
 #: Views of a fit: the paper's Fig. 3 layout, or all snapshots overlaid.
 PAPER, OVERLAY = "paper", "overlay"
+#: Scales of the NLL panel: the change from epoch 0, or relative to the ground
+#: truth's NLL, (NLL_gt − NLL)/NLL_gt (the 2021 paper's view; needs a ground truth).
+SHIFTED, RELATIVE = "shifted", "relative"
+NLL_SCALES = {SHIFTED: "NLL − NLL₀", RELATIVE: "relative to the truth"}
 #: Epochs in a row without a new lowest training NLL before the page warns.
 RISING_EPOCHS = 3
+#: The fit's likelihood setting (the Likelihood choice): (boundary conditions,
+#: absorption step) and its label; AS_SAVED keeps the initial model's. The 2021
+#: paper's ablations fit absorbing data with each (``jobs.ablation``).
+LIKELIHOODS = {
+    AS_SAVED: ((None, None), "as saved in the model"),
+    "full": (("dirichlet", True), "absorbing: Dirichlet + absorption step"),
+    "no_absorption": (("dirichlet", False), "Dirichlet, no absorption step"),
+    "reflecting": (("neumann", False), "reflecting (Neumann)"),
+}
 #: setting key of the job layer -> form field of the page
 FIELD_OF = {"dataset": "dataset", "init_model": "init_model", "params_to_opt": "params",
             "max_epochs": "epochs", "mini_batch_number": "batches", "Nv": "nv",
             "snapshot_epochs": "snapshots", "seed": "seed", "pace": "pace", "name": "name",
-            "learning_rate:alpha": "alpha",
+            "learning_rate:alpha": "alpha", "p0_override": "p0", "D_override": "d",
+            "Ne_override": "ne", "boundary_conditions": "likelihood",
+            "absorption_step": "likelihood",
             **{f"learning_rate:{p}": f"lr-{p}" for p in PARAMS}}
+
+
+def likelihood_choice(boundary_conditions, absorption_step) -> str:
+    """The Likelihood choice of two fit settings (AS_SAVED when both are None)."""
+    for key, (pair, _) in LIKELIHOODS.items():
+        if pair == (boundary_conditions, absorption_step):
+            return key
+    return AS_SAVED
+
+
+def _chosen(value):
+    """A select's value, None for "as saved"."""
+    return None if value in (None, "", AS_SAVED) else value
 
 
 def values_from_fields(f: dict) -> dict:
     """The job layer's fit values from the form's fields.
 
-    ``f`` keys: dataset, init_model, peq_override, optimizer, lr (dict param->text),
-    alpha, params (list), epochs, batches, nv, snapshots, seed, pace.
+    ``f`` keys: dataset, init_model, peq_override, p0_override, D_override,
+    Ne_override, likelihood (a key of :data:`LIKELIHOODS`), optimizer, lr (dict
+    param->text), alpha, params (list), epochs, batches, nv, snapshots, seed, pace.
     """
     adam = f.get("optimizer") == "ADAM"
-    peq = f.get("peq_override")
+    conditions, absorption = LIKELIHOODS.get(f.get("likelihood") or AS_SAVED,
+                                             LIKELIHOODS[AS_SAVED])[0]
     return {"dataset": f.get("dataset"), "init_model": f.get("init_model"),
-            "peq_override": None if peq in (None, "", AS_SAVED) else peq,
+            "peq_override": _chosen(f.get("peq_override")),
+            "p0_override": _chosen(f.get("p0_override")),
+            "D_override": f.get("D_override"), "Ne_override": f.get("Ne_override"),
+            "boundary_conditions": conditions, "absorption_step": absorption,
             "optimizer": f.get("optimizer"),
             "params_to_opt": f.get("params") or [],
             "learning_rate": {"alpha": f.get("alpha")} if adam else dict(f.get("lr") or {}),
@@ -101,10 +135,11 @@ def preflight(store, f: dict) -> dict:
     s, errors = settings.check_fit(values_from_fields(f), store, partial=True)
     warnings = {FIELD_OF[k]: m for k, m in settings.fit_warnings(s).items()}
     out = {"warnings": warnings, "estimate": "", "slow": False}
-    blocked = {"dataset", "init_model", "Nv", "mini_batch_number", "max_epochs"} & set(errors)
+    blocked = {"dataset", "init_model", "Nv", "mini_batch_number", "max_epochs", "Ne_override",
+               "D_override", "p0_override", "boundary_conditions", "absorption_step"} & set(errors)
     if blocked or not s.get("dataset") or not s.get("init_model"):
         return out
-    spec = store.get_model(s["init_model"])
+    spec = settings.initial_spec(store.get_model(s["init_model"]), s)
     train, val, _ = jobs.train_val(store, s["dataset"])
     N = settings.spec_nodes(spec)
     Nv = s.get("Nv") or N - 2
@@ -126,12 +161,44 @@ def preflight(store, f: dict) -> dict:
     return out
 
 
+def _preset(label, peq, lr, epochs, snapshots, params=("F",), nv="", p0=AS_SAVED, D="",
+            Ne=""):
+    return (label, {"peq_override": peq, "p0_override": p0, "D_override": D, "Ne_override": Ne,
+                    "likelihood": AS_SAVED, "optimizer": "GD", "lr": {**DEFAULT_LR, **lr},
+                    "params": list(params), "epochs": epochs, "batches": "1", "nv": nv,
+                    "snapshots": snapshots, "view": PAPER})
+
+
+#: The Fit page's presets: key -> (button label, field values). Each starts from
+#: the dataset's ground-truth model (``preset``), shown in the paper layout.
+#: 2020 Fig. 3: GD on F from cos², lr 0.005, 50 epochs, Nv 64. 2021 (Genkin,
+#: Hughes & Engel): from a uniform peq on Ne 16 with every eigenpair, GD on F,
+#: lr 0.005 (Figs. 2-3) or 0.0025 (Fig. 4, 100 epochs); the Fig. 4 joint fit
+#: also fits p0 and D, from the reference's non-stationary start (uniform peq,
+#: p0 cos², D 1; its ``fca_nonequilibrium`` case), by GD with rates that bring
+#: the three to the truth together in about 200 epochs on 400 ramping trials
+#: (F 0.005, F0 0.05, D 0.0003: a sweep, see repro/fig4_2021.py; ADAM with
+#: α 0.05 or 0.01 stalled far above the truth's NLL).
+PRESETS = {
+    "fig3": _preset("2020 Fig. 3", "cos_square", {"F": "0.005"}, "50", "1, 6, 13, 50", nv="64"),
+    "ramp2021": _preset("2021 Figs. 2–3", "uniform", {"F": "0.005"}, "100", "4, 17, 40, 100",
+                        Ne="16"),
+    "fig4_2021": _preset("2021 Fig. 4", "uniform", {"F": "0.0025"}, "100", "50, 100", Ne="16"),
+    "joint2021": _preset("2021 Fig. 4 joint (F, p0, D)", "uniform",
+                         {"F": "0.005", "F0": "0.05", "D": "0.0003"}, "200", "10, 50, 100, 200",
+                         params=("F", "F0", "D"), p0="cos_square", D="1", Ne="16"),
+}
+
+
+def preset(key: str, ground_truth: str | None) -> dict:
+    """Field values of a preset (:data:`PRESETS`) from the dataset's ground truth."""
+    return dict(PRESETS[key][1], init_model=ground_truth)
+
+
 def fig3_preset(ground_truth: str | None):
     """Field values of the 2020 Fig. 3 fit (GD on F, lr 0.005, 50 epochs, Nv 64), shown
     in the paper's layout."""
-    return {"init_model": ground_truth, "peq_override": "cos_square", "optimizer": "GD",
-            "lr": {**DEFAULT_LR, "F": "0.005"}, "params": ["F"], "epochs": "50",
-            "batches": "1", "nv": "64", "snapshots": "1, 6, 13, 50", "view": PAPER}
+    return preset("fig3", ground_truth)
 
 
 # ---------------------------------------------------------------------------
@@ -177,6 +244,30 @@ def _truth(store, record, result):
     return None if truth is None else (np.asarray(truth["x"]), np.asarray(truth["peq"]))
 
 
+def yardstick(store, record, result, scale: str = SHIFTED):
+    """``(nll_gt or None, note)``: the ground truth's NLL on the run's training data
+    (the dashed line) and, when there is none, one short note saying why."""
+    gt = result.get("nll_gt")
+    if gt is not None and np.isfinite(gt):
+        return float(gt), ""
+    if "x" not in result:        # nothing recorded yet: nothing to say
+        return None, ""
+    why = result.get("nll_gt_note") or (
+        NO_TRUTH if _truth(store, record, result) is None
+        else "this run was started before flowdash recorded the ground truth's NLL")
+    extra = " The relative view needs it." if scale == RELATIVE else ""
+    return None, f"No ground-truth line: {why}.{extra}"
+
+
+def _x_end(record, epochs) -> int:
+    """The last epoch the ground truth's line reaches: the planned epochs of a run
+    that goes on (its curve grows towards the end), the last one of a run that ended."""
+    last = int(epochs[-1]) if len(epochs) else 0
+    if record["status"] in FINAL_STATUSES:
+        return max(last, 1)
+    return max(last, int(record["settings"].get("max_epochs") or 0), 1)
+
+
 def _wanted(record) -> list[int]:
     return sorted(record["settings"].get("snapshot_epochs") or [])
 
@@ -206,7 +297,7 @@ def potential(store, record, snaps, latest, result=None):
                                     _truth(store, record, result), last)
 
 
-def paper(store, record, cols, snaps, latest, result=None):
+def paper(store, record, cols, snaps, latest, result=None, scale: str = SHIFTED):
     """The paper-layout figure of a run (its epochs' columns and snapshots so far)."""
     result = result if result is not None else (store.get_result(record["id"]) or {})
     if "x" not in result:
@@ -214,7 +305,17 @@ def paper(store, record, cols, snaps, latest, result=None):
     now = (latest["epoch"], latest["peq"]) if latest else None
     return figures.paper_figure(*curves(cols), np.asarray(result["x"]), snaps, _wanted(record),
                                 _truth(store, record, result), now,
-                                rows=len(np.atleast_2d(result["init"]["peq"])))
+                                rows=len(np.atleast_2d(result["init"]["peq"])),
+                                nll_gt=result.get("nll_gt"), relative_to_truth=scale == RELATIVE,
+                                x_end=_x_end(record, cols["epoch"]))
+
+
+def nll(store, record, cols, result=None, scale: str = SHIFTED, title=None):
+    """The overlay NLL figure of a run (its epochs' columns) with the ground truth's line."""
+    result = result if result is not None else (store.get_result(record["id"]) or {})
+    return figures.nll_figure(*curves(cols), **({"title": title} if title else {}),
+                              nll_gt=result.get("nll_gt"), relative_to_truth=scale == RELATIVE,
+                              x_end=_x_end(record, cols["epoch"]))
 
 
 def _drawn_potential(store, record, upto, latest) -> dict:
@@ -394,19 +495,21 @@ def _nll_patch(new_curves, cursor, arrow_index=None, shown=None):
     rising streak come from every new epoch.
     """
     es, tr, va = new_curves
+    rel = bool(cursor.get("rel"))   # relative to the truth: the validation curve is not drawn
     base_t = figures.first_finite([cursor["base"][0]] + tr)
     base_v = figures.first_finite([cursor["base"][1]] + va)
     patch = Patch()
     s_es, s_tr, s_va = shown or new_curves
     patch["data"][0]["x"].extend(s_es)
-    patch["data"][0]["y"].extend(figures.shifted(s_tr, base_t))
-    patch["data"][1]["x"].extend(s_es)
-    patch["data"][1]["y"].extend(figures.shifted(s_va, base_v))
+    patch["data"][0]["y"].extend(figures.nll_y(s_tr, base_t, cursor.get("gt"), rel))
+    if not rel:
+        patch["data"][1]["x"].extend(s_es)
+        patch["data"][1]["y"].extend(figures.shifted(s_va, base_v))
     best_e, best_v = cursor["best"]
     for e, v in zip(es, va):
         if v is not None and (best_v is None or v < best_v):
             best_e, best_v = e, v
-    if best_e is not None and base_v is not None:
+    if best_e is not None and base_v is not None and not rel:
         if arrow_index is None:
             patch["data"][2]["x"] = [best_e]
             patch["data"][2]["y"] = [best_v - base_v]
@@ -452,24 +555,27 @@ def _below(cols, upto: int):
     return cut
 
 
-def _draw(store, record, cols, new, upto, latest, view):
+def _draw(store, record, cols, new, upto, latest, view, scale=SHIFTED):
     """The figures of a run drawn whole (the first poll of a view) and the cursor."""
     run_id = record["id"]
     out = {"nll": None, "potential": None, "paper": None, "params": None}
     es, tr, va = new
     result = store.get_result(run_id) or {}
-    cursor = {"run_id": run_id, "view": view, "n": upto,
+    gt, out["note"] = yardstick(store, record, result, scale)
+    cursor = {"run_id": run_id, "view": view, "scale": scale, "n": upto,
               "best": list(figures.best_epoch(es, va)),
               "base": [figures.first_finite(tr), figures.first_finite(va)],
               "rise": list(rising(tr)), "drawn": "x" in result,
+              "gt": gt, "rel": scale == RELATIVE and gt is not None,
               "first": _row(cols, 0), "last": _row(cols, -1)}
     if not cursor["drawn"]:
         waiting = theme.message_figure("Waiting for the first epoch…", 380)
         out.update(nll=figures.nll_figure(es, tr, va), potential=waiting, paper=waiting,
                    params=theme.message_figure("", 200))
+        cursor["rel"] = False
     elif view == PAPER:
         snaps = snapshots(store, record, upto)
-        out["paper"] = paper(store, record, cols, snaps, latest, result)
+        out["paper"] = paper(store, record, cols, snaps, latest, result, scale)
         truth = _truth(store, record, result)
         panels = figures.paper_panels(_wanted(record))
         index = figures.paper_trace_index(len(panels),
@@ -479,7 +585,7 @@ def _draw(store, record, cols, new, upto, latest, view):
                                reached=[p for p in panels if p < cursor["n"]])
         out["params"] = params(record, cols, latest, result)
     else:
-        out["nll"] = figures.nll_figure(es, tr, va)
+        out["nll"] = nll(store, record, cols, result, scale)
         out["potential"] = potential(store, record, snapshots(store, record, upto), latest,
                                      result)
         cursor["pot"] = _potential_index(out["potential"],
@@ -498,10 +604,10 @@ _DRAWN_SIZE = 32
 _DRAWING: dict[tuple, threading.Event] = {}
 
 
-def _drawn(store, record, cols, new, upto, latest, view, total):
+def _drawn(store, record, cols, new, upto, latest, view, total, scale=SHIFTED):
     """:func:`_draw`, once per state of a run: viewers who ask while it is being
     drawn wait for that drawing (a class opening the page at once)."""
-    key = (store.location, record["id"], view, record["status"], record.get("message"),
+    key = (store.location, record["id"], view, scale, record["status"], record.get("message"),
            record.get("error"), total, upto, latest["epoch"] if latest else None)
     for _ in range(2):
         with _DRAWN_LOCK:
@@ -515,7 +621,7 @@ def _drawn(store, record, cols, new, upto, latest, view, total):
             busy.wait(30)
             continue
         try:
-            hit = _draw(store, record, cols, new, upto, latest, view)
+            hit = _draw(store, record, cols, new, upto, latest, view, scale)
             with _DRAWN_LOCK:
                 _DRAWN[key] = hit
                 while len(_DRAWN) > _DRAWN_SIZE:
@@ -525,7 +631,7 @@ def _drawn(store, record, cols, new, upto, latest, view, total):
                 _DRAWING.pop(key).set()
         break
     if hit is None:                      # the other drawing failed or took too long
-        hit = _draw(store, record, cols, new, upto, latest, view)
+        hit = _draw(store, record, cols, new, upto, latest, view, scale)
     figs, cursor = hit
     return dict(figs), dict(cursor)
 
@@ -549,7 +655,7 @@ def poll_interval(out: dict) -> int:
     return POLL_FIRST_MS if waiting else POLL_MS
 
 
-def poll(store, run_id, cursor, view: str = OVERLAY):
+def poll(store, run_id, cursor, view: str = OVERLAY, scale: str = SHIFTED):
     """Everything the live view needs since ``cursor`` (None = rebuild).
 
     The job layer says what became of the run (``jobs.observe``). Reads the
@@ -564,7 +670,10 @@ def poll(store, run_id, cursor, view: str = OVERLAY):
     epochs shown, the curves' ``base`` and ``best``, the rising streak, the
     ``first`` and ``last`` epoch's times, the paper's trace index, whether the
     figures were ``drawn`` with the run's grid or say it is ``waiting`` for
-    its first epoch), ``final`` (nothing more will come), ``warning``.
+    its first epoch, the NLL ``scale``, the ground truth's NLL ``gt`` and
+    whether the curve is ``rel``ative to it), ``final`` (nothing more will
+    come), ``warning``, ``note`` (why there is no ground-truth line: text on
+    a fresh draw, else None).
 
     While a run has no epoch yet, only the first poll draws (the "waiting"
     figures); the next ones return no figure, so that the fast polls before the
@@ -579,24 +688,26 @@ def poll(store, run_id, cursor, view: str = OVERLAY):
     upto = min(total, latest["epoch"] + 1) if latest and record["status"] in ACTIVE_STATUSES \
         else total
     fresh = (not cursor or cursor.get("run_id") != run_id or not cursor["n"]
-             or "last" not in cursor or cursor.get("view") != view)
+             or "last" not in cursor or cursor.get("view") != view
+             or cursor.get("scale", SHIFTED) != scale)
     if not fresh and not cursor.get("drawn", True):   # drawn before the fit had its grid
         fresh = "x" in (store.get_result(run_id) or {})
     start = 0 if fresh else cursor["n"]
     cols = _below(store.read_columns(run_id, start, max_points=MAX_POINTS if fresh else None),
                   upto)
     new = curves(cols)
-    out = {"record": record, "nll": None, "potential": None, "paper": None, "params": None}
+    out = {"record": record, "nll": None, "potential": None, "paper": None, "params": None,
+           "note": None}
     if fresh and not new[0]:   # nothing recorded yet: say so once, then wait cheaply
         shown = bool(cursor) and cursor.get("run_id") == run_id and cursor.get("view") == view \
-            and cursor.get("waiting")
-        cursor = {"run_id": run_id, "view": view, "n": 0, "waiting": True, "drawn": False,
-                  "best": [None, None], "base": [None, None], "rise": list(rising([])),
-                  "first": None, "last": None}
+            and cursor.get("waiting") and cursor.get("scale", SHIFTED) == scale
+        cursor = {"run_id": run_id, "view": view, "scale": scale, "n": 0, "waiting": True,
+                  "drawn": False, "best": [None, None], "base": [None, None],
+                  "rise": list(rising([])), "first": None, "last": None}
         if not shown:
-            out.update(_waiting())
+            out.update(_waiting(), note="")
     elif fresh:
-        figs, cursor = _drawn(store, record, cols, new, upto, latest, view, total)
+        figs, cursor = _drawn(store, record, cols, new, upto, latest, view, total, scale)
         out.update(figs)
     elif new[0]:
         # a long run draws every k-th epoch (and its last one when it has ended)

@@ -24,13 +24,13 @@ GRID_KEYS = (("Np", ids.NP, ids.FB_NP), ("Ne", ids.NE, ids.FB_NE),
              ("xbegin", ids.XBEGIN, ids.FB_XBEGIN), ("xend", ids.XEND, ids.FB_XEND))
 
 
-def state_from_fields(structure, grid_values, boundary, D, param_values, param_ids):
+def state_from_fields(structure, grid_values, boundary, absorption, D, param_values, param_ids):
     """Form state from the structure store and the current field values.
 
     Fields rendered for another model than the structure says are ignored.
     """
     state = {"grid": dict(zip(("Np", "Ne", "xbegin", "xend"), grid_values)),
-             "boundary_mode": boundary, "D": D,
+             "boundary_conditions": boundary, "absorption_step": bool(absorption), "D": D,
              "peq": {"model": structure["peq"]["model"], "params": {}},
              "p0": None if structure["p0"] is None else
              {"model": structure["p0"]["model"], "params": {}},
@@ -49,7 +49,8 @@ def state_from_fields(structure, grid_values, boundary, D, param_values, param_i
 
 @callback(
     Output(ids.NP, "value"), Output(ids.NE, "value"), Output(ids.XBEGIN, "value"),
-    Output(ids.XEND, "value"), Output(ids.BOUNDARY, "value"), Output(ids.D, "value"),
+    Output(ids.XEND, "value"), Output(ids.BOUNDARY, "value"), Output(ids.ABSORPTION, "value"),
+    Output(ids.D, "value"),
     Output(ids.PEQ, "value"), Output(ids.P0, "value"), Output(ids.PEQ_PARAMS, "children"),
     Output(ids.P0_PARAMS, "children"), Output(ids.NEURONS, "children"),
     Output(ids.FORM, "data"),
@@ -59,20 +60,22 @@ def state_from_fields(structure, grid_values, boundary, D, param_values, param_i
     Input({"type": ids.RATE, "neuron": ALL}, "value"),
     State(ids.FORM, "data"), State(ids.NP, "value"), State(ids.NE, "value"),
     State(ids.XBEGIN, "value"), State(ids.XEND, "value"), State(ids.BOUNDARY, "value"),
+    State(ids.ABSORPTION, "value"),
     State(ids.D, "value"), State(PARAMS_ALL, "value"), State(PARAMS_ALL, "id"),
     State(ids.SAVED, "value"),
     prevent_initial_call=True,
 )
 def restructure(_presets, _load, _add, _remove, peq, p0, rates, structure, np_, ne, xb, xe,
-                boundary, D, param_values, param_ids, saved):
+                boundary, absorption, D, param_values, param_ids, saved):
     """Presets, loading, model choices and adding/removing neurons re-render the form."""
     event = _event(ctx.triggered_id, ctx.triggered[0]["value"], peq, p0, rates, saved)
     if event is None:
-        return (no_update,) * 12
-    state = state_from_fields(structure, (np_, ne, xb, xe), boundary, D, param_values, param_ids)
+        return (no_update,) * 13
+    state = state_from_fields(structure, (np_, ne, xb, xe), boundary, absorption, D,
+                              param_values, param_ids)
     state = form.apply_event(state, *event)
     if event[0] in ("peq", "p0", "rate") and form.model_names(state) == form.model_names(structure):
-        return (no_update,) * 12
+        return (no_update,) * 13
     return (*form_outputs(state), state)
 
 
@@ -101,14 +104,18 @@ def _event(trigger, value, peq, p0, rates, saved):
     Output({"type": ids.PARAM_FB, "target": ALL, "neuron": ALL, "name": ALL, "model": ALL},
            "children"),
     Output({"type": ids.MODEL_ERROR, "target": ALL, "neuron": ALL}, "children"),
+    Output(ids.FB_ABSORPTION, "children"),
     Input(ids.FORM, "data"), Input(ids.NP, "value"), Input(ids.NE, "value"),
     Input(ids.XBEGIN, "value"), Input(ids.XEND, "value"), Input(ids.BOUNDARY, "value"),
+    Input(ids.ABSORPTION, "value"),
     Input(ids.D, "value"), Input(PARAMS_ALL, "value"), State(PARAMS_ALL, "id"),
     State({"type": ids.MODEL_ERROR, "target": ALL, "neuron": ALL}, "id"),
 )
-def collect(structure, np_, ne, xb, xe, boundary, D, param_values, param_ids, error_ids):
+def collect(structure, np_, ne, xb, xe, boundary, absorption, D, param_values, param_ids,
+            error_ids):
     """Validate every field, mark errors inline and redraw the live preview."""
-    state = state_from_fields(structure, (np_, ne, xb, xe), boundary, D, param_values, param_ids)
+    state = state_from_fields(structure, (np_, ne, xb, xe), boundary, absorption, D,
+                              param_values, param_ids)
     spec, errors, arrays = form.parse_form(state)
     if spec is None:
         fig = theme.message_figure("Fix the fields marked in red to see the preview.")
@@ -121,7 +128,8 @@ def collect(structure, np_, ne, xb, xe, boundary, D, param_values, param_ids, er
     return (fig, *[bool(e) for e in grid_err], ("D",) in errors,
             *[e or "" for e in grid_err], errors.get(("D",), ""),
             [bool(e) for e in param_err], [e or "" for e in param_err],
-            [e or "" for e in model_err])
+            [e or "" for e in model_err],
+            errors.get(("absorption_step",)) or errors.get(("boundary_conditions",), ""))
 
 
 @callback(
@@ -129,15 +137,17 @@ def collect(structure, np_, ne, xb, xe, boundary, D, param_values, param_ids, er
     Output(ids.NAME, "invalid"), Output(ids.FB_NAME, "children"),
     Input(ids.SAVE, "n_clicks"), State(ids.NAME, "value"), State(ids.FORM, "data"),
     State(ids.NP, "value"), State(ids.NE, "value"), State(ids.XBEGIN, "value"),
-    State(ids.XEND, "value"), State(ids.BOUNDARY, "value"), State(ids.D, "value"),
-    State(PARAMS_ALL, "value"), State(PARAMS_ALL, "id"),
+    State(ids.XEND, "value"), State(ids.BOUNDARY, "value"), State(ids.ABSORPTION, "value"),
+    State(ids.D, "value"), State(PARAMS_ALL, "value"), State(PARAMS_ALL, "id"),
     prevent_initial_call=True,
 )
-def save_model(_n, name, structure, np_, ne, xb, xe, boundary, D, param_values, param_ids):
+def save_model(_n, name, structure, np_, ne, xb, xe, boundary, absorption, D, param_values,
+               param_ids):
     """Save the model in the fields at click time (parsed here) under a new name."""
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
-    state = state_from_fields(structure, (np_, ne, xb, xe), boundary, D, param_values, param_ids)
+    state = state_from_fields(structure, (np_, ne, xb, xe), boundary, absorption, D,
+                              param_values, param_ids)
     spec = form.parse_form(state)[0]
     if spec is None:
         return alert("The model has errors; fix the fields marked in red.", "danger"), \

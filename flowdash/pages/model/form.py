@@ -3,13 +3,14 @@
 The *form state* is what the browser shows, all values as strings::
 
     {"grid": {"Np": "8", "Ne": "256", "xbegin": "-1", "xend": "1"},
-     "boundary_mode": "reflecting", "D": "10",
+     "boundary_conditions": "neumann", "absorption_step": False, "D": "10",
      "peq": {"model": "double_well", "params": {"xmin": "0.6", ...}},
      "p0": None or {"model": ..., "params": {...}},
      "neurons": [{"model": "rectified_linear", "params": {...}}, ...]}
 
 :func:`parse_form` turns it into a *model spec* (the reference JSON format plus
-``grid`` and ``boundary_mode``), which the store saves and
+``grid``, ``boundary_conditions``, ``absorption_step`` and the ``boundary_mode``
+they imply), which the store saves and
 :func:`flowdash.jobs.build_model` turns into a core ``Model``; it returns the
 errors per field so the page can mark them inline.
 """
@@ -95,14 +96,31 @@ def params_state(registry: str, name: str, params: dict | None = None) -> dict:
     return {"model": name, "params": {k: format_value(v) for k, v in defaults.items()}}
 
 
+def boundary_state(spec: dict) -> tuple[str, bool]:
+    """The two boundary settings of a spec: (conditions, absorption step).
+
+    A spec saved before the settings were separate has only its
+    ``boundary_mode``, which implies both (absorbing: Dirichlet with the
+    absorption step; reflecting: Neumann without).
+    """
+    from flowdash.core.model import resolve_boundary
+
+    try:
+        return resolve_boundary(spec.get("boundary_mode", "reflecting"),
+                                spec.get("boundary_conditions"), spec.get("absorption_step"))
+    except (ValueError, TypeError):   # shown as it is; the form marks what is wrong
+        return "dirichlet", spec.get("boundary_mode") == "absorbing"
+
+
 def state_from_spec(spec: dict) -> dict:
     """Form state from a model spec (a preset or a saved model)."""
     g = spec.get("grid", {})
     p0 = spec.get("p0_model")
+    conditions, absorption = boundary_state(spec)
     return {
         "grid": {k: format_value(g.get(k, d)) for k, d in
                  (("Np", 8), ("Ne", 16), ("xbegin", -1.0), ("xend", 1.0))},
-        "boundary_mode": spec.get("boundary_mode", "reflecting"),
+        "boundary_conditions": conditions, "absorption_step": absorption,
         "D": format_value(spec.get("D", 1.0)),
         "peq": params_state("peq", spec["peq_model"]["model"], spec["peq_model"].get("params")),
         "p0": None if p0 is None else params_state("peq", p0["model"], p0.get("params")),
@@ -111,9 +129,19 @@ def state_from_spec(spec: dict) -> dict:
 
 
 def _spec(Np, Ne, bm, peq, D, neurons, p0=None, xbegin=-1.0, xend=1.0):
+    """A preset's spec; ``bm`` is the boundary mode (absorbing: Dirichlet with the
+    absorption step, reflecting: Neumann without)."""
+    absorbing = bm == "absorbing"
     return {"grid": {"Np": Np, "Ne": Ne, "xbegin": xbegin, "xend": xend},
-            "boundary_mode": bm, "peq_model": peq, "p0_model": p0, "D": D,
+            "boundary_mode": bm, "boundary_conditions": "dirichlet" if absorbing else "neumann",
+            "absorption_step": absorbing, "peq_model": peq, "p0_model": p0, "D": D,
             "fr_model": neurons}
+
+
+#: The 2021 paper's (Genkin, Hughes & Engel, Nat Commun 2021) non-stationary
+#: ground truths: trials start in a narrow well at 0 and end at a wall (absorbing).
+P0_2021 = {"model": "single_well", "params": {"xmin": 0.0, "miu": 200.0}}
+NEURON_2021 = [{"model": "linear", "params": {"slope": 50, "bias": 60}}]
 
 
 #: Presets that fill the form: key -> (label, spec).
@@ -130,6 +158,12 @@ PRESETS = {
              _spec(8, 16, "absorbing", {"model": "linear_pot", "params": {"slope": -3.0}}, 0.5,
                    [{"model": "rectified_linear", "params": {"slope": 40, "x_thresh": -1}}],
                    p0={"model": "single_well", "params": {"xmin": -0.3, "miu": 100.0}})),
+    "ramp2021": ("2021 ramping",
+                 _spec(8, 64, "absorbing", {"model": "linear_pot", "params": {"slope": -2.65}},
+                       0.56, NEURON_2021, p0=P0_2021)),
+    "step2021": ("2021 stepping",
+                 _spec(8, 64, "absorbing", {"model": "stepping", "params": {}}, 1.0,
+                       NEURON_2021, p0=P0_2021)),
     "multi": ("Three neurons, double well",
               _spec(8, 32, "reflecting", {"model": "double_well", "params": {}}, 2.0,
                     [{"model": "rectified_linear", "params": {"slope": 50, "x_thresh": -1}},
@@ -190,7 +224,8 @@ def parse_form(state: dict):
     spec : dict or None
         The model spec, None when there are errors.
     errors : dict
-        ``("grid", key)``, ``("D",)``, ``(target, neuron, param)`` or
+        ``("grid", key)``, ``("D",)``, ``("boundary_conditions",)``,
+        ``("absorption_step",)``, ``(target, neuron, param)`` or
         ``(target, neuron, None)`` (the model as a whole) -> message.
     arrays : dict or None
         ``x (N,)``, ``peq (N,)``, ``p0 (N,)`` (equilibrium: peq), ``fr (N, n)``
@@ -219,8 +254,10 @@ def parse_form(state: dict):
     except ValueError as exc:
         errors[("D",)] = str(exc)
         D = None
-    if state.get("boundary_mode") not in ("reflecting", "absorbing"):
-        errors[("boundary_mode",)] = "choose reflecting or absorbing"
+    absorption = bool(state.get("absorption_step"))
+    for key, message in settings.boundary_errors("reflecting", state.get("boundary_conditions"),
+                                                 absorption).items():
+        errors[(key,)] = message   # the core's rule: an absorption step needs Dirichlet
 
     def parse_params(target, i, entry, registry):
         defaults = registry[entry["model"]].defaults
@@ -268,7 +305,8 @@ def parse_form(state: dict):
                                   lambda n, p: library.rate_from_library(grid.x, n, **p)))
     if errors:
         return None, errors, None
-    spec = {"grid": grid_vals, "boundary_mode": state["boundary_mode"],
+    spec = {"grid": grid_vals, "boundary_mode": "absorbing" if absorption else "reflecting",
+            "boundary_conditions": state["boundary_conditions"], "absorption_step": absorption,
             "peq_model": {"model": peq_entry["model"], "params": peq_params},
             "p0_model": p0_spec, "D": D, "fr_model": fr_specs}
     arrays = {"x": grid.x, "peq": peq, "p0": p0, "fr": np.stack(rates, axis=1)}

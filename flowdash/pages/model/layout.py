@@ -64,7 +64,8 @@ def neuron_cards(neurons: list[dict]):
 def form_outputs(state: dict):
     """Values for the static fields and the dynamic containers of a form state."""
     g = state["grid"]
-    return (g["Np"], g["Ne"], g["xbegin"], g["xend"], state["boundary_mode"], state["D"],
+    return (g["Np"], g["Ne"], g["xbegin"], g["xend"], state["boundary_conditions"],
+            state["absorption_step"], state["D"],
             state["peq"]["model"],
             form.EQUILIBRIUM if state["p0"] is None else state["p0"]["model"],
             param_fields("peq", 0, state["peq"]), param_fields("p0", 0, state["p0"]),
@@ -73,7 +74,8 @@ def form_outputs(state: dict):
 
 def layout(**_query):
     state = form.preset_state("fig3")
-    (np_, ne, xb, xe, bm, d, peq, p0, peq_params, p0_params, neurons) = form_outputs(state)
+    (np_, ne, xb, xe, bc, absorption, d, peq, p0, peq_params, p0_params,
+     neurons) = form_outputs(state)
     peq_options = [{"label": n, "value": n} for n in form.peq_model_names()]
     presets = dbc.ButtonGroup([
         dbc.Button(label, id={"type": ids.PRESET, "key": key}, color="primary",
@@ -91,10 +93,16 @@ def layout(**_query):
             field("x end", dbc.Input(id=ids.XEND, value=xe, type="text"), ids.FB_XEND, width=3),
         ], className="g-2"),
         dbc.Row([
-            field("Boundary", dbc.RadioItems(
-                id=ids.BOUNDARY, value=bm, inline=True,
-                options=[{"label": "reflecting", "value": "reflecting"},
-                         {"label": "absorbing", "value": "absorbing"}]), width=7),
+            field("Boundary conditions", dbc.RadioItems(
+                id=ids.BOUNDARY, value=bc, inline=True,
+                options=[{"label": "Dirichlet (absorbing walls)", "value": "dirichlet"},
+                         {"label": "Neumann (reflecting walls)", "value": "neumann"}]),
+                  width=12),
+            dbc.Col([
+                dbc.Switch(id=ids.ABSORPTION, value=absorption,
+                           label="absorption step at the trial end (the trial ends at a wall)"),
+                html.Div(id=ids.FB_ABSORPTION, className="text-danger small"),
+            ], width=12, className="mb-2"),
             field("D (a.u.²/s)", dbc.Input(id=ids.D, value=d, type="text"), ids.FB_D, width=5),
         ], className="g-2"),
     )

@@ -42,29 +42,35 @@ def details(record):
 @callback(Output(ids.DETAILS, "children"), Output(ids.NLL_GRAPH, "figure"),
           Output(ids.POTENTIAL_GRAPH, "figure"), Output(ids.PARAMS_GRAPH, "figure"),
           Output(ids.NLL_GRAPH, "config"), Output(ids.POTENTIAL_GRAPH, "config"),
-          Output(ids.PARAMS_GRAPH, "config"),
-          Input(ids.OPEN, "value"), Input(ids.CHANGED, "data"), Input(ids.FORMAT, "value"))
-def open_run(run_id, _changed, fmt):
-    """Settings, data and plots of one run; each plot's camera exports ``fmt``.
+          Output(ids.PARAMS_GRAPH, "config"), Output(ids.GT_NOTE, "children"),
+          Input(ids.OPEN, "value"), Input(ids.CHANGED, "data"), Input(ids.FORMAT, "value"),
+          Input(ids.NLL_SCALE, "value"))
+def open_run(run_id, _changed, fmt, scale=fit_view.SHIFTED):
+    """Settings, data and plots of one run; each plot's camera exports ``fmt``. A fit's
+    NLL has the ground truth's as a dashed line (or a note why not), and ``scale``
+    may plot it relative to the truth.
 
     A graph applies a new config only with a new figure, so both travel together.
     """
     configs = tuple(theme.graph_config(fmt, name) for name in ("nll", "potential", "params"))
+    note = ""
     with open_store() as store:
         record = store.get_run(run_id)
         if record is None:
             return ("", theme.message_figure("Open a run.", 300), theme.message_figure("", 300),
-                    theme.message_figure("", 120), *configs)
+                    theme.message_figure("", 120), *configs, "")
         if record["kind"] == "fit":
             cols = store.read_columns(run_id, max_points=fit_view.MAX_POINTS)
-            plots = (fit_figures.nll_figure(*fit_view.curves(cols), f"NLL · {record['name']}"),
+            result = store.get_result(run_id) or {}
+            note = fit_view.yardstick(store, record, result, scale)[1]
+            plots = (fit_view.nll(store, record, cols, result, scale, f"NLL · {record['name']}"),
                      *fit_view.side_figures(store, record, cols))
         elif record["kind"] == "generation":
             plots = generation_plots(store, record)
         else:  # e.g. a decode: its own page draws it
             plots = (theme.message_figure(f"A {record['kind']} run: see its page.", 300),
                      theme.message_figure("", 300), theme.message_figure("", 120))
-    return (details(record), *plots, *configs)
+    return (details(record), *plots, *configs, note)
 
 
 @callback(Output(ids.OVERLAY_GRAPH, "figure"), Output(ids.OVERLAY_GRAPH, "config"),

@@ -6,6 +6,7 @@ from dash import dcc, html
 
 from flowdash.pages import theme
 from flowdash.pages.components import card
+from flowdash.pages.fit.view import NLL_SCALES, SHIFTED
 from flowdash.pages.menus import menu
 from flowdash.pages.runs import ids
 from flowdash.pages.runs.listing import table_card
@@ -44,6 +45,12 @@ def layout(**_query):
         ], className="g-2 mb-2"),
         html.Div(id=ids.MESSAGE),
         html.Div(id=ids.DETAILS),
+        html.Div([dbc.Label("NLL of a fit:", className="me-2 mb-0"),
+                  dbc.RadioItems(id=ids.NLL_SCALE, value=SHIFTED, inline=True,
+                                 options=[{"label": label, "value": key}
+                                          for key, label in NLL_SCALES.items()])],
+                 className="d-flex align-items-center mb-1"),
+        html.Div(id=ids.GT_NOTE, className="small text-muted"),
         dbc.Row([
             dbc.Col(dcc.Graph(id=ids.NLL_GRAPH, figure=theme.message_figure("Open a run.", 300),
                               config=theme.graph_config("png", "nll")), xl=6),

@@ -8,6 +8,9 @@ from flowdash.settings import format_number
 
 #: setting key -> label, in the order shown (other keys follow under their own name).
 FIT_LABELS = {"dataset": "Dataset", "init_model": "Initial model", "peq_override": "Initial peq",
+              "p0_override": "Initial p0", "D_override": "Initial D", "Ne_override": "Grid Ne",
+              "boundary_conditions": "Boundary conditions",
+              "absorption_step": "Absorption step", "group": "Group",
               "optimizer": "Optimizer", "params_to_opt": "Fitted parameters",
               "learning_rate": "Learning rates", "max_epochs": "Epochs",
               "mini_batch_number": "Mini-batches", "Nv": "Nv (eigenpairs)",
@@ -74,6 +77,10 @@ def settings_rows(record: dict) -> list[tuple[str, str]]:
     if s.get("Nv", 0) is None:
         s["Nv"] = "N − 2"
     if fit:
+        for key in ("peq_override", "p0_override", "D_override", "Ne_override",
+                    "boundary_conditions", "absorption_step"):
+            if key in s and s[key] is None:
+                s[key] = "as saved in the model"
         s["peq_override"] = s.get("peq_override") or "as saved in the model"
         lr = s.get("learning_rate") or {}
         s["learning_rate"] = {("α" if k == "alpha" else k): v for k, v in lr.items()}
