@@ -695,8 +695,7 @@ def check_continue(dep: Deployment, run_ids: list[str], more: int = 3) -> dict:
             ckpt = FitCheckpoint.from_bytes(blob)
             s = rec["settings"]
             train, val, _ = jobs.train_val(store, s["dataset"])
-            model = jobs.build_model(rec["refs"]["model_spec"], n_datasamples=len(train),
-                                     peq_override=s.get("peq_override"))
+            model = jobs.build_model(jobs.fit_initial_spec(store, rec), n_datasamples=len(train))
             stored = {int(r["epoch"]): r for r in store.read_epochs(rid, snapshots=False)}
             stop = min(int(s["max_epochs"]), max(stored) + 1, ckpt.epoch + more) \
                 if stored else ckpt.epoch + more

@@ -401,8 +401,7 @@ class Analyst:
         from .core.selection import FitPath, spectrum_mode
 
         rec = path.record
-        spec = (rec.get("refs") or {}).get("model_spec") or store.get_model(
-            rec["settings"].get("init_model"))
+        spec = jobs.fit_initial_spec(store, rec)   # the grid and boundary the fit used
         if spec is None:
             raise ValueError(f"the initial model of “{rec['name']}” is gone")
         grid = _grid(spec)
@@ -537,9 +536,8 @@ def selected_spec(store, analysis: Analysis, half: int) -> dict:
     record = store.get_run(run_id)
     if record is None:
         raise ValueError("that fit was deleted")
-    spec = record["refs"].get("model_spec") or store.get_model(record["settings"]["init_model"])
-    model = jobs.build_model(spec, n_datasamples=_rows(analysis, half),
-                             peq_override=record["settings"].get("peq_override"))
+    model = jobs.build_model(jobs.fit_initial_spec(store, record),
+                             n_datasamples=_rows(analysis, half))
     m = analysis.selected_models[half]
     arrays = {k: m[k] for k in ("peq", "p0", "D", "fr")}
     if m["mirrored"]:

@@ -193,6 +193,22 @@ def test_a_fit_runs_final_model_and_recorded_epochs_decode(store):
         "the fit has no final model yet (it is done); choose a recorded epoch"
 
 
+def test_a_fit_runs_recorded_model_decodes_on_the_grid_the_fit_used(store):
+    # a long fit's or a selection's recorded models (float64) serve a decode at epochs
+    # that have no snapshot, on the fit's own grid (its Ne override), not the saved one
+    fit = jobs.submit(store, "fit", dict(dataset="d", init_model="gt", optimizer="GD",
+                                         learning_rate={"F": 0.005}, params_to_opt=["F"],
+                                         max_epochs=3, mini_batch_number=1, snapshot_epochs=[1],
+                                         Ne_override=4, record_models=True))
+    assert jobs.execute(store, fit) == DONE
+    assert 2 in store.model_epochs(fit) and 2 not in store.snapshot_epochs(fit)
+    at_2 = decode_kind.fit_run_model(store, fit, 2)
+    assert at_2.grid.Ne == 4
+    np.testing.assert_array_equal(at_2.peq, store.read_models(fit, [2])[0]["peq"])
+    rid, rec = decode(store, model=None, fit_run=fit, epoch="2", trials="0")
+    assert rec["status"] == DONE
+
+
 def test_export_round_trip(store):
     rid, _ = decode(store)
     result = store.get_result(rid)

@@ -37,9 +37,9 @@ From a script::
         run_id = jobs.submit(store, "fit", settings)
         record = jobs.wait(store, run_id)
 """
-from .data import (build_model, finite_list, load_dataset, model_arrays, random_split,
-                   spikedata_from_bytes, spikedata_to_bytes, split_of, split_samples,
-                   train_val, truth_arrays, truth_model)
+from .data import (build_model, finite_list, fit_initial_spec, load_dataset, model_arrays,
+                   random_split, spikedata_from_bytes, spikedata_to_bytes, split_of,
+                   split_samples, train_val, truth_arrays, truth_model)
 from .kinds import JobKind, register as register_kind
 from .lifecycle import (HEARTBEAT_SECONDS, STALE_SECONDS, annotate, cancel, continue_run,
                         finish, live_workers, observe, reap, submit, wait)
@@ -53,7 +53,7 @@ __all__ = [
     "finish", "submit_selection", "cancel_selection", "continue_selection", "pair_runs",
     "live_workers", "LocalPool", "register_kind", "JobKind", "Hooks",
     "Worker", "Stopped", "JobFailed", "Interrupted", "SettingsError", "HEARTBEAT_SECONDS",
-    "STALE_SECONDS", "build_model", "finite_list", "load_dataset", "model_arrays",
-    "random_split", "spikedata_from_bytes", "spikedata_to_bytes", "split_of",
+    "STALE_SECONDS", "build_model", "finite_list", "fit_initial_spec", "load_dataset",
+    "model_arrays", "random_split", "spikedata_from_bytes", "spikedata_to_bytes", "split_of",
     "split_samples", "train_val", "truth_arrays", "truth_model",
 ]

@@ -127,6 +127,20 @@ def build_model(spec: dict, n_datasamples: int = 1, peq_override: str | None = N
                            n_datasamples=n_datasamples)
 
 
+def fit_initial_spec(store: RunStore, record: dict) -> dict | None:
+    """The initial model's spec of a fit run as the fit used it: the spec saved
+    with the run (``refs["model_spec"]``, else the saved model of that name)
+    with the run's overrides applied (:func:`flowdash.settings.initial_spec`:
+    peq, p0, D, grid Ne, likelihood setting). None when neither spec exists.
+    The fit job, a continuation, the analysis of its recorded models and a
+    decode with its model all read the fit's grid and boundary setting here."""
+    from ..settings import initial_spec
+
+    s = record.get("settings") or {}
+    spec = (record.get("refs") or {}).get("model_spec") or store.get_model(s.get("init_model"))
+    return None if spec is None else initial_spec(spec, s)
+
+
 def model_arrays(model) -> dict:
     """The arrays of a core Model as JSON-able lists (for the store)."""
     return {"x": np.asarray(model.grid.x).tolist(),

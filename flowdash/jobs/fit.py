@@ -38,9 +38,10 @@ import time
 import numpy as np
 
 from .. import names
-from ..settings import SettingsError, check_fit, fit_options, initial_spec
+from ..settings import SettingsError, check_fit, fit_options
 from . import kinds
-from .data import build_model, finite_list, model_arrays, reason, train_val, truth_arrays
+from .data import (build_model, finite_list, fit_initial_spec, model_arrays, reason, train_val,
+                   truth_arrays)
 from .runner import Interrupted, JobFailed
 
 #: A tiny fit that loads the likelihood and fitting kernels (worker warm-up).
@@ -112,10 +113,10 @@ def run(store, run_id: str, hooks, fit_fn=None) -> str:
         train, val, meta = train_val(store, s["dataset"], s.get("half"))
     except ValueError as exc:  # e.g. the dataset was deleted before a continuation
         raise JobFailed(f"the data cannot be read: {exc}") from None
-    spec = hooks.record["refs"].get("model_spec") or store.get_model(s["init_model"])
+    spec = fit_initial_spec(store, hooks.record)
     if spec is None:
         raise JobFailed(f"there is no saved model named “{s['init_model']}”")
-    model = build_model(initial_spec(spec, s), n_datasamples=len(train))
+    model = build_model(spec, n_datasamples=len(train))
     options = fit_options(s)
     blob = store.get_checkpoint(run_id)
     resume = None

@@ -30,7 +30,7 @@ from ..settings import (SettingsError, check_model_spec, format_number, parse_nu
                         parse_trials, spec_neurons, spec_nodes)
 from ..core.limits import Limit
 from . import kinds
-from .data import build_model, load_dataset
+from .data import build_model, fit_initial_spec, load_dataset
 from .runner import JobFailed, Stopped
 
 #: Most trials of one decode.
@@ -62,10 +62,13 @@ def spec_rows(spec: dict) -> int:
 def fit_run_model(store, run_id: str, epoch=FINAL):
     """A fit run's model: after its last epoch (``epoch="final"``) or at a recorded epoch.
 
-    The grid and boundary settings are the run's initial model's
-    (``refs["model_spec"]``); a snapshot holds the fitted parameters only
-    (float32 display copies), the others are the initial model's. Raises
-    ValueError saying what is missing.
+    The grid and boundary settings are those the fit used (its initial model
+    with its overrides, :func:`flowdash.jobs.data.fit_initial_spec`). At an
+    epoch, the recorded model (float64 densities and D: a long fit's or a
+    model selection's, on the ``RecordingSchedule``) if there is one, else the
+    snapshot (float32 display copies); either holds the fitted parameters
+    only, the others are the initial model's. Raises ValueError saying what
+    is missing.
     """
     from ..core.grid import Grid
     from ..core.model import Model
@@ -73,7 +76,7 @@ def fit_run_model(store, run_id: str, epoch=FINAL):
     record = store.get_run(run_id)
     if record is None or record["kind"] != "fit":
         raise ValueError(f"there is no fit run {str(run_id)[:40]!r}")
-    spec = (record.get("refs") or {}).get("model_spec")
+    spec = fit_initial_spec(store, record)
     result = store.get_result(run_id) or {}
     if not spec or "init" not in result:
         raise ValueError(f"the fit run “{record['name']}” recorded no model")
@@ -83,7 +86,8 @@ def fit_run_model(store, run_id: str, epoch=FINAL):
             raise ValueError(f"the fit run “{record['name']}” has no final model (it is "
                              f"{record['status']}); choose a recorded epoch")
     else:
-        snap = store.read_snapshot(run_id, int(epoch))
+        snap = store.read_models(run_id, [int(epoch)])[0] \
+            if int(epoch) in store.model_epochs(run_id) else store.read_snapshot(run_id, int(epoch))
         if snap is None:
             raise ValueError(f"epoch {epoch} of the fit run “{record['name']}” has no recorded "
                              "model")
@@ -107,7 +111,7 @@ def _fit_run_choice(store, run_id, epoch, errors: dict):
         errors["model"] = (f"there is no fit run {str(run_id)[:40]!r}" if record is None else
                            f"the run “{record['name']}” is a {record['kind']} run, not a fit")
         return None, 1, None, None
-    spec = (record.get("refs") or {}).get("model_spec")
+    spec = fit_initial_spec(store, record)
     result = store.get_result(run_id) or {}
     if not spec or "init" not in result:
         errors["model"] = f"the fit run “{record['name']}” recorded no model yet"
@@ -118,7 +122,7 @@ def _fit_run_choice(store, run_id, epoch, errors: dict):
             errors["epoch"] = (f"the fit has no final model yet (it is {record['status']}); "
                                "choose a recorded epoch")
         return spec, rows, FINAL, f"{record['name']} · final"
-    recorded = store.snapshot_epochs(run_id)
+    recorded = sorted(set(store.snapshot_epochs(run_id)) | set(store.model_epochs(run_id)))
     try:
         epoch = parse_number(epoch, Limit("epoch", int, 0))
     except ValueError as exc:
