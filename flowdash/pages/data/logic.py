@@ -145,6 +145,9 @@ def dataset_view(entry: dict, latent: dict | None, trials_text: str, sample: int
                ("trial end recorded", "yes" if data.with_trial_end else "no")]
     if meta.get("seed") is not None:
         summary.append(("seed", str(meta["seed"])))
+    if meta.get("recipe"):   # imported from NWB: where the trials come from
+        from flowdash.pages.data.nwb_logic import recipe_rows
+        summary += recipe_rows(meta["recipe"])
     return {"summary": summary, "spikes": data.subset(indices).to_spike_times()[0],
             "indices": indices, "n_neurons": data.n_neurons,
             "rates": data.trial_average_rates(), "counts": data.n_spikes(),

@@ -86,7 +86,14 @@ _SHA = re.compile(r"[0-9a-f]{64}")
 # ---------------------------------------------------------------------------
 def warm() -> None:
     """Import the NWB readers in the background (about 1 s, once per server process),
-    so that the first file a user opens does not wait for it."""
+    so that the first file a user opens does not wait for it.
+
+    pandas (which pynwb imports) is imported here first, before the thread: plotly
+    looks pandas up in ``sys.modules`` whenever it builds a figure, and a request
+    thread that found it half imported by this thread would fail. With pandas
+    loaded, pynwb loads nothing else that plotly looks up."""
+    import pandas  # noqa: F401
+
     def load():
         import pynwb  # noqa: F401
         from flowdash.core import nwb  # noqa: F401
