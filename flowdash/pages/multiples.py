@@ -66,8 +66,8 @@ def grid(top_titles, n_neurons: int, neuron_titles=None, columns: int = COLUMNS)
     # make_subplots reads titles in the order of the cells that exist (row by row)
     fig = make_subplots(rows=len(specs), cols=cols, specs=specs,
                         subplot_titles=list(top_titles) + titles + [""] * (cols * small - n_neurons),
-                        row_heights=heights, vertical_spacing=min(0.3 / len(specs), 0.12),
-                        horizontal_spacing=0.05)
+                        row_heights=heights, vertical_spacing=min(0.4 / len(specs), 0.12),
+                        horizontal_spacing=0.065)   # room for the top panels' y titles
     fig.update_layout(template=theme.TEMPLATE, height=sum(heights) + 80)
     for annotation in fig.layout.annotations[k:]:
         annotation.font = dict(size=13)
