@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 from flowdash.pages.compare import ids as compare_ids
 from flowdash.pages.data import ids as data_ids
+from flowdash.pages.data import nwb_ids
 from flowdash.pages.decode import ids as decode_ids
 from flowdash.pages.fit import ids as fit_ids
 from flowdash.pages.model import ids as model_ids
@@ -45,16 +46,20 @@ CLICK_PROPS = frozenset({"n_clicks", "n_submit", "contents", "submit_n_clicks",
                          "n_clicks_timestamp"})
 #: Clickable components that only change what is shown (allowed when read-only).
 VIEW_CLICKS = frozenset({model_ids.PRESET, model_ids.LOAD, model_ids.ADD_NEURON,
-                         model_ids.REMOVE, data_ids.PRESET, fit_ids.PRESET, fit_ids.EXPORT_PNG,
-                         fit_ids.PRESENT, fit_ids.SETTINGS_TOGGLE, runs_ids.ROW,
-                         runs_ids.EXPORT_NPZ, runs_ids.EXPORT_JSON, sel_ids.SETTINGS_TOGGLE,
-                         sel_ids.FCA_PRESET, sel_ids.EXPORT_NPZ, sel_ids.EXPORT_JSON,
-                         decode_ids.EXPORT_NPZ, decode_ids.EXPORT_JSON,
-                         compare_ids.PRESENT, compare_ids.SETTINGS_TOGGLE})
+                         model_ids.REMOVE, model_ids.REPLICATE, data_ids.PRESET, fit_ids.PRESET,
+                         fit_ids.EXPORT_PNG, fit_ids.PRESENT, fit_ids.SETTINGS_TOGGLE,
+                         runs_ids.ROW, runs_ids.EXPORT_NPZ, runs_ids.EXPORT_JSON,
+                         sel_ids.SETTINGS_TOGGLE, sel_ids.FCA_PRESET, sel_ids.EXPORT_NPZ,
+                         sel_ids.EXPORT_JSON, decode_ids.EXPORT_NPZ, decode_ids.EXPORT_JSON,
+                         compare_ids.PRESENT, compare_ids.SETTINGS_TOGGLE,
+                         # the NWB form: opening a sample and previewing change nothing stored
+                         nwb_ids.PMD, nwb_ids.PREVIEW, nwb_ids.UNITS_ALL, nwb_ids.UNITS_NONE,
+                         nwb_ids.ADD_FILTER, nwb_ids.F_REMOVE, nwb_ids.ADD_CONDITION,
+                         nwb_ids.C_REMOVE})
 #: Controls that change the store: drawn disabled when read-only (a delete's
 #: confirmation dialog is refused too, though its button already is).
 ACTION_IDS = (model_ids.SAVE, model_ids.DELETE, model_ids.DELETE_CONFIRM, data_ids.GENERATE,
-              data_ids.CANCEL, data_ids.UPLOAD, data_ids.PMD_LOAD, data_ids.DELETE,
+              data_ids.CANCEL, data_ids.UPLOAD, nwb_ids.UPLOAD, nwb_ids.SAVE, data_ids.DELETE,
               data_ids.DELETE_CONFIRM, fit_ids.START, fit_ids.CANCEL, fit_ids.CONTINUE,
               runs_ids.CANCEL, runs_ids.DELETE, runs_ids.DELETE_CONFIRM, runs_ids.CONTINUE,
               sel_ids.START, sel_ids.PAIR, sel_ids.CANCEL, sel_ids.CONTINUE, sel_ids.SAVE,
@@ -187,7 +192,10 @@ def _component(entry) -> str | None:
 
 
 def is_action(payload: dict) -> bool:
-    """Does a callback request act (a click, an upload or Enter on anything but a view control)?"""
+    """Does a callback request act (a click, an upload or Enter on anything but a view control)?
+
+    An upload read as a State counts too (the NWB form receives its file after
+    a check in the browser)."""
     def entries(items):
         for item in items or []:
             if isinstance(item, list):
@@ -195,7 +203,9 @@ def is_action(payload: dict) -> bool:
             elif isinstance(item, dict):
                 yield item
     return any(e.get("property") in CLICK_PROPS and _component(e) not in VIEW_CLICKS
-               for e in entries(payload.get("inputs")))
+               for e in entries(payload.get("inputs"))) or \
+        any(e.get("property") == "contents" and e.get("value") and _component(e) not in VIEW_CLICKS
+            for e in entries(payload.get("state")))
 
 
 def _token(secret: str, password: str) -> str:

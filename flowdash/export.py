@@ -1,7 +1,10 @@
 """Export of a run: every recorded array as ``.npz`` and the record as JSON.
 
 Snapshots come out as the store keeps them (float32 values, as float64
-arrays); the result arrays (initial, final model) at full precision.
+arrays); the result arrays (initial, final model) at full precision. A run
+on a dataset imported from an NWB file carries the import recipe (file name
+and SHA-256, units, window, filters, conditions, halves) in both, so that a
+fit can be traced to its raw data.
 """
 from __future__ import annotations
 
@@ -11,6 +14,20 @@ import json
 import numpy as np
 
 from .store import RunStore
+
+
+def import_recipe(store: RunStore, record: dict) -> dict | None:
+    """The NWB import recipe of a run's dataset (``core.nwb.Recipe.to_dict``), or None.
+
+    A fit keeps the dataset's meta as it was when it started (``refs["dataset_meta"]``);
+    other runs read the saved dataset's.
+    """
+    refs = record.get("refs") or {}
+    meta = refs.get("dataset_meta")
+    if meta is None and refs.get("dataset"):
+        meta = store.get_dataset_meta(refs["dataset"])
+    return (meta or {}).get("recipe")
+
 
 def export_npz(store: RunStore, run_id: str) -> bytes:
     """Every recorded array of a run as npz bytes (no pickles)."""
@@ -52,14 +69,18 @@ def export_npz(store: RunStore, run_id: str) -> bytes:
             for i, (t, x) in enumerate(zip(latent["t"], latent["x"])):  # subsampled for display
                 arrays[f"latent_t_{i}"] = np.asarray(t, float)
                 arrays[f"latent_x_{i}"] = np.asarray(x, float)
+    recipe = import_recipe(store, record)
+    if recipe is not None:   # a unicode array: np.load reads it without pickle
+        arrays["import_recipe_json"] = np.array(json.dumps(recipe))
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return buf.getvalue()
 
 
 def export_settings_json(store: RunStore, run_id: str) -> str:
-    """The run record (settings, refs, status, times) as JSON text."""
+    """The run record (settings, refs, status, times) as JSON text, with the
+    dataset's NWB import recipe as ``import_recipe`` (None for other data)."""
     record = store.get_run(run_id)
     if record is None:
         raise ValueError(f"no run {run_id!r}")
-    return json.dumps(record, indent=2, default=str)
+    return json.dumps(dict(record, import_recipe=import_recipe(store, record)), indent=2, default=str)

@@ -71,22 +71,30 @@ class ModelSpec(TypedDict, total=False):
 class Split(TypedDict, total=False):
     """How a dataset's trials split into training and validation:
     ``{"kind": "random", "val_fraction": f, "seed": s}``,
-    ``{"kind": "even_odd"}`` or ``{"kind": "none"}``."""
-    kind: Literal["random", "even_odd", "none"]
+    ``{"kind": "even_odd"}``, ``{"kind": "halves", "halves": "random", "seed": s,
+    "train": [positions per datasample], "val": [...]}`` (an NWB import's
+    halves) or ``{"kind": "none"}``."""
+    kind: Literal["random", "even_odd", "halves", "none"]
     val_fraction: float
     seed: int
+    halves: str
+    train: list
+    val: list
 
 
 class DatasetMeta(TypedDict, total=False):
     """What is known about a saved dataset (its spike data are npz blobs).
 
-    ``name``; ``saved`` (Unix time); ``source`` ('synthetic', 'upload', 'pmd');
+    ``name``; ``saved`` (Unix time); ``source`` ('synthetic', 'upload', 'nwb'; 'pmd' in older stores);
     ``n_datasamples`` (one blob each), ``conditions`` (a label per
     datasample); ``n_neurons``, ``n_trials`` (all datasamples),
     ``with_trial_end``; ``split``; ``model`` and ``model_spec`` (the ground
     truth of synthetic data, else None); synthetic only: ``duration`` (s),
     ``dt`` (s), ``seed``, ``run_id`` (the generation run); uploads: ``files``;
-    PMd: ``t_after_onset`` (s).
+    NWB imports (``source`` 'nwb'): ``files``, ``recipe`` (``core.nwb.Recipe.to_dict``:
+    file name and SHA-256, units, window, filters, conditions, halves),
+    ``unit_ids`` (NWB ids of the neurons), ``dropped`` (trials dropped per reason);
+    PMd (older stores): ``t_after_onset`` (s).
     """
     name: str
     saved: float
@@ -104,6 +112,9 @@ class DatasetMeta(TypedDict, total=False):
     seed: int
     run_id: str
     files: list
+    recipe: dict
+    unit_ids: list
+    dropped: dict
     t_after_onset: float
 
 

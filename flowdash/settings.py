@@ -50,7 +50,9 @@ MAX_SEED = 2**32 - 1
 MAX_NP, MAX_NE = 20, 2000
 #: Largest grid, N = (Np − 1)·Ne + 1 nodes.
 MAX_GRID_N = 20001
-MAX_MODEL_NEURONS = 12
+#: Neurons of one model (a population recording: the PMd file has 14; Neuropixels
+#: sessions keep a few dozen well-isolated units per area).
+MAX_MODEL_NEURONS = 32
 #: Library parameters per model and the length of a list parameter.
 MAX_MODEL_PARAMS = 32
 MAX_PARAM_LIST = 1000

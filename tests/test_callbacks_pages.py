@@ -198,12 +198,12 @@ def test_model_save_and_list(store):
     assert opts == [] and store.get_model("truth") is None
 
 
-def test_model_thirteenth_neuron_is_explained(store):
+def test_model_neuron_beyond_the_cap_is_explained(store):
     state = model_form.preset_state("fig3")
     state["neurons"] = state["neurons"] * model_form.MAX_NEURONS
     out = restructure(state, model_ids.ADD_NEURON)
     assert len(out[-1]["neurons"]) == model_form.MAX_NEURONS
-    assert "At most 12 neurons" in str(out[11][-1])
+    assert f"At most {model_form.MAX_NEURONS} neurons" in str(out[11][-1])
 
 
 # --- Data page ----------------------------------------------------------------
@@ -313,19 +313,68 @@ def test_data_upload_csv(store, dataset):
         assert invalid is True and msg == "" and "name" in feedback, (bad, feedback)
 
 
-def test_data_load_pmd(store):
-    from flowdash.pages.data import logic
-    if not logic.pmd_path().exists():
-        pytest.skip("PMd recording not available")
-    msg, opts, value, _, _ = data_cb.load_pmd(1, ["Left/easy", "Right/hard"], "pmd")
-    assert value == "pmd"
-    assert store.get_dataset("pmd")["meta"]["n_datasamples"] == 2
+def nwb_fields(form):
+    """The NWB form's field values (nwb_callbacks.FIELD_STATES order) of form values."""
+    f, c = form["filters"], form["conditions"]
+    return (form["units"], form["start"], form["start_offset"], form["end_kind"], form["end"],
+            form["end_offset"], form["duration"], *[[x.get(k) for x in f] for k in
+                                                     ("column", "op", "values", "low", "high", "other")],
+            [x["column"] for x in c], [x["values"] for x in c], form["halves"], form["seed"])
+
+
+NWB_CONTROLS = ("file", "units", "start", "start_offset", "end", "end_offset", "duration",
+                "conditions", "halves", "seed", "name", "trials")
+
+
+def nwb_outputs(n_filters=0, n_conditions=0):
+    """ctx.outputs_list of preview_or_save: the pattern outputs at 5, 6, 7."""
+    from flowdash.pages.data import nwb_ids
+    lst = [{}] * 5
+    lst.append([{"id": {"type": nwb_ids.FB, "control": c}, "property": "children"} for c in NWB_CONTROLS])
+    lst.append([{"id": {"type": nwb_ids.F_FB, "i": i}, "property": "children"} for i in range(n_filters)])
+    lst.append([{"id": {"type": nwb_ids.C_FB, "i": j}, "property": "children"} for j in range(n_conditions)])
+    return lst
+
+
+def test_data_pmd_button_opens_the_form_and_save_makes_the_dataset(store, monkeypatch):
+    """The PMd button fills the form with the paper's choices; Save gives the four
+    conditions (shown with their recipe on the Data page)."""
+    from _shared import DATA_DIR
+    from flowdash.core.nwb import PMD_RECIPE
+    from flowdash.pages.data import nwb_callbacks, nwb_ids, nwb_logic
+
+    monkeypatch.setenv(nwb_logic.SAMPLES_ENV, str(DATA_DIR))
+    out = call(nwb_callbacks.open_file, None, 1, None, None, None, triggered=nwb_ids.PMD)
+    file, form_out = out[0], out[4:4 + len(nwb_callbacks.FORM_OUTPUTS)]
+    assert file["source"] == {"kind": "sample", "name": nwb_logic.PMD_FILE} and out[2] == ""
+    assert form_out[3] == "stim_onset_time" and form_out[4] == "0.12" and form_out[7] == "response_time"
+    assert len(form_out[11]) == 2 and out[-1] == nwb_logic.PMD_FILE   # two condition rows; sample shown
+    assert out[-4] == "pmd"                                            # the dataset name
+    form = nwb_logic.form_from_recipe(PMD_RECIPE, file["summary"])
+    res = call(nwb_callbacks.preview_or_save, 1, None, None, "0", file, *nwb_fields(form), "pmd",
+               triggered=nwb_ids.SAVE, outputs_list=nwb_outputs(0, 2))
+    assert res[9][0]["value"] == "pmd" and res[10] == "pmd", res[8]
+    assert "Saved dataset “pmd”: 1,117 trials in 4 conditions" in str(res[8])
+    assert all(m == "" for m in res[5] + res[6] + res[7])
+    assert len(res[2].data) == 12 and res[4] is None                   # the preview is shown
     opts, first = data_cb.samples("pmd")
-    assert [o["label"] for o in opts] == ["Left/easy", "Right/hard"] and first == "0"
-    assert [o["value"] for o in opts] == ["0", "1"]
-    summary = data_cb.show_dataset("pmd", "0", "1")[0]
-    assert "Right/hard" in str(summary)
-    assert "at least one" in str(data_cb.load_pmd(1, [], "pmd2")[0])
+    assert [o["label"] for o in opts] == ["Left/easy", "Left/hard", "Right/easy", "Right/hard"]
+    summary = str(data_cb.show_dataset("pmd", "0", "1")[0])
+    assert "stim_onset_time + 0.12 s to response_time" in summary and "pmd_single_neuron_session.nwb" in summary
+    # a problem lands under its control; nothing is saved
+    bad = dict(form, start_offset="soon")
+    res = call(nwb_callbacks.preview_or_save, 1, None, None, "0", file, *nwb_fields(bad), "pmd2",
+               triggered=nwb_ids.SAVE, outputs_list=nwb_outputs(0, 2))
+    assert res[5][NWB_CONTROLS.index("start_offset")] == "expected a number (seconds)"
+    assert store.get_dataset("pmd2") is None and "Fix the problems" in str(res[8])
+    res = call(nwb_callbacks.preview_or_save, 1, None, None, "0", file, *nwb_fields(form), "pmd",
+               triggered=nwb_ids.SAVE, outputs_list=nwb_outputs(0, 2))
+    assert "exists" in res[5][NWB_CONTROLS.index("name")] and "Not saved" in str(res[8])
+    # an upload that is not NWB: the message under the file controls, the form kept
+    out = call(nwb_callbacks.open_file, None, None, {"name": "x.nwb"},
+               "data:;base64," + base64.b64encode(b"plain text").decode(), "x.nwb",
+               triggered=nwb_ids.UPLOAD_GATE)
+    assert "x.nwb is not a readable HDF5 file" in out[2] and out[0] is no_update and out[-2] is None
 
 
 def test_data_show_dataset(store, dataset):
@@ -631,17 +680,22 @@ def test_runs_empty_store(store):
 
 def test_buttons_do_nothing_without_a_click(store, dataset):
     """Pages insert components; a callback fired by insertion must not act."""
+    from flowdash.pages.data import nwb_callbacks as nwb_cb
     run_id = start_fit(epochs="1")[0]
     for fn, args in ((fit_cb.cancel, (None, run_id)),
                      (runs_cb.delete_run, (None, run_id)), (runs_cb.cancel_run, (None, run_id)),
                      (model_cb.save_model, (None, "x") + (None,) * 10),
                      (data_cb.cancel_generation, (None, run_id)),
-                     (data_cb.load_pmd, (None, ["Left/easy"], "p")),
                      (data_cb.upload, (None, None, "u", "0.5"))):
         with pytest.raises(PreventUpdate):
             fn(*args)
+    from flowdash.pages.data import nwb_ids
     for fn, args, trigger in ((fit_cb.preset, (None, "d", None, [None]), fit_cb.ids.PRESET),
-                              (data_cb.preset, (None, [None]), data_cb.ids.PRESET)):
+                              (data_cb.preset, (None, [None]), data_cb.ids.PRESET),
+                              (nwb_cb.open_file, (None, None, None, None, None), nwb_ids.PMD),
+                              (nwb_cb.preview_or_save, (None, None, None, "0", {"summary": {}})
+                               + (None,) * 18, nwb_ids.SAVE),
+                              (model_cb.same_model_for_all, (None,) * 12, model_ids.REPLICATE)):
         with pytest.raises(PreventUpdate):
             call(fn, *args, triggered=trigger, value=None)
     assert not store.cancel_requested(run_id) and store.get_run(run_id) is not None

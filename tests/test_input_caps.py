@@ -15,7 +15,7 @@ SPEC = {"grid": {"Np": 6, "Ne": 8, "xbegin": -1.0, "xend": 1.0}, "boundary_mode"
 
 
 def test_form_and_server_caps_are_the_same():
-    assert form.MAX_NEURONS == settings.MAX_MODEL_NEURONS == 12
+    assert form.MAX_NEURONS == settings.MAX_MODEL_NEURONS == 32   # real populations: the PMd file has 14
     assert form.MAX_N == settings.MAX_GRID_N
     state = form.state_from_spec(dict(SPEC, grid={"Np": 2, "Ne": 8}))
     # one rule: the form's message is the server's, from the core's limit narrowed by the cap
@@ -28,7 +28,7 @@ def test_form_and_server_caps_are_the_same():
     assert "need finite xbegin < xend" in flipped["grid"]          # the core's interval rule
     assert settings.check_model_spec(SPEC) == {}
     too_many = dict(SPEC, fr_model=SPEC["fr_model"] * (settings.MAX_MODEL_NEURONS + 1))
-    assert "between 1 and 12" in settings.check_model_spec(too_many)["fr_model"]
+    assert "between 1 and 32" in settings.check_model_spec(too_many)["fr_model"]
 
 
 @pytest.fixture

@@ -283,7 +283,7 @@ def test_names_are_bounded_and_visible(store, name, match):
 
 
 def test_model_caps_apply_to_save_model(store):
-    with pytest.raises(SettingsError, match="500 neurons; between 1 and 12"):
+    with pytest.raises(SettingsError, match="500 neurons; between 1 and 32"):
         store.save_model("big", dict(SPEC, fr_model=SPEC["fr_model"] * 500))
     with pytest.raises(SettingsError, match=r"Ne must be an integer in \[1, 2000\]"):
         store.save_model("huge", dict(SPEC, grid={"Np": 8, "Ne": 20000}))

@@ -44,6 +44,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .limits import InvalidValue
 from .spikedata import TRIAL_END, SpikeData
 
 __all__ = [
@@ -611,18 +612,20 @@ class NWBSession:
     columns: dict = field(repr=False)
     n_trials: int = 0
 
-    def column(self, name: str, where: str, kinds: Sequence[str] = ("event", "number", "label")) -> _Column:
-        """The column, or a ValueError naming it, the recipe field and what is allowed."""
+    def column(self, name: str, where: str, kinds: Sequence[str] = ("event", "number", "label"),
+               field: str = "recipe") -> _Column:
+        """The column, or an InvalidValue (``field``: the recipe part) naming it,
+        the recipe field and what is allowed."""
         if name not in self.columns:
-            raise ValueError(
-                f"{where}: the trials table has no column {name!r}; columns: {', '.join(self.columns)}"
+            raise InvalidValue(
+                field, f"{where}: the trials table has no column {name!r}; columns: {', '.join(self.columns)}"
             )
         col = self.columns[name]
         if col.kind == "unsupported":
-            raise ValueError(f"{where}: column {name!r} cannot be used ({col.note})")
+            raise InvalidValue(field, f"{where}: column {name!r} cannot be used ({col.note})")
         if col.kind not in kinds:
-            raise ValueError(f"{where}: column {name!r} holds {_KIND_TEXT[col.kind]}; "
-                             f"allowed here: {' or '.join(_KIND_TEXT[k] for k in kinds)}")
+            raise InvalidValue(field, f"{where}: column {name!r} holds {_KIND_TEXT[col.kind]}; "
+                                      f"allowed here: {' or '.join(_KIND_TEXT[k] for k in kinds)}")
         return col
 
     def summary(self) -> NWBSummary:
@@ -1023,41 +1026,41 @@ class NWBImport:
         return [self.data[c].subset(self.halves[c][k]) for c in self.conditions]
 
 
-def _matches(col: _Column, values: tuple, where: str) -> np.ndarray:
+def _matches(col: _Column, values: tuple, where: str, field: str) -> np.ndarray:
     """Boolean mask of trials whose value is one of ``values`` (type-checked)."""
     if col.kind == "label":
         want = bool if col.data.dtype == bool else str
         for v in values:
             if type(v) is not want:
-                raise ValueError(f"{where}: {v!r} is not a value of this column; it holds "
-                                 f"{'true/false' if want is bool else 'text'}")
+                raise InvalidValue(field, f"{where}: {v!r} is not a value of this column; it holds "
+                                          f"{'true/false' if want is bool else 'text'}")
         present = {v for v, _ in _distinct(col)}
         missing = [v for v in values if v not in present]
         if missing:
-            raise ValueError(f"{where}: no trial has the value {missing[0]!r}; values: "
-                             f"{', '.join(_fmt(v) for v in sorted(present))}")
+            raise InvalidValue(field, f"{where}: no trial has the value {missing[0]!r}; values: "
+                                      f"{', '.join(_fmt(v) for v in sorted(present))}")
         return np.isin(col.data, np.array(values, dtype=col.data.dtype))
     for v in values:
         if isinstance(v, (bool, str)):
-            raise ValueError(f"{where}: {v!r} is not a number; this column holds numbers")
+            raise InvalidValue(field, f"{where}: {v!r} is not a number; this column holds numbers")
     return np.isin(col.data, np.array(values, dtype=np.float64))
 
 
 def _filter_pass(session: NWBSession, f: TrialFilter, i: int) -> np.ndarray:
-    where = f"filters[{i}] ({f.describe()})"
+    where, fld = f"filters[{i}] ({f.describe()})", f"filters:{i}"
     if f.op == "in":
-        return _matches(session.column(f.column, where), f.values, where)
+        return _matches(session.column(f.column, where, field=fld), f.values, where, fld)
     if f.op == "range":
-        col = session.column(f.column, where, ("event", "number"))
+        col = session.column(f.column, where, ("event", "number"), fld)
         ok = np.isfinite(col.data)
         if f.low is not None:
             ok &= col.data >= f.low
         if f.high is not None:
             ok &= col.data <= f.high
         return ok
-    a, b = session.column(f.column, where), session.column(f.other, where)
+    a, b = session.column(f.column, where, field=fld), session.column(f.other, where, field=fld)
     if (a.kind == "label") != (b.kind == "label") or (a.kind == "label" and a.data.dtype != b.data.dtype):
-        raise ValueError(f"{where}: {f.column!r} holds {_KIND_TEXT[a.kind]} and {f.other!r} holds "
+        raise InvalidValue(fld, f"{where}: {f.column!r} holds {_KIND_TEXT[a.kind]} and {f.other!r} holds "
                          f"{_KIND_TEXT[b.kind]}; compare columns of the same kind")
     same = a.data == b.data
     if a.kind == "label":
@@ -1073,7 +1076,7 @@ def _halves(n_trials: dict, kind: str, seed: int) -> dict | None:
     out = {}
     for c, n in n_trials.items():
         if n < 2:
-            raise ValueError(f"condition {c!r} has {n} trial; halves ({kind}) need at least 2 trials in every "
+            raise InvalidValue("halves", f"condition {c!r} has {n} trial; halves ({kind}) need at least 2 trials in every "
                              "condition: choose halves 'none', fewer filters or fewer condition columns")
         if kind == "even_odd":
             a, b = np.arange(0, n, 2), np.arange(1, n, 2)
@@ -1136,7 +1139,12 @@ def from_nwb(src: Any, recipe: Recipe | Mapping, *, name: str | None = None, max
         unknown or unusable columns (naming the recipe field and listing the
         columns); unknown units or label values; no trial left; a condition
         without trials; a unit without spikes in every window; halves
-        impossible (a condition with fewer than 2 trials). Trials with NaN
+        impossible (a condition with fewer than 2 trials). Problems of the
+        recipe against the file are :class:`~flowdash.core.limits.InvalidValue`
+        whose ``field`` names the recipe part: ``"file"`` (made for another
+        file), ``"units"``, ``"window:start"``, ``"window:end"``,
+        ``"filters:<i>"``, ``"conditions:<j>"``, ``"conditions"`` (a
+        combination without trials), ``"halves"``, ``"trials"`` (none left). Trials with NaN
         events or empty / negative windows are not errors: they are dropped
         and counted in the report.
     """
@@ -1147,19 +1155,19 @@ def from_nwb(src: Any, recipe: Recipe | Mapping, *, name: str | None = None, max
     psth_bin = _seconds("psth_bin", psth_bin, positive=True)
     session = src if isinstance(src, NWBSession) else read_nwb(src, name=name, max_bytes=max_bytes)
     if recipe.file_sha256 is not None and recipe.file_sha256 != session.file_sha256:
-        raise ValueError(
-            f"the recipe was made for {recipe.file_name or 'another file'} (sha256 {recipe.file_sha256[:12]}…); "
+        raise InvalidValue(
+            "file", f"the recipe was made for {recipe.file_name or 'another file'} (sha256 {recipe.file_sha256[:12]}…); "
             f"{session.file_name} has other content (sha256 {session.file_sha256[:12]}…)"
         )
     n_units = len(session.spike_times)
     units = recipe.units if recipe.units is not None else tuple(range(n_units))
     for u in units:
         if u >= n_units:
-            raise ValueError(f"units: row {u} is not in the units table; it has {n_units} units, rows "
+            raise InvalidValue("units", f"units: row {u} is not in the units table; it has {n_units} units, rows "
                              f"0..{n_units - 1}")
     win = recipe.window
-    start_col = session.column(win.start, "window start", ("event", "number"))
-    end_col = session.column(win.end, "window end", ("event", "number")) if win.end else None
+    start_col = session.column(win.start, "window start", ("event", "number"), "window:start")
+    end_col = session.column(win.end, "window end", ("event", "number"), "window:end") if win.end else None
 
     n = session.n_trials
     keep = np.ones(n, dtype=bool)
@@ -1175,17 +1183,17 @@ def from_nwb(src: Any, recipe: Recipe | Mapping, *, name: str | None = None, max
         drop(f"filter: {f.describe()}", ~_filter_pass(session, f, i))
     codes, cond_values = [], []
     for j, cc in enumerate(recipe.conditions):
-        where = f"conditions[{j}] ({cc.column})"
-        col = session.column(cc.column, where, ("number", "label"))
+        where, fld = f"conditions[{j}] ({cc.column})", f"conditions:{j}"
+        col = session.column(cc.column, where, ("number", "label"), fld)
         values = cc.values
         if values is None:
             listed = _distinct(col)
             if col.kind == "number" and len(listed) > MAX_LISTED_VALUES:
-                raise ValueError(f"{where}: {cc.column!r} has {len(listed)} distinct values; list the values "
+                raise InvalidValue(fld, f"{where}: {cc.column!r} has {len(listed)} distinct values; list the values "
                                  f"wanted (at most {MAX_LISTED_VALUES} are taken by default) or filter by range")
             values = tuple(v for v, _ in listed)
         drop(f"condition: {cc.column} not in {{{', '.join(_fmt(v) for v in values)}}}",
-             ~_matches(col, values, where))
+             ~_matches(col, values, where, fld))
         code = np.full(n, -1)
         data = col.data
         for k, v in enumerate(values):
@@ -1201,8 +1209,8 @@ def from_nwb(src: Any, recipe: Recipe | Mapping, *, name: str | None = None, max
         drop("negative window", ends < starts)
         drop("empty window", ends == starts)
     if not keep.any():
-        raise ValueError(f"no trial is left of the {n} in {session.file_name}: "
-                         + "; ".join(f"{len(r)} dropped for {reason}" for reason, r in dropped.items()))
+        raise InvalidValue("trials", f"no trial is left of the {n} in {session.file_name}: "
+                           + "; ".join(f"{len(r)} dropped for {reason}" for reason, r in dropped.items()))
 
     conditions, trial_index = [], {}
     for combo in itertools.product(*[range(len(v)) for v in cond_values]):
@@ -1214,10 +1222,12 @@ def from_nwb(src: Any, recipe: Recipe | Mapping, *, name: str | None = None, max
         if rows.size == 0:
             where = ", ".join(f"{cc.column} = {_fmt(vals[k])!s}"
                               for cc, vals, k in zip(recipe.conditions, cond_values, combo))
-            raise ValueError(f"condition {label!r} ({where}) has no trials left after the filters and window "
-                             "checks; leave that value out of the condition or change the filters")
+            raise InvalidValue("conditions", f"condition {label!r} ({where}) has no trials left after the "
+                               "filters and window checks; leave that value out of the condition or change "
+                               "the filters")
         if label in trial_index:
-            raise ValueError(f"two conditions are both named {label!r}; condition values must differ as text")
+            raise InvalidValue("conditions", f"two conditions are both named {label!r}; condition values "
+                               "must differ as text")
         conditions.append(label)
         rows.setflags(write=False)
         trial_index[label] = rows
@@ -1230,8 +1240,9 @@ def from_nwb(src: Any, recipe: Recipe | Mapping, *, name: str | None = None, max
     silent = [k for k in range(len(units)) if counts_all[k] == 0]
     if silent:
         names = ", ".join(f"row {units[k]} (id {session.unit_ids[units[k]]})" for k in silent)
-        raise ValueError(f"unit{'s' if len(silent) > 1 else ''} {names} ha{'ve' if len(silent) > 1 else 's'} no "
-                         "spikes inside any kept window; leave it out of units")
+        raise InvalidValue("units", f"unit{'s' if len(silent) > 1 else ''} {names} "
+                           f"ha{'ve' if len(silent) > 1 else 's'} no spikes inside any kept window; leave "
+                           f"{'them' if len(silent) > 1 else 'it'} out of units")
     pos = np.full(n, -1)
     pos[rows_all] = np.arange(rows_all.size)
 

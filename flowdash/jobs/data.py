@@ -40,7 +40,9 @@ def split_of(meta: dict) -> dict:
     """How a dataset's trials split into training and validation (its meta).
 
     ``{"kind": "random", "val_fraction": f, "seed": s}`` (``SpikeData.split``),
-    ``{"kind": "even_odd"}`` (``even_odd_split``) or ``{"kind": "none"}``.
+    ``{"kind": "even_odd"}`` (``even_odd_split``), ``{"kind": "halves", "train":
+    [positions per datasample], "val": [...], ...}`` (the halves an NWB import
+    drew, e.g. random with a seed) or ``{"kind": "none"}``.
     """
     return meta.get("split") or {"kind": "none"}
 
@@ -53,6 +55,8 @@ def split_samples(samples, meta):
     if "splits" in meta and "split" not in meta:  # stores written before "split" existed
         pairs = [(s.subset(x["train"]), s.subset(x["val"]) if x["val"] else None)
                  for s, x in zip(samples, meta["splits"])]
+    elif sp["kind"] == "halves":
+        pairs = [(s.subset(a), s.subset(b)) for s, a, b in zip(samples, sp["train"], sp["val"])]
     elif sp["kind"] == "even_odd":
         pairs = [even_odd_split(s) for s in samples]
     elif sp["kind"] == "random":

@@ -6,8 +6,10 @@ import dash
 
 
 def register():
-    from flowdash.pages.data import callbacks  # noqa: F401  (registers callbacks)
+    from flowdash.pages.data import callbacks, nwb_callbacks  # noqa: F401  (registers callbacks)
+    from flowdash.pages.data import nwb_logic
     from flowdash.pages.data.layout import layout
 
     dash.register_page(__name__, path="/data", name="Data", title="flowdash · Data",
                        order=1, layout=layout)
+    nwb_logic.warm()

@@ -168,26 +168,6 @@ def upload(contents, filenames, name, val_fraction):
     return alert(f"Saved dataset “{name}”.", "success"), opts, name, False, ""
 
 
-@callback(Output(ids.PMD_MSG, "children"), Output(ids.DATASET, "options", allow_duplicate=True),
-          Output(ids.DATASET, "value", allow_duplicate=True),
-          Output(ids.PMD_NAME, "invalid"), Output(ids.PMD_NAME_FB, "children"),
-          Input(ids.PMD_LOAD, "n_clicks"), State(ids.PMD_CONDITIONS, "value"),
-          State(ids.PMD_NAME, "value"), prevent_initial_call=True)
-def load_pmd(_n, conditions, name):
-    """Load the real PMd recordings through the core's loader."""
-    if not _n:  # pages insert components: never act without a real click
-        raise PreventUpdate
-    try:
-        samples, meta = logic.import_pmd(conditions)
-        opts, name = _save(samples, meta, name)
-    except ValueError as exc:
-        if _about_name(exc):
-            return "", no_update, no_update, True, str(exc)
-        return alert(str(exc), "danger"), no_update, no_update, False, ""
-    return (alert(f"Saved dataset “{name}”: {meta['n_trials']} trials in "
-                   f"{len(samples)} conditions.", "success"), opts, name, False, "")
-
-
 @callback(Output(ids.TRIALS, "value"), Output(ids.DURATION, "value"), Output(ids.DT, "value"),
           Output(ids.SEED, "value"), Output(ids.VAL_FRACTION, "value"),
           Output(ids.TRIAL_END, "value"), Output(ids.NAME, "value"),

@@ -8,7 +8,7 @@ from flowdash import settings
 from flowdash.pages import theme
 from flowdash.pages.components import card, field
 from flowdash.pages.menus import menu
-from flowdash.pages.data import ids, logic
+from flowdash.pages.data import ids, logic, nwb_layout
 
 
 def _input(fid, value, **kw):
@@ -76,20 +76,6 @@ def layout(**_query):
         html.Div(id=ids.UPLOAD_MSG),
         dbc.FormText("The validation fraction above decides the split."),
     )
-    pmd = card(
-        "Real recordings (PMd, Genkin et al. 2023)",
-        dbc.Checklist(id=ids.PMD_CONDITIONS, inline=True, value=logic.pmd_conditions(),
-                      options=[{"label": c, "value": c} for c in logic.pmd_conditions()]),
-        dbc.Row([
-            dbc.Col([_input(ids.PMD_NAME, "pmd"),
-                     dbc.FormFeedback(id=ids.PMD_NAME_FB, type="invalid")], md=7),
-            dbc.Col(dbc.Button("Load PMd", id=ids.PMD_LOAD, color="primary"), md="auto"),
-        ], className="g-2 mt-1"),
-        html.Div(id=ids.PMD_MSG, className="mt-2"),
-        dbc.FormText("Decision windows 120 ms after stimulus onset to the reaction time, "
-                     "trial end recorded; one datasample per condition; even trials "
-                     "train, odd trials validate."),
-    )
     view = card(
         "Dataset",
         dbc.Row([
@@ -113,5 +99,6 @@ def layout(**_query):
     )
     return dbc.Container([
         html.H2("Data", className="mb-3"),
-        dbc.Row([dbc.Col([generate, upload, pmd], lg=4), dbc.Col(view, lg=8)]),
+        dbc.Row([dbc.Col([generate, upload], lg=4), dbc.Col(view, lg=8)]),
+        nwb_layout.import_card(),   # real recordings (the PMd button fills it with the paper's choices)
     ], fluid=True)

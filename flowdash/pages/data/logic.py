@@ -1,8 +1,10 @@
-"""Data page logic: field validation, uploads, PMd import, dataset views (no dash)."""
+"""Data page logic: field validation, uploads, dataset views (no dash).
+
+The NWB import form (real recordings, the PMd button) has its own module, ``nwb_logic``.
+"""
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 
 import numpy as np
@@ -102,44 +104,6 @@ def import_upload(contents, filenames, val_fraction, seed=0):
     return [data], meta
 
 
-def pmd_path() -> Path:
-    """The PMd recording (NWB): ``$FLOWDASH_PMD`` or ``<repo>/../shared/data/...``."""
-    env = os.environ.get("FLOWDASH_PMD")
-    if env:
-        return Path(env)
-    repo = Path(__file__).resolve().parents[3]
-    return repo.parent / "shared" / "data" / "pmd_single_neuron_session.nwb"
-
-
-def pmd_conditions() -> list[str]:
-    return ["Left/easy", "Left/hard", "Right/easy", "Right/hard"]
-
-
-def import_pmd(conditions, path=None):
-    """The PMd decision windows of the chosen conditions, one datasample each.
-
-    The NWB importer with the published choices (``PMD_RECIPE``): even
-    trials train, odd trials validate.
-    """
-    from flowdash.core.nwb import PMD_RECIPE, from_nwb
-
-    if not conditions:
-        raise ValueError("choose at least one condition")
-    path = Path(path or pmd_path())
-    if not path.exists():
-        raise ValueError(f"the PMd recording is not at {path}")
-    imported = from_nwb(path, PMD_RECIPE)
-    unknown = [c for c in conditions if c not in imported.conditions]
-    if unknown:
-        raise ValueError(f"unknown conditions {unknown}; allowed {list(imported.conditions)}")
-    samples = [imported.data[c] for c in conditions]
-    meta = {"source": "pmd", "conditions": list(conditions), "n_datasamples": len(samples),
-            "n_neurons": samples[0].n_neurons, "n_trials": int(sum(s.n_trials for s in samples)),
-            "with_trial_end": True, "split": {"kind": "even_odd"}, "model_spec": None,
-            "t_after_onset": imported.recipe.window.start_offset, "recipe": imported.recipe.to_dict()}
-    return samples, meta
-
-
 def dataset_view(entry: dict, latent: dict | None, trials_text: str, sample: int = 0):
     """What the page shows of one datasample (condition) of a saved dataset.
 
@@ -175,6 +139,9 @@ def dataset_view(entry: dict, latent: dict | None, trials_text: str, sample: int
                ("trial end recorded", "yes" if data.with_trial_end else "no")]
     if meta.get("seed") is not None:
         summary.append(("seed", str(meta["seed"])))
+    if meta.get("recipe"):   # imported from NWB: where the trials come from
+        from flowdash.pages.data.nwb_logic import recipe_rows
+        summary += recipe_rows(meta["recipe"])
     return {"summary": summary, "spikes": data.subset(indices).to_spike_times()[0],
             "indices": indices, "n_neurons": data.n_neurons,
             "rates": data.trial_average_rates(), "counts": data.n_spikes(),

@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from flowdash.names import plot_text
-from flowdash.pages import theme
+from flowdash.pages import multiples, theme
 
 NLL_Y_TITLE = "NLL − NLL(epoch 0) (nats)"
 RELATIVE_Y_TITLE = "relative NLL (NLL_gt − NLL)/NLL_gt"
@@ -192,10 +192,19 @@ def params_figure(epochs, D=None, x=None, p0=None, fr=None) -> go.Figure:
     if not panels:
         return theme.message_figure("D, p0 and the rates are not fitted in this run.", 120)
     titles = {"D": "Noise magnitude D", "p0": "Initial density p0", "fr": "Firing rates"}
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[titles[p] for p in panels],
-                        horizontal_spacing=0.12)
-    fig.update_layout(template=theme.TEMPLATE, height=340, uirevision="params")
-    for col, p in enumerate(panels, start=1):
+    n_neurons = np.shape(fr[1])[-1] if fr is not None else 0
+    if multiples.small_multiples(n_neurons):
+        # a population: one small panel per neuron's rate (same trace order: D, p0, neurons)
+        fig, top, cells = multiples.grid([titles[p] for p in panels if p != "fr"], n_neurons)
+        cell_of = dict(zip([p for p in panels if p != "fr"], top))
+    else:
+        fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[titles[p] for p in panels],
+                            horizontal_spacing=0.12)
+        fig.update_layout(height=340)
+        cell_of, cells = {p: (1, col) for col, p in enumerate(panels, start=1)}, None
+    fig.update_layout(template=theme.TEMPLATE, uirevision="params")
+    for p in panels:
+        row, col = cell_of.get(p, (1, 1))
         if p == "D":
             # Before epoch 0 is recorded there is no D yet: one empty trace to extend.
             arr = np.asarray(D, float).reshape(len(epochs), -1) if len(epochs) else np.zeros((0, 1))
@@ -205,26 +214,31 @@ def params_figure(epochs, D=None, x=None, p0=None, fr=None) -> go.Figure:
                 # cannot be extended in the browser.
                 fig.add_trace(go.Scatter(x=list(epochs), y=arr[:, k].tolist(), mode="lines+markers",
                                          name="D" + (f" {k}" if arr.shape[1] > 1 else ""),
-                                         line=dict(color=theme.color(k), width=3)), row=1, col=col)
-            fig.update_xaxes(title_text=EPOCH_TITLE, row=1, col=col)
-            fig.update_yaxes(title_text="D (a.u.²/s)", row=1, col=col)
+                                         line=dict(color=theme.color(k), width=3)), row=row, col=col)
+            fig.update_xaxes(title_text=EPOCH_TITLE, row=row, col=col)
+            fig.update_yaxes(title_text="D (a.u.²/s)", row=row, col=col)
         elif p == "p0":
-            for k, row in enumerate(np.atleast_2d(p0[1])):
-                fig.add_trace(go.Scatter(x=x, y=row, mode="lines", name=f"p0 (epoch {p0[0]})",
+            for k, y in enumerate(np.atleast_2d(p0[1])):
+                fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"p0 (epoch {p0[0]})",
                                          line=dict(color=theme.OKABE_ITO["green"], width=3)),
-                              row=1, col=col)
-            fig.update_xaxes(title_text=theme.X_TITLE, row=1, col=col)
-            fig.update_yaxes(title_text=theme.DENSITY_TITLE, row=1, col=col)
+                              row=row, col=col)
+            fig.update_xaxes(title_text=theme.X_TITLE, row=row, col=col)
+            fig.update_yaxes(title_text=theme.DENSITY_TITLE, row=row, col=col)
         else:
             arr = np.asarray(fr[1], float)
             arr = arr.reshape((-1,) + arr.shape[-2:])
             for n in range(arr.shape[2]):
+                r, c = cells[n] if cells else (row, col)
                 fig.add_trace(go.Scatter(x=x, y=arr[0, :, n], mode="lines",
                                          name=f"neuron {n + 1} (epoch {fr[0]})",
-                                         line=dict(color=theme.color(n), width=3)),
-                              row=1, col=col)
-            fig.update_xaxes(title_text=theme.X_TITLE, row=1, col=col)
-            fig.update_yaxes(title_text=theme.RATE_TITLE, row=1, col=col)
+                                         line=dict(color=theme.color(n), width=2.5 if cells else 3)),
+                              row=r, col=c)
+            if cells:
+                fig.update_layout(showlegend=False)   # each panel's title names its neuron
+                multiples.label_rate_axes(fig, cells)
+            else:
+                fig.update_xaxes(title_text=theme.X_TITLE, row=row, col=col)
+                fig.update_yaxes(title_text=theme.RATE_TITLE, row=row, col=col)
     return fig
 
 

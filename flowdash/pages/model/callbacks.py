@@ -211,3 +211,35 @@ def list_saved(_path):
     """Fill the list of saved models when the page opens."""
     with open_store() as store:
         return options(store.list_models())
+
+
+@callback(
+    Output(ids.NP, "value", allow_duplicate=True), Output(ids.NE, "value", allow_duplicate=True),
+    Output(ids.XBEGIN, "value", allow_duplicate=True), Output(ids.XEND, "value", allow_duplicate=True),
+    Output(ids.BOUNDARY, "value", allow_duplicate=True),
+    Output(ids.ABSORPTION, "value", allow_duplicate=True), Output(ids.D, "value", allow_duplicate=True),
+    Output(ids.PEQ, "value", allow_duplicate=True), Output(ids.P0, "value", allow_duplicate=True),
+    Output(ids.PEQ_PARAMS, "children", allow_duplicate=True),
+    Output(ids.P0_PARAMS, "children", allow_duplicate=True),
+    Output(ids.NEURONS, "children", allow_duplicate=True), Output(ids.FORM, "data", allow_duplicate=True),
+    Output(ids.REPLICATE_N, "invalid"), Output(ids.FB_REPLICATE, "children"),
+    Input(ids.REPLICATE, "n_clicks"), State(ids.REPLICATE_N, "value"),
+    State(ids.FORM, "data"), State(ids.NP, "value"), State(ids.NE, "value"),
+    State(ids.XBEGIN, "value"), State(ids.XEND, "value"), State(ids.BOUNDARY, "value"),
+    State(ids.ABSORPTION, "value"),
+    State(ids.D, "value"), State(PARAMS_ALL, "value"), State(PARAMS_ALL, "id"),
+    prevent_initial_call=True,
+)
+def same_model_for_all(_n, count, structure, np_, ne, xb, xe, boundary, absorption, D,
+                       param_values, param_ids):
+    """A population: n neurons with neuron 1's rate model and parameters (edit from there)."""
+    if not _n:  # pages insert components: never act without a real click
+        raise PreventUpdate
+    try:
+        n = form.parse_neuron_count(count)
+    except ValueError as exc:
+        return (no_update,) * 13 + (True, str(exc))
+    state = state_from_fields(structure, (np_, ne, xb, xe), boundary, absorption, D,
+                              param_values, param_ids)
+    state = form.apply_event(state, "replicate", n)
+    return (*form_outputs(state), state, False, "")

@@ -5,7 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from flowdash.pages import theme
+from flowdash.pages import multiples, theme
 
 
 def model_preview(x, peq, p0, fr, equilibrium: bool = True) -> go.Figure:
@@ -22,6 +22,8 @@ def model_preview(x, peq, p0, fr, equilibrium: bool = True) -> go.Figure:
     """
     x = np.asarray(x)
     fr = np.asarray(fr).reshape(len(x), -1)
+    if multiples.small_multiples(fr.shape[1]):
+        return _preview_multiples(x, peq, p0, fr, equilibrium)
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08,
                         subplot_titles=("Potential Φ(x)",
                                         "Initial density p0(x)" + (" = peq" if equilibrium else ""),
@@ -43,4 +45,25 @@ def model_preview(x, peq, p0, fr, equilibrium: bool = True) -> go.Figure:
         fig.update_yaxes(title_text=ytitle, row=1, col=col)
     fig.update_yaxes(rangemode="tozero", row=1, col=2)
     fig.update_yaxes(rangemode="tozero", row=1, col=3)
+    return fig
+
+
+def _preview_multiples(x, peq, p0, fr, equilibrium: bool) -> go.Figure:
+    """:func:`model_preview` of a population: Φ and p0 on top, one small panel per
+    neuron's rate below (traces in the same order)."""
+    fig, top, cells = multiples.grid(
+        ["Potential Φ(x)", "Initial density p0(x)" + (" = peq" if equilibrium else "")], fr.shape[1])
+    fig.update_layout(showlegend=False)
+    fig.add_trace(go.Scatter(x=x, y=-np.log(np.asarray(peq)), name="Φ(x)", mode="lines",
+                             line=dict(color=theme.TRUTH_COLOR, width=3)), *top[0])
+    fig.add_trace(go.Scatter(x=x, y=np.asarray(p0), name="p0(x)", mode="lines",
+                             line=dict(color=theme.OKABE_ITO["green"], width=3)), *top[1])
+    for n, cell in enumerate(cells):
+        fig.add_trace(go.Scatter(x=x, y=fr[:, n], name=f"neuron {n + 1}", mode="lines",
+                                 line=dict(color=theme.color(n), width=2.5)), *cell)
+    for cell, ytitle in zip(top, (theme.POTENTIAL_TITLE, theme.DENSITY_TITLE)):
+        fig.update_xaxes(title_text=theme.X_TITLE, row=cell[0], col=cell[1])
+        fig.update_yaxes(title_text=ytitle, row=cell[0], col=cell[1])
+    fig.update_yaxes(rangemode="tozero", row=top[1][0], col=top[1][1])
+    multiples.label_rate_axes(fig, cells)
     return fig

@@ -184,7 +184,8 @@ def apply_event(state: dict, event: str, arg=None) -> dict:
 
     Events: ``preset`` (arg = key), ``load`` (arg = spec), ``peq`` / ``p0``
     (arg = model name, or "equilibrium" for p0), ``rate`` (arg = (neuron,
-    name)), ``add``, ``remove`` (arg = neuron index).
+    name)), ``add``, ``remove`` (arg = neuron index), ``replicate`` (arg =
+    number of neurons: each gets neuron 1's model and parameters).
     """
     if event == "preset":
         return preset_state(arg)
@@ -207,7 +208,14 @@ def apply_event(state: dict, event: str, arg=None) -> dict:
         state["neurons"].append(params_state("fr", "rectified_linear"))
     elif event == "remove" and len(state["neurons"]) > 1 and 0 <= arg < len(state["neurons"]):
         state["neurons"].pop(arg)
+    elif event == "replicate":
+        state["neurons"] = [copy.deepcopy(state["neurons"][0]) for _ in range(arg)]
     return state
+
+
+def parse_neuron_count(text) -> int:
+    """The number of neurons asked for by "same model for all" (ValueError: the message)."""
+    return parse_number(text, settings.Limit("neurons", int, 1, MAX_NEURONS))
 
 
 def model_names(state: dict) -> tuple:

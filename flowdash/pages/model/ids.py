@@ -34,3 +34,6 @@ FORM = "model-form"                     # dcc.Store: the form state's structure
 FB_NAME = "model-name-fb"
 DELETE = "model-delete"
 DELETE_CONFIRM = "model-delete-confirm"  # dcc.ConfirmDialog: delete the saved model?
+REPLICATE_N = "model-replicate-n"       # how many neurons get neuron 1's model
+REPLICATE = "model-replicate"           # button: same model for all neurons
+FB_REPLICATE = "model-replicate-fb"

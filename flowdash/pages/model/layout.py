@@ -6,7 +6,7 @@ from dash import dcc, html
 
 from flowdash.core import library
 from flowdash.settings import GRID_LIMITS, format_number
-from flowdash.pages import theme
+from flowdash.pages import multiples, theme
 from flowdash.pages.components import card, field
 from flowdash.pages.menus import menu
 from flowdash.pages.model import form
@@ -40,10 +40,22 @@ def param_fields(target: str, neuron: int, entry: dict | None):
     ])
 
 
+def _params_text(entry: dict) -> str:
+    """``slope 10, bias 30``: a neuron's parameters on its collapsed row."""
+    text = ", ".join(f"{k} {v}" for k, v in entry["params"].items())
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
 def neuron_cards(neurons: list[dict]):
+    """One card per neuron; a population's parameters fold away (one line each)."""
     rate_options = [{"label": n, "value": n} for n in form.rate_model_names()]
+    fold = multiples.small_multiples(len(neurons))
     cards = []
     for i, entry in enumerate(neurons):
+        params = param_fields("fr", i, entry)
+        if fold:  # the fields stay in the page (the form reads them), folded
+            params = html.Details([html.Summary(_params_text(entry), className="small text-muted"),
+                                   params], className="neuron-params")
         cards.append(dbc.Card(dbc.CardBody([
             dbc.Row([
                 dbc.Col(html.Strong(f"Neuron {i + 1}",
@@ -53,9 +65,9 @@ def neuron_cards(neurons: list[dict]):
                 dbc.Col(dbc.Button("Remove", id={"type": ids.REMOVE, "neuron": i},
                                    color="link", size="sm", disabled=len(neurons) == 1),
                         width="auto"),
-            ], align="center", className="g-2 mb-2"),
-            param_fields("fr", i, entry),
-        ]), className="mb-2 neuron-card"))
+            ], align="center", className="g-2 mb-1" if fold else "g-2 mb-2"),
+            params,
+        ], className="py-1" if fold else None), className="mb-2 neuron-card"))
     if len(neurons) >= form.MAX_NEURONS:
         cards.append(dbc.FormText(f"At most {form.MAX_NEURONS} neurons per model."))
     return cards
@@ -118,6 +130,14 @@ def layout(**_query):
                         html.Div(neurons, id=ids.NEURONS),
                         dbc.Button("+ Add neuron", id=ids.ADD_NEURON, color="primary",
                                    outline=True, size="sm"),
+                        dbc.InputGroup([
+                            dbc.InputGroupText("Same model as neuron 1 for"),
+                            dbc.Input(id=ids.REPLICATE_N, value="14", type="text",
+                                      style={"maxWidth": "5rem"}, autoComplete="off"),
+                            dbc.InputGroupText("neurons"),
+                            dbc.Button("Apply", id=ids.REPLICATE, color="primary", outline=True),
+                            dbc.FormFeedback(id=ids.FB_REPLICATE, type="invalid"),
+                        ], size="sm", className="mt-2 has-validation"),
                         dbc.FormText(f"Every library rate is at least {library.RATE_FLOOR:g} Hz.",
                                      className="d-block mt-1"))
     save_card = card(

@@ -14,7 +14,7 @@ from flowdash.pages.fit import view as fit_view
 from flowdash.pages.runs import ids
 from flowdash.pages.runs import list_callbacks  # noqa: F401  (the table and the run menus)
 from flowdash.pages.runs.plots import generation_plots
-from flowdash.pages.runs.table import settings_rows
+from flowdash.pages.runs.table import recipe_rows, settings_rows
 from flowdash.pages.services import open_store
 from flowdash.store import ACTIVE_STATUSES, RunActive
 
@@ -27,15 +27,22 @@ def open_row(_clicks):
     return ctx.triggered_id["run"]
 
 
-def details(record):
-    """The run's name, status and its settings as a two-column table."""
+def details(record, recipe=None):
+    """The run's name, status and its settings as a two-column table; the NWB import
+    recipe of its dataset beside them (what the data are, traced to the file)."""
     rows = [html.Tr([html.Th(label), html.Td(text)]) for label, text in settings_rows(record)]
+    data = [html.Tr([html.Th(label), html.Td(text, className="text-break")])
+            for label, text in recipe_rows(recipe)]
+    settings = dbc.Table(html.Tbody(rows), size="sm", borderless=True,
+                         className="run-details w-auto mt-2 mb-2")
     return html.Div([
         html.Div([status_badge(record["status"]), html.Strong(f"  {record['name']}"),
                   html.Span(f"  ({record['kind']})", className="text-muted")]),
         html.Div(record.get("error") or "", className="text-danger"),
-        dbc.Table(html.Tbody(rows), size="sm", borderless=True,
-                  className="run-details w-auto mt-2 mb-2"),
+        dbc.Row([dbc.Col(settings, md="auto"),
+                 dbc.Col([html.H6("Data imported from NWB", className="mt-2 mb-1"),
+                          dbc.Table(html.Tbody(data), size="sm", borderless=True,
+                                    className="run-recipe mb-2")], md=True)]) if data else settings,
     ])
 
 
@@ -59,6 +66,7 @@ def open_run(run_id, _changed, fmt, scale=fit_view.SHIFTED):
         if record is None:
             return ("", theme.message_figure("Open a run.", 300), theme.message_figure("", 300),
                     theme.message_figure("", 120), *configs, "")
+        recipe = export.import_recipe(store, record)
         if record["kind"] == "fit":
             cols = store.read_columns(run_id, max_points=fit_view.MAX_POINTS)
             result = store.get_result(run_id) or {}
@@ -70,7 +78,7 @@ def open_run(run_id, _changed, fmt, scale=fit_view.SHIFTED):
         else:  # e.g. a decode: its own page draws it
             plots = (theme.message_figure(f"A {record['kind']} run: see its page.", 300),
                      theme.message_figure("", 300), theme.message_figure("", 120))
-    return (details(record), *plots, *configs, note)
+    return (details(record, recipe), *plots, *configs, note)
 
 
 @callback(Output(ids.OVERLAY_GRAPH, "figure"), Output(ids.OVERLAY_GRAPH, "config"),

@@ -69,6 +69,13 @@ def _when(t) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "—"
 
 
+def recipe_rows(recipe: dict | None) -> list[tuple[str, str]]:
+    """The NWB import recipe of a run's dataset as (label, text) rows ([] for other data)."""
+    from flowdash.pages.data.nwb_logic import recipe_rows as rows
+
+    return rows(recipe)
+
+
 def settings_rows(record: dict) -> list[tuple[str, str]]:
     """A run's settings and record as (label, text) rows, in reading order."""
     s = dict(record.get("settings") or {})
