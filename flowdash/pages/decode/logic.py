@@ -12,6 +12,7 @@ import numpy as np
 
 from flowdash import jobs, settings
 from flowdash.jobs import viterbi as decode_kind
+from flowdash.pages import menus
 from flowdash.store import ACTIVE_STATUSES, FINAL_STATUSES
 
 SAVED, FIT = "model:", "fit:"
@@ -23,8 +24,9 @@ DEFAULT_NV = 64
 
 
 def model_options(store) -> list[dict]:
-    """Saved models, then fit runs (newest first), as Select options."""
-    runs = sorted(store.list_runs("fit"), key=lambda r: -r["created"])
+    """Saved models, then the newest fit runs (at most ``menus.LIMIT``, from the run
+    index), as Select options."""
+    runs = store.find_runs(kind="fit", limit=menus.LIMIT)[1]
     return ([{"label": f"saved model · {n}", "value": SAVED + n} for n in store.list_models()]
             + [{"label": f"fit run · {r['name']} ({r['id'][:6]}, {r['status']})",
                 "value": FIT + r["id"]} for r in runs])
@@ -37,8 +39,8 @@ def epoch_options(store, choice) -> list[dict]:
     run_id = choice[len(FIT):]
     result = store.get_result(run_id) or {}
     out = [{"label": "final model", "value": decode_kind.FINAL}] if "final" in result else []
-    return out + [{"label": f"epoch {k}", "value": str(k)}
-                  for k in store.snapshot_epochs(run_id)]
+    recorded = sorted(set(store.snapshot_epochs(run_id)) | set(store.model_epochs(run_id)))
+    return out + [{"label": f"epoch {k}", "value": str(k)} for k in recorded]
 
 
 def nv_for(store, choice) -> str:
@@ -85,8 +87,9 @@ def start(store, values: dict, name=None):
 
 
 def run_options(store) -> list[dict]:
+    """The newest decode runs (at most ``menus.LIMIT``, from the run index)."""
     return [{"label": f"{r['name']} · {r['id'][:6]} · {r['status']}", "value": r["id"]}
-            for r in sorted(store.list_runs("viterbi"), key=lambda r: -r["created"])]
+            for r in store.find_runs(kind="viterbi", limit=menus.LIMIT)[1]]
 
 
 def progress(record: dict):

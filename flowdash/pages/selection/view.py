@@ -11,7 +11,7 @@ import json
 import numpy as np
 
 from flowdash import analysis, jobs, settings
-from flowdash.pages import linesearch, theme
+from flowdash.pages import linesearch, menus, theme
 from flowdash.pages.fit import view as fit_view
 from flowdash.pages.selection import figures
 from flowdash.store import ACTIVE_STATUSES
@@ -46,8 +46,9 @@ def selection_options(store) -> list[dict]:
 
 
 def fit_run_options(store) -> list[dict]:
+    """The newest fit runs (at most ``menus.LIMIT``, from the run index: no record is read)."""
     return [{"label": f"{r['name']} · {r['id'][:6]}", "value": r["id"]}
-            for r in store.list_runs("fit")]
+            for r in store.find_runs(kind="fit", limit=menus.LIMIT)[1]]
 
 
 def values_from_fields(f: dict) -> dict:
