@@ -84,3 +84,20 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+def choose(page, selector, label, search=None):
+    """Pick the entry of a menu (dcc.Dropdown, :mod:`flowdash.pages.menus`) whose text
+    starts with ``label``, typing ``search`` first (the server finds what the menu
+    does not hold)."""
+    page.click(selector)
+    if search:
+        page.keyboard.type(search)
+    option = page.locator("[role=option]").filter(has_text=label).first
+    option.wait_for(timeout=30000)
+    option.click()
+    t0 = time.time()
+    while not page.inner_text(selector).strip().startswith(label):
+        if time.time() - t0 > 10:
+            raise AssertionError(f"timed out waiting for {label} chosen in {selector}")
+        time.sleep(0.1)

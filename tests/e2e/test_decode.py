@@ -9,6 +9,8 @@ import os
 import numpy as np
 import pytest
 
+from conftest import choose
+
 pytestmark = pytest.mark.e2e
 # A screenshot of the page only on request, so a test run leaves the tree clean:
 #   FLOWDASH_DECODE_SCREENSHOT=docs/decode-page.png python -m pytest tests/e2e/test_decode.py
@@ -39,8 +41,7 @@ def test_decode_two_trials_with_the_ground_truth(live_server, browser):
 
     # Data: three short trials from the two-neuron model
     page.get_by_role("link", name="Data").click()
-    page.wait_for_selector("#data-model option[value='dec-gt']", state="attached")
-    page.select_option("#data-model", "dec-gt")
+    choose(page, "#data-model", "dec-gt")
     page.fill("#data-trials", "3")
     page.fill("#data-duration", "2")
     page.fill("#data-name", "dec-data")

@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from conftest import choose
+
 pytestmark = pytest.mark.e2e
 SCREENSHOT = os.environ.get("FLOWDASH_NWB_SCREENSHOT")
 PSTH_TRACES = ("() => { const g = document.querySelector('#nwb-psth .js-plotly-plot');"
@@ -97,10 +99,8 @@ def test_nwb_import_and_a_population_fit(live_server, browser):
 
     # a short joint fit of the 14 neurons (shared D, p0 and rates, peq per condition), live
     page.goto(live_server.url + "/fit")
-    page.wait_for_selector("#fit-dataset option[value='nwb-population']", state="attached")
-    page.select_option("#fit-dataset", "nwb-population")
-    page.wait_for_selector("#fit-init-model option[value='nwb-pop14']", state="attached")
-    page.select_option("#fit-init-model", "nwb-pop14")
+    choose(page, "#fit-dataset", "nwb-population")
+    choose(page, "#fit-init-model", "nwb-pop14")
     page.get_by_role("radio", name="ADAM").check()
     for p in ("F0 (p0)", "D", "Fr (rate shapes)", "C (rate scale)"):
         page.get_by_label(p, exact=True).check()

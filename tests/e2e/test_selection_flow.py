@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from conftest import choose
+
 from flowdash import jobs
 from flowdash.store import open_store
 
@@ -124,8 +126,7 @@ def test_a_finished_fit_continues_as_one_curve(browser, live_app, data):
     assert jobs.wait(store, rid, timeout=60)["status"] == "done"
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(live_app + "/fit")
-    page.wait_for_selector(f"#fit-run-select option[value='{rid}']", state="attached")
-    page.select_option("#fit-run-select", rid)
+    choose(page, "#fit-run-select", "e2e continue")
     wait_for(lambda: page.evaluate(FIT_X)[-1:] == [20], what="the finished fit's curve")
     page.fill("#fit-more", "10")
     page.click("#fit-continue")

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import choose
+
 pytestmark = pytest.mark.e2e
 # The README's screenshot is refreshed only on request, so a test run leaves the tree clean:
 #   FLOWDASH_SCREENSHOT=docs/fit-page.png python -m pytest tests/e2e
@@ -54,18 +56,6 @@ def options_of(page, selector):
     texts = page.locator("[role=option]").all_inner_texts()
     page.keyboard.press("Escape")
     return [t.strip() for t in texts]
-
-
-def choose(page, selector, label, search=None):
-    """Pick the entry of a menu (dcc.Dropdown) whose text starts with ``label``,
-    typing ``search`` first (the server finds what the menu does not hold)."""
-    page.click(selector)
-    if search:
-        page.keyboard.type(search)
-    page.locator("[role=option]").filter(has_text=label).first.wait_for(timeout=30000)
-    page.locator("[role=option]").filter(has_text=label).first.click()
-    wait_for(lambda: page.inner_text(selector).strip().startswith(label), 10,
-             what=f"{label} chosen in {selector}")
 
 
 def menu_text(page, selector):

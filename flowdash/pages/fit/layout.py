@@ -136,7 +136,7 @@ def _live():
                 dbc.Input(id=ids.MORE, value="100", type="text", autoComplete="off",
                           style={"maxWidth": "7rem"}),
                 dbc.InputGroupText("more epochs"),
-            ], size="sm", className="mb-1 w-auto"),
+            ], size="sm", className="mb-1 w-auto fit-continue"),
             html.Div(id=ids.PROGRESS_TEXT, className="mb-2 text-muted live-status"),
             html.Div(id=ids.LIVE_WARNING),
             html.Div(id=ids.GT_NOTE, className="small text-muted mb-1"),
