@@ -1,13 +1,13 @@
 """Compare page callbacks: start the four fits through the job layer, poll the run store."""
 from __future__ import annotations
 
-from dash import ALL, ClientsideFunction, Input, Output, State, callback, clientside_callback, \
-    ctx, html, no_update
+from dash import ALL, Input, Output, State, callback, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from flowdash import ids as app_ids
 from flowdash import jobs
 from flowdash.jobs.ablation import groups
+from flowdash.pages import clientside
 from flowdash.pages.compare import figures, ids, view
 from flowdash.pages.components import alert, status_badge
 from flowdash.pages.services import open_store, options
@@ -142,18 +142,4 @@ def poll(tick, group, scale, cursor):
             colour_key(out["shown"], not out["note"]) if fresh else no_update, out["cursor"], out["final"], done)
 
 
-clientside_callback(
-    ClientsideFunction("flowdash", "pollGate"),
-    Output(ids.POLL_TICK, "data"), Input(ids.INTERVAL, "n_intervals"),
-    State(ids.POLL_TICK, "data"), State(ids.POLL_DONE, "data"), prevent_initial_call=True)
-
-clientside_callback(
-    ClientsideFunction("flowdash", "togglePresentation"),
-    Output(ids.PAGE, "className"), Output(ids.PRESENT, "children"),
-    Input(ids.PRESENT, "n_clicks"), State(ids.PAGE, "className"), prevent_initial_call=True)
-
-# Hide/show the settings (hidden at first below 1200 px: see assets/flowdash.js).
-clientside_callback(
-    ClientsideFunction("flowdash", "toggleSettings"),
-    Output(ids.SETTINGS_COL, "className"), Output(ids.SETTINGS_TOGGLE, "children"),
-    Input(ids.SETTINGS_TOGGLE, "n_clicks"), State(ids.SETTINGS_COL, "className"))
+clientside.register(ids, presentation=True, settings_toggle=True)

@@ -1,14 +1,13 @@
 """Decode page callbacks: start/cancel through the job layer, poll the run store."""
 from __future__ import annotations
 
-from dash import (ClientsideFunction, Input, Output, State, callback, clientside_callback, dcc,
-                  no_update)
+from dash import Input, Output, State, callback, dcc, no_update
 from dash.exceptions import PreventUpdate
 
 from flowdash import ids as app_ids
 from flowdash import jobs
 from flowdash.jobs.viterbi import paths_npz
-from flowdash.pages import theme
+from flowdash.pages import clientside, theme
 from flowdash.pages.components import alert, status_badge
 from flowdash.pages.decode import figures, ids, logic
 from flowdash.pages.services import open_store, options
@@ -188,7 +187,4 @@ def export_json(_n, shown):
                 filename=f"flowdash-decode-{shown['run']}.json")
 
 
-clientside_callback(
-    ClientsideFunction("flowdash", "pollGate"),
-    Output(ids.POLL_TICK, "data"), Input(ids.INTERVAL, "n_intervals"),
-    State(ids.POLL_TICK, "data"), State(ids.POLL_DONE, "data"), prevent_initial_call=True)
+clientside.register(ids)

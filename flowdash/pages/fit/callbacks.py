@@ -7,7 +7,7 @@ from dash.exceptions import PreventUpdate
 
 from flowdash import ids as app_ids
 from flowdash import jobs
-from flowdash.pages import linesearch, menus
+from flowdash.pages import clientside, linesearch, menus
 from flowdash.pages.components import alert, status_badge
 from flowdash.pages.fit import ids, view
 from flowdash.pages.services import open_store, options
@@ -254,23 +254,10 @@ def poll(tick, run_id, which, cursor, scale=view.SHIFTED):
             no_update if out["note"] is None else out["note"])
 
 
-clientside_callback(
-    ClientsideFunction("flowdash", "pollGate"),
-    Output(ids.POLL_TICK, "data"), Input(ids.INTERVAL, "n_intervals"),
-    State(ids.POLL_TICK, "data"), State(ids.POLL_DONE, "data"), prevent_initial_call=True)
+clientside.register(ids, presentation=True, settings_toggle=True)
+
 
 clientside_callback(
     ClientsideFunction("flowdash", "exportPng"),
     Output(ids.EXPORT_DONE, "children"), Input(ids.EXPORT_PNG, "n_clicks"),
     State(ids.PAPER_GRAPH, "id"), State(ids.VIEW, "value"), prevent_initial_call=True)
-
-clientside_callback(
-    ClientsideFunction("flowdash", "togglePresentation"),
-    Output(ids.PAGE, "className"), Output(ids.PRESENT, "children"),
-    Input(ids.PRESENT, "n_clicks"), State(ids.PAGE, "className"), prevent_initial_call=True)
-
-# Hide/show the settings (hidden at first below 1200 px: see assets/flowdash.js).
-clientside_callback(
-    ClientsideFunction("flowdash", "toggleSettings"),
-    Output(ids.SETTINGS_COL, "className"), Output(ids.SETTINGS_TOGGLE, "children"),
-    Input(ids.SETTINGS_TOGGLE, "n_clicks"), State(ids.SETTINGS_COL, "className"))

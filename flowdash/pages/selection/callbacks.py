@@ -3,14 +3,13 @@ layer; poll and analyse the followed selection (in this process, on its recorded
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
-from dash import ALL, ClientsideFunction, Input, Output, State, callback, clientside_callback, \
-    ctx, dcc, html, no_update
+from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from flowdash import analysis
 from flowdash import ids as app_ids
 from flowdash.core.selection import FCASettings
-from flowdash.pages import linesearch
+from flowdash.pages import clientside, linesearch
 from flowdash.pages.components import alert, status_badge
 from flowdash.pages.fit import view as fit_view
 from flowdash.pages.selection import ids, view
@@ -240,13 +239,4 @@ def export_json(_n, sel_id, fca_ids, fca_values):
     return dict(content=analysis.export_json(a), filename=f"flowdash-selection-{sel_id}.json")
 
 
-clientside_callback(
-    ClientsideFunction("flowdash", "pollGate"),
-    Output(ids.POLL_TICK, "data"), Input(ids.INTERVAL, "n_intervals"),
-    State(ids.POLL_TICK, "data"), State(ids.POLL_DONE, "data"), prevent_initial_call=True)
-
-# Hide/show the settings (hidden at first below 1200 px: see assets/flowdash.js).
-clientside_callback(
-    ClientsideFunction("flowdash", "toggleSettings"),
-    Output(ids.SETTINGS_COL, "className"), Output(ids.SETTINGS_TOGGLE, "children"),
-    Input(ids.SETTINGS_TOGGLE, "n_clicks"), State(ids.SETTINGS_COL, "className"))
+clientside.register(ids, settings_toggle=True)
