@@ -32,8 +32,10 @@ Then it runs, in order:
   only). Checks that no epoch is lost or duplicated (each run's epoch log is
   0, 1, …, n − 1, and a done run has every epoch), that every run ends in a
   final status that says what happened, and that every interrupted run can
-  be continued from its stored checkpoint (``fit(resume=…)`` in this process;
-  the epochs it recomputes must equal the stored ones).
+  be continued from its stored checkpoint: one to its last epoch (with
+  ``jobs.continue_run`` in the workers where the job layer has it, else
+  ``fit(resume=…)`` in this process), the others a few epochs on; the epochs
+  a continuation recomputes must equal the stored ones.
 * **A year of runs**: ``--runs`` runs created through the store API; headless
   Chromium opens the Runs page: the time until the table shows its rows, a
   page turn and a search, and the size of every poll (request and answer)
@@ -46,6 +48,7 @@ on the machine and on what else runs there.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -391,16 +394,26 @@ def submit_fits(dep: Deployment, n: int, epochs: int, tag: str) -> list[str]:
     from flowdash.pages.fit.view import values_from_fields
 
     values = values_from_fields(dict(FIT_FIELDS, epochs=str(epochs)))
+    store = dep.open_store()
+    try:
+        with broker_env(dep):
+            return [jobs.submit(store, "fit", values, name=f"{tag} fit {k + 1}")
+                    for k in range(n)]
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def broker_env(dep: Deployment):
+    """``FLOWDASH_BROKER`` as the deployment's (the job API sends queued runs there)."""
     old = os.environ.get("FLOWDASH_BROKER")
     if dep.broker:
         os.environ["FLOWDASH_BROKER"] = dep.broker
     else:
         os.environ.pop("FLOWDASH_BROKER", None)
-    store = dep.open_store()
     try:
-        return [jobs.submit(store, "fit", values, name=f"{tag} fit {k + 1}") for k in range(n)]
+        yield
     finally:
-        store.close()
         if old is None:
             os.environ.pop("FLOWDASH_BROKER", None)
         else:
@@ -475,6 +488,7 @@ class Audience:
         self.poll = FitPoll(dep.url)
         self.lock = threading.Lock()
         self.latencies, self.alive_latencies, self.fresh_latencies = [], [], []
+        self.steady_latencies = []
         self.errors, self.bytes_in, self.polls = {}, 0, 0
         self.running, self.queued, self.final = [], [], set()
         self.stop = threading.Event()
@@ -537,9 +551,9 @@ class Audience:
                 time.sleep(POLL_EVERY)
                 continue
             dt = time.perf_counter() - t0
-            if fresh and status in (200, 204):
+            if status in (200, 204):   # opening a run (a whole drawing) or a live poll
                 with self.lock:
-                    self.fresh_latencies.append(dt)
+                    (self.fresh_latencies if fresh else self.steady_latencies).append(dt)
             if status == 200:
                 with self.lock:
                     self.latencies.append(dt)
@@ -592,7 +606,11 @@ class Audience:
                 "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95),
                 "p99_ms": percentile(ms, 99), "max_ms": max(ms) if ms else None,
                 "mean_kb": self.bytes_in / max(self.polls, 1) / 1024,
+                "live_polls": len(self.steady_latencies),
+                **{f"live_p{q}_ms": percentile([1000 * v for v in self.steady_latencies], q)
+                   for q in (50, 95, 99)},
                 "first_polls": len(self.fresh_latencies),
+                "first_poll_p50_ms": percentile([1000 * v for v in self.fresh_latencies], 50),
                 "first_poll_p95_ms": percentile([1000 * v for v in self.fresh_latencies], 95),
                 "alive_p95_ms": percentile([1000 * v for v in self.alive_latencies], 95),
                 "errors": dict(self.errors)}
@@ -667,11 +685,20 @@ def check_runs(dep: Deployment, run_ids: list[str], epochs: int) -> dict:
     return out
 
 
-def check_continue(dep: Deployment, run_ids: list[str], more: int = 3) -> dict:
-    """Continue every interrupted run from its checkpoint for ``more`` epochs, here.
+NO_CHECKPOINT = ("no saved state: its worker was killed (kill -9) before the fit saved a "
+                 "checkpoint, and this version saves one only when a fit ends, is cancelled "
+                 "or is interrupted by a signal; it cannot be continued")
 
-    The epochs recomputed between the checkpoint and the last stored epoch must
-    equal the stored ones (the continuation is exact).
+
+def check_continue(dep: Deployment, run_ids: list[str], more: int = 3,
+                   timeout: float = 900.0) -> dict:
+    """Can every interrupted run be continued from its stored checkpoint?
+
+    One of them is continued to its last epoch: through ``jobs.continue_run``
+    (the workers run it, the same run's log grows) where the job layer has it,
+    else here with ``fit(resume=…)``. The others are continued here for
+    ``more`` epochs past their last stored one. Wherever a continuation
+    recomputes a stored epoch, the two must agree (the continuation is exact).
     """
     import dataclasses
 
@@ -682,7 +709,7 @@ def check_continue(dep: Deployment, run_ids: list[str], more: int = 3) -> dict:
     from flowdash.settings import fit_options
 
     store = dep.open_store()
-    results = {}
+    results, finished_one = {}, False
     try:
         for rid in run_ids:
             rec = store.get_run(rid)
@@ -690,34 +717,71 @@ def check_continue(dep: Deployment, run_ids: list[str], more: int = 3) -> dict:
                 continue
             blob = store.get_checkpoint(rid)
             if blob is None:
-                results[rid] = {"continued": False, "why": "no checkpoint"}
+                results[rid] = {"continued": False, "why": NO_CHECKPOINT}
                 continue
             ckpt = FitCheckpoint.from_bytes(blob)
             s = rec["settings"]
+            total = int(s["max_epochs"])
+            stored = {int(r["epoch"]): r for r in store.read_epochs(rid, snapshots=False)}
+            if not finished_one and hasattr(jobs, "continue_run"):
+                finished_one = True
+                results[rid] = _continue_in_workers(dep, store, rid, ckpt.epoch, total,
+                                                    stored, timeout)
+                continue
             train, val, _ = jobs.train_val(store, s["dataset"])
             model = jobs.build_model(rec["refs"]["model_spec"], n_datasamples=len(train),
                                      peq_override=s.get("peq_override"))
-            stored = {int(r["epoch"]): r for r in store.read_epochs(rid, snapshots=False)}
-            stop = min(int(s["max_epochs"]), max(stored) + 1, ckpt.epoch + more) \
-                if stored else ckpt.epoch + more
-            stop = max(stop, ckpt.epoch + 1)
-            options = dataclasses.replace(fit_options(s), max_epochs=stop)
+            if not finished_one:       # this one to its end, the others a few epochs on
+                stop, finished_one, how = total, True, "to its last epoch, here"
+            else:
+                stop = min(total, max(max(stored, default=0), ckpt.epoch) + more)
+                how = f"{more} epochs past its log, here"
+            options = dataclasses.replace(fit_options(s), max_epochs=max(stop, ckpt.epoch + 1))
             got = {}
 
             def on_epoch(e):
                 got[int(e.epoch)] = float(np.sum(e.nll_train))
-            fit(model, train[0] if len(train) == 1 else train,
-                None if val is None else (val[0] if len(val) == 1 else val), options,
-                on_epoch=on_epoch, resume=ckpt)
+            t0 = time.time()
+            result = fit(model, train[0] if len(train) == 1 else train,
+                         None if val is None else (val[0] if len(val) == 1 else val), options,
+                         on_epoch=on_epoch, resume=ckpt)
             compared = [k for k in got if k in stored]
             worst = max((abs(got[k] - sum(stored[k]["nll_train"]))
                          / max(1.0, abs(got[k])) for k in compared), default=0.0)
-            results[rid] = {"continued": True, "from_epoch": ckpt.epoch, "to_epoch": max(got),
+            results[rid] = {"continued": True, "how": how, "from_epoch": ckpt.epoch,
+                            "to_epoch": max(got, default=ckpt.epoch),
+                            "finished": max(got, default=-1) == total,
+                            "seconds": round(time.time() - t0, 1),
+                            "final_nll_train": got.get(total),
+                            "stopped": bool(result.stopped),
                             "epochs_compared": len(compared), "max_rel_diff": worst,
                             "agree": worst < 1e-9}
     finally:
         store.close()
     return results
+
+
+def _continue_in_workers(dep, store, rid, from_epoch, total, stored, timeout) -> dict:
+    """``jobs.continue_run`` to the run's last epoch; wait until it is final."""
+    from flowdash import jobs
+
+    t0 = time.time()
+    with broker_env(dep):
+        jobs.continue_run(store, rid, total - from_epoch)
+    while time.time() - t0 < timeout:
+        rec = store.get_run(rid)
+        if rec["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.5)
+    rows = store.read_epochs(rid, snapshots=False)
+    seen = [int(r["epoch"]) for r in rows]
+    changed = [k for k in stored if k > from_epoch and k < len(rows)
+               and rows[k]["nll_train"] != stored[k]["nll_train"]]
+    return {"continued": True, "how": "jobs.continue_run, in the workers",
+            "from_epoch": from_epoch, "status": rec["status"], "error": rec.get("error"),
+            "finished": rec["status"] == "done" and seen == list(range(total + 1)),
+            "seconds": round(time.time() - t0, 1), "epochs": len(seen),
+            "in_order": seen == list(range(len(seen))), "stored_epochs_changed": len(changed)}
 
 
 # ---------------------------------------------------------------------------
@@ -829,6 +893,12 @@ def make_runs(dep: Deployment, n: int) -> float:
     return time.time() - t0
 
 
+def searched_run(n: int) -> int:
+    """The number k of a fit that :func:`make_runs` named ``run k of the year``."""
+    k = n // 2
+    return k - 1 if k % 10 == 9 else k
+
+
 RUNS_ROWS = "() => document.querySelectorAll('#runs-body tr').length"
 FIRST_ROW = ("() => { const r = document.querySelector('#runs-body tr'); "
              "return r ? r.id : null; }")
@@ -839,7 +909,7 @@ def runs_page(dep: Deployment, n: int, watch_s: float) -> dict:
     from playwright.sync_api import sync_playwright
 
     made = make_runs(dep, n)
-    active = submit_fits(dep, 1, 40, "runs-page")        # a live run on the first page
+    active = submit_fits(dep, 1, 2000, "runs-page")      # a live run on the first page
     out = {"runs": n, "make_seconds": round(made, 1)}
     polls = []
     with sync_playwright() as p:
@@ -868,9 +938,9 @@ def runs_page(dep: Deployment, n: int, watch_s: float) -> dict:
         page.wait_for_function(f"({FIRST_ROW})() !== {json.dumps(first)}", timeout=60000)
         out["next_page_s"] = round(time.time() - t1, 2)
         t1 = time.time()
-        page.fill("#runs-search", "run 1234 ")
+        page.fill("#runs-search", f"run {searched_run(n)} of")   # names one run
         page.wait_for_function("document.querySelector('#runs-count').innerText."
-                               "includes('of 1')", timeout=60000)
+                               "endsWith(' of 1')", timeout=60000)
         out["search_s"] = round(time.time() - t1, 2)
         page.fill("#runs-search", "")
         page.wait_for_function(f"({RUNS_ROWS})() > 1", timeout=60000)
