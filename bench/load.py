@@ -1,6 +1,6 @@
 """Many viewers, many fits, faults, and a year of runs: flowdash under load.
 
-    python bench/load.py [--config both|redis|embedded] [--quick] [--json]
+    python bench/load.py [--config both|redis|embedded] [--quick] [--json FILE]
                          [--viewers 40] [--fits 8] [--epochs 300] [--runs 10000]
                          [--gunicorn-workers 2] [--threads 8] [--skip load1,load2,runs]
 
@@ -923,14 +923,22 @@ def runs_page(dep: Deployment, n: int, watch_s: float) -> dict:
                     body = resp.body()
                 except Exception:
                     body = b""
+                timing = req.timing   # ms from the request's start
                 polls.append({"t": time.time(), "request": len(req.post_data or ""),
                               "response": len(body), "status": resp.status,
+                              "server_ms": timing["responseStart"] - timing["requestStart"]
+                              if timing.get("responseStart", -1) >= 0 else None,
                               "trigger": json.loads(req.post_data).get("changedPropIds")})
         page.on("response", on_response)
         t0 = time.time()
-        page.goto(dep.url + "/runs")
+        page.goto(dep.url + "/runs", wait_until="domcontentloaded")
+        out["html_s"] = round(time.time() - t0, 2)
         page.wait_for_function(f"({RUNS_ROWS})() > 0", timeout=120000)
         out["table_s"] = round(time.time() - t0, 2)
+        first = next((q for q in polls if q["status"] == 200), None)
+        # the first table answer: the server's time (request sent → first byte) and size
+        out["first_table_server_ms"] = first and first["server_ms"]
+        out["first_table_kb"] = first and round((first["request"] + first["response"]) / 1024, 1)
         # usable: a page turn and a search answer
         first = page.evaluate(FIRST_ROW)
         t1 = time.time()
@@ -1005,12 +1013,92 @@ def summary_line(r: dict) -> str:
             f"duplicated {r['duplicated']}); peak MB {r['memory_peak_mb']}")
 
 
+def _ms(v) -> str:
+    return "–" if v is None else f"{v:.0f}"
+
+
+def markdown(results: dict) -> str:
+    """The results as markdown tables: the loads, the runs they left, the Runs page."""
+    m = results.get("machine", {})
+    lines = [f"Machine: {m.get('cores')} cores, load average at the start "
+             f"{', '.join(f'{v:.1f}' for v in m.get('load_avg', []))}"
+             + (" (quick mode)" if results.get("quick") else ""), ""]
+    loads = [(r["config"], key, r[key]) for r in results["results"]
+             for key in ("load1", "load2") if key in r]
+    if loads:
+        lines += ["| config | load | viewers × fits × epochs | polls | p50 / p95 / p99 ms (all) "
+                  "| live polls p50 / p95 / p99 ms | opening a run p50 / p95 ms | errors "
+                  "| fits done | epochs recorded / expected | lost | duplicated "
+                  "| final, explained | peak RSS MB (server / workers / redis) |",
+                  "|" + "---|" * 14]
+        for config, key, r in loads:
+            p, mem = r["polls"], r["memory_peak_mb"]
+            lines.append(
+                f"| {config} | {key} | {r['viewers']} × {r['fits']} × {r['epochs_per_fit']} "
+                f"| {p['polls']} | {_ms(p['p50_ms'])} / {_ms(p['p95_ms'])} / {_ms(p['p99_ms'])} "
+                f"| {_ms(p.get('live_p50_ms'))} / {_ms(p.get('live_p95_ms'))} / "
+                f"{_ms(p.get('live_p99_ms'))} | {_ms(p.get('first_poll_p50_ms'))} / "
+                f"{_ms(p.get('first_poll_p95_ms'))} | {sum((p['errors'] or {}).values())} "
+                f"| {r['done']}/{len(r['runs'])} | {r['epochs_recorded']}/{r['epochs_expected']} "
+                f"| {r['lost']} | {r['duplicated']} "
+                f"| {r['final'] - r['unexplained']}/{len(r['runs'])} "
+                f"| {mem.get('server', 0):.0f} / {mem.get('workers', 0):.0f} / "
+                f"{mem.get('redis', 0):.0f} |")
+        lines += ["", "| config | load | run | status | epochs | what happened |",
+                  "|---|---|---|---|---|---|"]
+        for config, key, r in loads:
+            for rid, info in r["runs"].items():
+                lines.append(f"| {config} | {key} | {info['name']} ({rid}) | {info['status']} "
+                             f"| {info['epochs']} | {info['error'] or ''} |")
+        faults = [(config, key, f) for config, key, r in loads for f in r.get("faults", [])]
+        if faults:
+            lines += ["", "| config | fault | at s | detail |", "|---|---|---|---|"]
+            for config, key, f in faults:
+                detail = ", ".join(f"{k} {v}" for k, v in f.items() if k not in ("fault", "at_s"))
+                lines.append(f"| {config} | {f['fault']} | {f['at_s']} | {detail} |")
+        conts = [(config, rid, c) for config, key, r in loads
+                 for rid, c in (r.get("continue") or {}).items()]
+        if conts:
+            lines += ["", "| config | interrupted run | continued | how | from → to epoch "
+                      "| recomputed epochs equal the stored ones |", "|---|---|---|---|---|---|"]
+            for config, rid, c in conts:
+                if not c.get("continued"):
+                    lines.append(f"| {config} | {rid} | no | {c.get('why')} | | |")
+                    continue
+                agree = (f"{c['agree']} ({c['epochs_compared']} epochs, max rel. diff "
+                         f"{c['max_rel_diff']:.1e})") if "agree" in c else \
+                    f"stored epochs changed: {c.get('stored_epochs_changed')}"
+                lines.append(f"| {config} | {rid} | yes{' , finished' if c.get('finished') else ''} "
+                             f"| {c['how']} | {c['from_epoch']} → {c.get('to_epoch', c.get('epochs'))} "
+                             f"| {agree} |")
+    pages = [(r["config"], r["runs_page"]) for r in results["results"] if "runs_page" in r]
+    if pages:
+        lines += ["", "| config | runs in the store | made in s | page HTML s | table shown s "
+                  "| first table answer: server ms, KB | next page s | search s "
+                  "| polls watched | poll size median / max KB |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for config, rp in pages:
+            server = rp.get("first_table_server_ms")
+            lines.append(f"| {config} | {rp['runs']:,} | {rp['make_seconds']} "
+                         f"| {rp.get('html_s', '–')} | {rp['table_s']} "
+                         f"| {_ms(server)}, {rp.get('first_table_kb', '–')} "
+                         f"| {rp['next_page_s']} | {rp['search_s']} | {rp['polls']} "
+                         f"| {rp['poll_median_kb']} / {rp['poll_max_kb']} |")
+    for r in results["results"]:
+        if "error" in r:
+            lines.append(f"\n**{r['config']} failed**: {r['error']}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=("both", "redis", "embedded"), default="both")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 8 viewers, 4 fits of 20 epochs, 1000 runs")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--json", metavar="FILE", default=None,
+                        help="also write the results as JSON to FILE")
+    parser.add_argument("--report", metavar="FILE", default=None,
+                        help="print the tables of a JSON file written by --json, and exit")
     parser.add_argument("--viewers", type=int, default=None)
     parser.add_argument("--fits", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
@@ -1021,6 +1109,9 @@ def main(argv=None) -> int:
                         help="bound on each load (default 20, quick 4)")
     parser.add_argument("--skip", default="", help="comma-separated: load1, load2, runs")
     args = parser.parse_args(argv)
+    if args.report:
+        print(markdown(json.loads(Path(args.report).read_text())))
+        return 0
     q = args.quick
     args.viewers = args.viewers or (8 if q else 40)
     args.fits = args.fits or (4 if q else 8)
@@ -1038,25 +1129,8 @@ def main(argv=None) -> int:
     for name in configs:
         results["results"].append(run_config(name, args))
     if args.json:
-        print(json.dumps(results, indent=1, default=str))
-    else:
-        for r in results["results"]:
-            print(f"== {r['config']}")
-            for key in ("load1", "load2"):
-                if key in r:
-                    print(f"  {key}: {summary_line(r[key])}")
-                    for f in r[key].get("faults", []):
-                        print(f"    fault: {f}")
-                    for rid, info in r[key]["runs"].items():
-                        if info["status"] != "done":
-                            print(f"    {info['name']}: {info['status']} after {info['epochs']} "
-                                  f"epochs: {info['error']}")
-                    for rid, info in (r[key].get("continue") or {}).items():
-                        print(f"    continued {rid}: {info}")
-            if "runs_page" in r:
-                print(f"  runs page: {r['runs_page']}")
-            if "error" in r:
-                print(f"  error: {r['error']}")
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+    print(markdown(results))
     return 0 if all("error" not in r for r in results["results"]) else 1
 
 
