@@ -1,6 +1,6 @@
 """Many viewers, many fits, faults, and a year of runs: flowdash under load.
 
-    python bench/load.py [--config both|redis|embedded] [--quick] [--json]
+    python bench/load.py [--config both|redis|embedded] [--quick] [--json FILE]
                          [--viewers 40] [--fits 8] [--epochs 300] [--runs 10000]
                          [--gunicorn-workers 2] [--threads 8] [--skip load1,load2,runs]
 
@@ -32,8 +32,10 @@ Then it runs, in order:
   only). Checks that no epoch is lost or duplicated (each run's epoch log is
   0, 1, …, n − 1, and a done run has every epoch), that every run ends in a
   final status that says what happened, and that every interrupted run can
-  be continued from its stored checkpoint (``fit(resume=…)`` in this process;
-  the epochs it recomputes must equal the stored ones).
+  be continued from its stored checkpoint: one to its last epoch (with
+  ``jobs.continue_run`` in the workers where the job layer has it, else
+  ``fit(resume=…)`` in this process), the others a few epochs on; the epochs
+  a continuation recomputes must equal the stored ones.
 * **A year of runs**: ``--runs`` runs created through the store API; headless
   Chromium opens the Runs page: the time until the table shows its rows, a
   page turn and a search, and the size of every poll (request and answer)
@@ -46,6 +48,7 @@ on the machine and on what else runs there.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -391,16 +394,26 @@ def submit_fits(dep: Deployment, n: int, epochs: int, tag: str) -> list[str]:
     from flowdash.pages.fit.view import values_from_fields
 
     values = values_from_fields(dict(FIT_FIELDS, epochs=str(epochs)))
+    store = dep.open_store()
+    try:
+        with broker_env(dep):
+            return [jobs.submit(store, "fit", values, name=f"{tag} fit {k + 1}")
+                    for k in range(n)]
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def broker_env(dep: Deployment):
+    """``FLOWDASH_BROKER`` as the deployment's (the job API sends queued runs there)."""
     old = os.environ.get("FLOWDASH_BROKER")
     if dep.broker:
         os.environ["FLOWDASH_BROKER"] = dep.broker
     else:
         os.environ.pop("FLOWDASH_BROKER", None)
-    store = dep.open_store()
     try:
-        return [jobs.submit(store, "fit", values, name=f"{tag} fit {k + 1}") for k in range(n)]
+        yield
     finally:
-        store.close()
         if old is None:
             os.environ.pop("FLOWDASH_BROKER", None)
         else:
@@ -475,6 +488,7 @@ class Audience:
         self.poll = FitPoll(dep.url)
         self.lock = threading.Lock()
         self.latencies, self.alive_latencies, self.fresh_latencies = [], [], []
+        self.steady_latencies = []
         self.errors, self.bytes_in, self.polls = {}, 0, 0
         self.running, self.queued, self.final = [], [], set()
         self.stop = threading.Event()
@@ -537,9 +551,9 @@ class Audience:
                 time.sleep(POLL_EVERY)
                 continue
             dt = time.perf_counter() - t0
-            if fresh and status in (200, 204):
+            if status in (200, 204):   # opening a run (a whole drawing) or a live poll
                 with self.lock:
-                    self.fresh_latencies.append(dt)
+                    (self.fresh_latencies if fresh else self.steady_latencies).append(dt)
             if status == 200:
                 with self.lock:
                     self.latencies.append(dt)
@@ -592,7 +606,11 @@ class Audience:
                 "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95),
                 "p99_ms": percentile(ms, 99), "max_ms": max(ms) if ms else None,
                 "mean_kb": self.bytes_in / max(self.polls, 1) / 1024,
+                "live_polls": len(self.steady_latencies),
+                **{f"live_p{q}_ms": percentile([1000 * v for v in self.steady_latencies], q)
+                   for q in (50, 95, 99)},
                 "first_polls": len(self.fresh_latencies),
+                "first_poll_p50_ms": percentile([1000 * v for v in self.fresh_latencies], 50),
                 "first_poll_p95_ms": percentile([1000 * v for v in self.fresh_latencies], 95),
                 "alive_p95_ms": percentile([1000 * v for v in self.alive_latencies], 95),
                 "errors": dict(self.errors)}
@@ -667,11 +685,20 @@ def check_runs(dep: Deployment, run_ids: list[str], epochs: int) -> dict:
     return out
 
 
-def check_continue(dep: Deployment, run_ids: list[str], more: int = 3) -> dict:
-    """Continue every interrupted run from its checkpoint for ``more`` epochs, here.
+NO_CHECKPOINT = ("no saved state: its worker was killed (kill -9) before the fit saved a "
+                 "checkpoint, and this version saves one only when a fit ends, is cancelled "
+                 "or is interrupted by a signal; it cannot be continued")
 
-    The epochs recomputed between the checkpoint and the last stored epoch must
-    equal the stored ones (the continuation is exact).
+
+def check_continue(dep: Deployment, run_ids: list[str], more: int = 3,
+                   timeout: float = 900.0) -> dict:
+    """Can every interrupted run be continued from its stored checkpoint?
+
+    One of them is continued to its last epoch: through ``jobs.continue_run``
+    (the workers run it, the same run's log grows) where the job layer has it,
+    else here with ``fit(resume=…)``. The others are continued here for
+    ``more`` epochs past their last stored one. Wherever a continuation
+    recomputes a stored epoch, the two must agree (the continuation is exact).
     """
     import dataclasses
 
@@ -682,7 +709,7 @@ def check_continue(dep: Deployment, run_ids: list[str], more: int = 3) -> dict:
     from flowdash.settings import fit_options
 
     store = dep.open_store()
-    results = {}
+    results, finished_one = {}, False
     try:
         for rid in run_ids:
             rec = store.get_run(rid)
@@ -690,33 +717,70 @@ def check_continue(dep: Deployment, run_ids: list[str], more: int = 3) -> dict:
                 continue
             blob = store.get_checkpoint(rid)
             if blob is None:
-                results[rid] = {"continued": False, "why": "no checkpoint"}
+                results[rid] = {"continued": False, "why": NO_CHECKPOINT}
                 continue
             ckpt = FitCheckpoint.from_bytes(blob)
             s = rec["settings"]
+            total = int(s["max_epochs"])
+            stored = {int(r["epoch"]): r for r in store.read_epochs(rid, snapshots=False)}
+            if not finished_one and hasattr(jobs, "continue_run"):
+                finished_one = True
+                results[rid] = _continue_in_workers(dep, store, rid, ckpt.epoch, total,
+                                                    stored, timeout)
+                continue
             train, val, _ = jobs.train_val(store, s["dataset"])
             model = jobs.build_model(jobs.fit_initial_spec(store, rec), n_datasamples=len(train))
-            stored = {int(r["epoch"]): r for r in store.read_epochs(rid, snapshots=False)}
-            stop = min(int(s["max_epochs"]), max(stored) + 1, ckpt.epoch + more) \
-                if stored else ckpt.epoch + more
-            stop = max(stop, ckpt.epoch + 1)
-            options = dataclasses.replace(fit_options(s), max_epochs=stop)
+            if not finished_one:       # this one to its end, the others a few epochs on
+                stop, finished_one, how = total, True, "to its last epoch, here"
+            else:
+                stop = min(total, max(max(stored, default=0), ckpt.epoch) + more)
+                how = f"{more} epochs past its log, here"
+            options = dataclasses.replace(fit_options(s), max_epochs=max(stop, ckpt.epoch + 1))
             got = {}
 
             def on_epoch(e):
                 got[int(e.epoch)] = float(np.sum(e.nll_train))
-            fit(model, train[0] if len(train) == 1 else train,
-                None if val is None else (val[0] if len(val) == 1 else val), options,
-                on_epoch=on_epoch, resume=ckpt)
+            t0 = time.time()
+            result = fit(model, train[0] if len(train) == 1 else train,
+                         None if val is None else (val[0] if len(val) == 1 else val), options,
+                         on_epoch=on_epoch, resume=ckpt)
             compared = [k for k in got if k in stored]
             worst = max((abs(got[k] - sum(stored[k]["nll_train"]))
                          / max(1.0, abs(got[k])) for k in compared), default=0.0)
-            results[rid] = {"continued": True, "from_epoch": ckpt.epoch, "to_epoch": max(got),
+            results[rid] = {"continued": True, "how": how, "from_epoch": ckpt.epoch,
+                            "to_epoch": max(got, default=ckpt.epoch),
+                            "finished": max(got, default=-1) == total,
+                            "seconds": round(time.time() - t0, 1),
+                            "final_nll_train": got.get(total),
+                            "stopped": bool(result.stopped),
                             "epochs_compared": len(compared), "max_rel_diff": worst,
                             "agree": worst < 1e-9}
     finally:
         store.close()
     return results
+
+
+def _continue_in_workers(dep, store, rid, from_epoch, total, stored, timeout) -> dict:
+    """``jobs.continue_run`` to the run's last epoch; wait until it is final."""
+    from flowdash import jobs
+
+    t0 = time.time()
+    with broker_env(dep):
+        jobs.continue_run(store, rid, total - from_epoch)
+    while time.time() - t0 < timeout:
+        rec = store.get_run(rid)
+        if rec["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.5)
+    rows = store.read_epochs(rid, snapshots=False)
+    seen = [int(r["epoch"]) for r in rows]
+    changed = [k for k in stored if k > from_epoch and k < len(rows)
+               and rows[k]["nll_train"] != stored[k]["nll_train"]]
+    return {"continued": True, "how": "jobs.continue_run, in the workers",
+            "from_epoch": from_epoch, "status": rec["status"], "error": rec.get("error"),
+            "finished": rec["status"] == "done" and seen == list(range(total + 1)),
+            "seconds": round(time.time() - t0, 1), "epochs": len(seen),
+            "in_order": seen == list(range(len(seen))), "stored_epochs_changed": len(changed)}
 
 
 # ---------------------------------------------------------------------------
@@ -828,6 +892,12 @@ def make_runs(dep: Deployment, n: int) -> float:
     return time.time() - t0
 
 
+def searched_run(n: int) -> int:
+    """The number k of a fit that :func:`make_runs` named ``run k of the year``."""
+    k = n // 2
+    return k - 1 if k % 10 == 9 else k
+
+
 RUNS_ROWS = "() => document.querySelectorAll('#runs-body tr').length"
 FIRST_ROW = ("() => { const r = document.querySelector('#runs-body tr'); "
              "return r ? r.id : null; }")
@@ -838,7 +908,7 @@ def runs_page(dep: Deployment, n: int, watch_s: float) -> dict:
     from playwright.sync_api import sync_playwright
 
     made = make_runs(dep, n)
-    active = submit_fits(dep, 1, 40, "runs-page")        # a live run on the first page
+    active = submit_fits(dep, 1, 2000, "runs-page")      # a live run on the first page
     out = {"runs": n, "make_seconds": round(made, 1)}
     polls = []
     with sync_playwright() as p:
@@ -852,14 +922,22 @@ def runs_page(dep: Deployment, n: int, watch_s: float) -> dict:
                     body = resp.body()
                 except Exception:
                     body = b""
+                timing = req.timing   # ms from the request's start
                 polls.append({"t": time.time(), "request": len(req.post_data or ""),
                               "response": len(body), "status": resp.status,
+                              "server_ms": timing["responseStart"] - timing["requestStart"]
+                              if timing.get("responseStart", -1) >= 0 else None,
                               "trigger": json.loads(req.post_data).get("changedPropIds")})
         page.on("response", on_response)
         t0 = time.time()
-        page.goto(dep.url + "/runs")
+        page.goto(dep.url + "/runs", wait_until="domcontentloaded")
+        out["html_s"] = round(time.time() - t0, 2)
         page.wait_for_function(f"({RUNS_ROWS})() > 0", timeout=120000)
         out["table_s"] = round(time.time() - t0, 2)
+        first = next((q for q in polls if q["status"] == 200), None)
+        # the first table answer: the server's time (request sent → first byte) and size
+        out["first_table_server_ms"] = first and first["server_ms"]
+        out["first_table_kb"] = first and round((first["request"] + first["response"]) / 1024, 1)
         # usable: a page turn and a search answer
         first = page.evaluate(FIRST_ROW)
         t1 = time.time()
@@ -867,9 +945,9 @@ def runs_page(dep: Deployment, n: int, watch_s: float) -> dict:
         page.wait_for_function(f"({FIRST_ROW})() !== {json.dumps(first)}", timeout=60000)
         out["next_page_s"] = round(time.time() - t1, 2)
         t1 = time.time()
-        page.fill("#runs-search", "run 1234 ")
+        page.fill("#runs-search", f"run {searched_run(n)} of")   # names one run
         page.wait_for_function("document.querySelector('#runs-count').innerText."
-                               "includes('of 1')", timeout=60000)
+                               "endsWith(' of 1')", timeout=60000)
         out["search_s"] = round(time.time() - t1, 2)
         page.fill("#runs-search", "")
         page.wait_for_function(f"({RUNS_ROWS})() > 1", timeout=60000)
@@ -934,12 +1012,92 @@ def summary_line(r: dict) -> str:
             f"duplicated {r['duplicated']}); peak MB {r['memory_peak_mb']}")
 
 
+def _ms(v) -> str:
+    return "–" if v is None else f"{v:.0f}"
+
+
+def markdown(results: dict) -> str:
+    """The results as markdown tables: the loads, the runs they left, the Runs page."""
+    m = results.get("machine", {})
+    lines = [f"Machine: {m.get('cores')} cores, load average at the start "
+             f"{', '.join(f'{v:.1f}' for v in m.get('load_avg', []))}"
+             + (" (quick mode)" if results.get("quick") else ""), ""]
+    loads = [(r["config"], key, r[key]) for r in results["results"]
+             for key in ("load1", "load2") if key in r]
+    if loads:
+        lines += ["| config | load | viewers × fits × epochs | polls | p50 / p95 / p99 ms (all) "
+                  "| live polls p50 / p95 / p99 ms | opening a run p50 / p95 ms | errors "
+                  "| fits done | epochs recorded / expected | lost | duplicated "
+                  "| final, explained | peak RSS MB (server / workers / redis) |",
+                  "|" + "---|" * 14]
+        for config, key, r in loads:
+            p, mem = r["polls"], r["memory_peak_mb"]
+            lines.append(
+                f"| {config} | {key} | {r['viewers']} × {r['fits']} × {r['epochs_per_fit']} "
+                f"| {p['polls']} | {_ms(p['p50_ms'])} / {_ms(p['p95_ms'])} / {_ms(p['p99_ms'])} "
+                f"| {_ms(p.get('live_p50_ms'))} / {_ms(p.get('live_p95_ms'))} / "
+                f"{_ms(p.get('live_p99_ms'))} | {_ms(p.get('first_poll_p50_ms'))} / "
+                f"{_ms(p.get('first_poll_p95_ms'))} | {sum((p['errors'] or {}).values())} "
+                f"| {r['done']}/{len(r['runs'])} | {r['epochs_recorded']}/{r['epochs_expected']} "
+                f"| {r['lost']} | {r['duplicated']} "
+                f"| {r['final'] - r['unexplained']}/{len(r['runs'])} "
+                f"| {mem.get('server', 0):.0f} / {mem.get('workers', 0):.0f} / "
+                f"{mem.get('redis', 0):.0f} |")
+        lines += ["", "| config | load | run | status | epochs | what happened |",
+                  "|---|---|---|---|---|---|"]
+        for config, key, r in loads:
+            for rid, info in r["runs"].items():
+                lines.append(f"| {config} | {key} | {info['name']} ({rid}) | {info['status']} "
+                             f"| {info['epochs']} | {info['error'] or ''} |")
+        faults = [(config, key, f) for config, key, r in loads for f in r.get("faults", [])]
+        if faults:
+            lines += ["", "| config | fault | at s | detail |", "|---|---|---|---|"]
+            for config, key, f in faults:
+                detail = ", ".join(f"{k} {v}" for k, v in f.items() if k not in ("fault", "at_s"))
+                lines.append(f"| {config} | {f['fault']} | {f['at_s']} | {detail} |")
+        conts = [(config, rid, c) for config, key, r in loads
+                 for rid, c in (r.get("continue") or {}).items()]
+        if conts:
+            lines += ["", "| config | interrupted run | continued | how | from → to epoch "
+                      "| recomputed epochs equal the stored ones |", "|---|---|---|---|---|---|"]
+            for config, rid, c in conts:
+                if not c.get("continued"):
+                    lines.append(f"| {config} | {rid} | no | {c.get('why')} | | |")
+                    continue
+                agree = (f"{c['agree']} ({c['epochs_compared']} epochs, max rel. diff "
+                         f"{c['max_rel_diff']:.1e})") if "agree" in c else \
+                    f"stored epochs changed: {c.get('stored_epochs_changed')}"
+                lines.append(f"| {config} | {rid} | yes{' , finished' if c.get('finished') else ''} "
+                             f"| {c['how']} | {c['from_epoch']} → {c.get('to_epoch', c.get('epochs'))} "
+                             f"| {agree} |")
+    pages = [(r["config"], r["runs_page"]) for r in results["results"] if "runs_page" in r]
+    if pages:
+        lines += ["", "| config | runs in the store | made in s | page HTML s | table shown s "
+                  "| first table answer: server ms, KB | next page s | search s "
+                  "| polls watched | poll size median / max KB |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for config, rp in pages:
+            server = rp.get("first_table_server_ms")
+            lines.append(f"| {config} | {rp['runs']:,} | {rp['make_seconds']} "
+                         f"| {rp.get('html_s', '–')} | {rp['table_s']} "
+                         f"| {_ms(server)}, {rp.get('first_table_kb', '–')} "
+                         f"| {rp['next_page_s']} | {rp['search_s']} | {rp['polls']} "
+                         f"| {rp['poll_median_kb']} / {rp['poll_max_kb']} |")
+    for r in results["results"]:
+        if "error" in r:
+            lines.append(f"\n**{r['config']} failed**: {r['error']}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=("both", "redis", "embedded"), default="both")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 8 viewers, 4 fits of 20 epochs, 1000 runs")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--json", metavar="FILE", default=None,
+                        help="also write the results as JSON to FILE")
+    parser.add_argument("--report", metavar="FILE", default=None,
+                        help="print the tables of a JSON file written by --json, and exit")
     parser.add_argument("--viewers", type=int, default=None)
     parser.add_argument("--fits", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
@@ -950,6 +1108,9 @@ def main(argv=None) -> int:
                         help="bound on each load (default 20, quick 4)")
     parser.add_argument("--skip", default="", help="comma-separated: load1, load2, runs")
     args = parser.parse_args(argv)
+    if args.report:
+        print(markdown(json.loads(Path(args.report).read_text())))
+        return 0
     q = args.quick
     args.viewers = args.viewers or (8 if q else 40)
     args.fits = args.fits or (4 if q else 8)
@@ -967,25 +1128,8 @@ def main(argv=None) -> int:
     for name in configs:
         results["results"].append(run_config(name, args))
     if args.json:
-        print(json.dumps(results, indent=1, default=str))
-    else:
-        for r in results["results"]:
-            print(f"== {r['config']}")
-            for key in ("load1", "load2"):
-                if key in r:
-                    print(f"  {key}: {summary_line(r[key])}")
-                    for f in r[key].get("faults", []):
-                        print(f"    fault: {f}")
-                    for rid, info in r[key]["runs"].items():
-                        if info["status"] != "done":
-                            print(f"    {info['name']}: {info['status']} after {info['epochs']} "
-                                  f"epochs: {info['error']}")
-                    for rid, info in (r[key].get("continue") or {}).items():
-                        print(f"    continued {rid}: {info}")
-            if "runs_page" in r:
-                print(f"  runs page: {r['runs_page']}")
-            if "error" in r:
-                print(f"  error: {r['error']}")
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+    print(markdown(results))
     return 0 if all("error" not in r for r in results["results"]) else 1
 
 

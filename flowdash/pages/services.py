@@ -1,6 +1,8 @@
 """How callbacks reach the run store (the store path lives in the Flask config)."""
 from __future__ import annotations
 
+import os
+import threading
 from contextlib import contextmanager
 
 import dash
@@ -15,14 +17,26 @@ def store_path() -> str:
     return dash.get_app().server.config[CONFIG_KEY]
 
 
+#: The stores callbacks use, one per (location, process), kept open: opening a folder
+#: store costs ~20 ms of SQLite setup and closing it ~5 ms, several times a live
+#: poll's own work (bench/load.py). Both backends are safe to share between threads
+#: (a folder store keeps one SQLite connection per thread and locks every operation;
+#: Redis clients pool their connections).
+_STORES: dict = {}
+_STORES_LOCK = threading.Lock()
+
+
 @contextmanager
 def open_store():
-    """The app's run store for the duration of one callback."""
-    store = open_run_store(store_path())
-    try:
-        yield store
-    finally:
-        store.close()
+    """The app's run store for one callback (opened once per process, not closed)."""
+    key = (store_path(), os.getpid())
+    store = _STORES.get(key)
+    if store is None:
+        with _STORES_LOCK:
+            store = _STORES.get(key)
+            if store is None:
+                store = _STORES[key] = open_run_store(key[0])
+    yield store
 
 
 def options(names, value=None) -> list[dict]:

@@ -340,7 +340,10 @@ def _potential_update(store, record, cursor, upto, latest):
             patch["data"][pot["now_at"] + k]["y"] = figures.phi(row)
             patch["data"][pot["now_at"] + k]["name"] = figures.now_label(latest["epoch"])
         return patch, cursor
-    fig = potential(store, record, snapshots(store, record, upto), latest)
+    # a new snapshot reaches every viewer of the run at once: draw it once for them
+    key = ("potential", store.location, record["id"], tuple(shown["snaps"]),
+           latest["epoch"] if shown["now"] else None)
+    fig = _shared(key, lambda: potential(store, record, snapshots(store, record, upto), latest))
     return fig, dict(cursor, pot=_potential_index(fig, shown, latest))
 
 
@@ -609,6 +612,14 @@ def _drawn(store, record, cols, new, upto, latest, view, total, scale=SHIFTED):
     drawn wait for that drawing (a class opening the page at once)."""
     key = (store.location, record["id"], view, scale, record["status"], record.get("message"),
            record.get("error"), total, upto, latest["epoch"] if latest else None)
+    figs, cursor = _shared(key, lambda: _draw(store, record, cols, new, upto, latest, view,
+                                                  scale))
+    return dict(figs), dict(cursor)
+
+
+def _shared(key, build):
+    """``build()``, once per ``key`` among the requests of this process: those who
+    ask while it is being built wait for it (bounded); the last few are kept."""
     for _ in range(2):
         with _DRAWN_LOCK:
             hit = _DRAWN.get(key)
@@ -616,24 +627,21 @@ def _drawn(store, record, cols, new, upto, latest, view, total, scale=SHIFTED):
             if hit is None and busy is None:
                 _DRAWING[key] = threading.Event()
         if hit is not None:
-            break
-        if busy is not None:             # another request draws it: wait (bounded)
+            return hit
+        if busy is not None:             # another request builds it: wait (bounded)
             busy.wait(30)
             continue
         try:
-            hit = _draw(store, record, cols, new, upto, latest, view, scale)
+            hit = build()
             with _DRAWN_LOCK:
                 _DRAWN[key] = hit
                 while len(_DRAWN) > _DRAWN_SIZE:
                     _DRAWN.popitem(last=False)
+            return hit
         finally:
             with _DRAWN_LOCK:
                 _DRAWING.pop(key).set()
-        break
-    if hit is None:                      # the other drawing failed or took too long
-        hit = _draw(store, record, cols, new, upto, latest, view, scale)
-    figs, cursor = hit
-    return dict(figs), dict(cursor)
+    return build()                       # the other build failed or took too long
 
 
 @functools.lru_cache(maxsize=1)
