@@ -578,16 +578,20 @@ def test_fit_legend_and_text_name_the_same_epoch(store, dataset):
 
 
 def test_fit_warns_when_the_training_nll_keeps_rising():
-    streak, best, first = fit_view.rising([10.0, 8.0, 7.0, 6.0])
-    assert streak == 0 and best == 6.0 and fit_view.rising_warning(streak) == ""
-    zigzag = [0.0, 600.0, 1000.0, 600.0, 1000.0]          # a learning rate of 1e9
-    streak = fit_view.rising(zigzag)[0]
-    assert streak == 4 and "smaller" in fit_view.rising_warning(streak)
-    # carried across polls, and reset by a new lowest value
+    recent, best, first = fit_view.rising([10.0, 8.0, 7.0, 6.0])
+    assert recent == 0 and best == 6.0 and fit_view.rising_warning(recent) == ""
+    rises = [0.0, 600.0, 1000.0, 600.0, 1000.0]             # a learning rate of 1e9
+    recent = fit_view.rising(rises)[0]
+    assert recent == 0b1111 and "4 of the last 6" in fit_view.rising_warning(recent)
+    # a zig-zag that keeps coming back to its lowest value (never below) warns too
+    back = fit_view.rising([0.0, -5.0, 3.0, -5.0, 3.0, -5.0, 3.0])[0]
+    assert "3 of the last 6" in fit_view.rising_warning(back)
+    assert fit_view.rising_warning(fit_view.rising([0.0, -5.0, 3.0, -5.0, 3.0])[0]) == ""
+    # carried across polls, and cleared by a new lowest value
     s = fit_view.rising([5.0, 6.0])
-    s = fit_view.rising([7.0, 8.0], *s[1:], streak=s[0])
-    assert s[0] == 3
-    assert fit_view.rising([4.0], *s[1:], streak=s[0])[0] == 0
+    s = fit_view.rising([7.0, 8.0], *s[1:], recent=s[0])
+    assert s[0] == 0b111 and fit_view.rising_warning(s[0])
+    assert fit_view.rising([4.0], *s[1:], recent=s[0])[0] == 0
     # a converged fit that jitters by far less than it descended does not warn
     assert fit_view.rising([100.0, 50.0, 10.0, 10.001, 10.002, 10.001])[0] == 0
 

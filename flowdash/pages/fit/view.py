@@ -31,8 +31,10 @@ PAPER, OVERLAY = "paper", "overlay"
 #: truth's NLL, (NLL_gt − NLL)/NLL_gt (the 2021 paper's view; needs a ground truth).
 SHIFTED, RELATIVE = "shifted", "relative"
 NLL_SCALES = {SHIFTED: "NLL − NLL₀", RELATIVE: "relative to the truth"}
-#: Epochs in a row without a new lowest training NLL before the page warns.
-RISING_EPOCHS = 3
+#: The page warns when the training NLL stayed above its lowest value in
+#: RISING_EPOCHS of the last RISING_WINDOW epochs: three in a row when it rises,
+#: and also a zig-zag that keeps coming back to (but never below) its lowest value.
+RISING_EPOCHS, RISING_WINDOW = 3, 6
 #: The fit's likelihood setting (the Likelihood choice): (boundary conditions,
 #: absorption step) and its label; AS_SAVED keeps the initial model's. The 2021
 #: paper's ablations fit absorbing data with each (``jobs.ablation``).
@@ -433,14 +435,17 @@ def fmt_seconds(s: float, small: bool = False) -> str:
     return f"{m} min {s:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
 
 
-def rising(train, best=None, first=None, streak: int = 0):
-    """Epochs in a row whose training NLL stays above its lowest earlier value.
+def rising(train, best=None, first=None, recent: int = 0):
+    """Which recent epochs' training NLL stayed above its lowest earlier value.
 
     ``train`` are new training NLLs (None = missing); ``best``, ``first`` and
-    ``streak`` carry on from earlier epochs. A value within 0.1 % of the
-    descent so far above the best counts as reaching it (a converged fit
-    jitters). Returns ``(streak, best, first)``.
+    ``recent`` carry on from earlier epochs. ``recent`` is a bit mask of the
+    last :data:`RISING_WINDOW` epochs (lowest bit = newest; 1 = above the
+    lowest value); a new lowest value clears it. A value within 0.1 % of the
+    descent so far above the lowest counts as reaching it (a converged fit
+    jitters). Returns ``(recent, best, first)``.
     """
+    full = (1 << RISING_WINDOW) - 1
     for v in train:
         if v is None:
             continue
@@ -448,20 +453,20 @@ def rising(train, best=None, first=None, streak: int = 0):
             first = best = v
             continue
         tol = 1e-3 * max(first - best, 0.0) + 1e-9 * abs(best)
-        if v > best + tol:
-            streak += 1
+        if v < best:
+            recent, best = 0, v
         else:
-            streak = 0
-        best = min(best, v)
-    return streak, best, first
+            recent = ((recent << 1) | (v > best + tol)) & full
+    return recent, best, first
 
 
-def rising_warning(streak: int) -> str:
-    """The live warning of a training NLL that keeps rising ('' when it does not)."""
-    if streak < RISING_EPOCHS:
+def rising_warning(recent: int) -> str:
+    """The live warning of a training NLL that keeps rising or zig-zags ('' when it does not)."""
+    n = bin(recent).count("1")
+    if n < RISING_EPOCHS:
         return ""
-    return (f"The training NLL has not come back to its lowest value for {streak} epochs in a "
-            "row (it rises or zig-zags): the learning rate is probably too large. Cancel and "
+    return (f"The training NLL stayed above its lowest value in {n} of the last {RISING_WINDOW} "
+            "epochs (it rises or zig-zags): the learning rate is probably too large. Cancel and "
             "start again with a smaller one (e.g. 10 times smaller).")
 
 
@@ -490,12 +495,12 @@ def thinned(cols, stride: int, keep_last: bool):
 
 def _nll_patch(new_curves, cursor, arrow_index=None, shown=None):
     """Extend the NLL curves by the new epochs (:func:`curves`); returns the patch
-    and the cursor with its new baseline, best epoch and rising streak.
+    and the cursor with its new baseline, best epoch and rising mask.
 
     Overlay view (``arrow_index`` None): trace 2 and the layout shape mark the
     validation minimum. Paper view: the layout annotation ``arrow_index``.
     ``shown``: the curves drawn (thinned, :func:`thinned`); the minimum and the
-    rising streak come from every new epoch.
+    rising mask come from every new epoch.
     """
     es, tr, va = new_curves
     rel = bool(cursor.get("rel"))   # relative to the truth: the validation curve is not drawn
@@ -519,9 +524,9 @@ def _nll_patch(new_curves, cursor, arrow_index=None, shown=None):
             patch["layout"]["shapes"] = figures.min_marker_shape(best_e)
         else:
             patch["layout"]["annotations"][arrow_index] = figures.paper_arrow(best_e, best_v - base_v)
-    streak, best_t, first_t = rising(tr, *cursor["rise"][1:], streak=cursor["rise"][0])
+    recent, best_t, first_t = rising(tr, *cursor["rise"][1:], recent=cursor["rise"][0])
     return patch, dict(cursor, base=[base_t, base_v], best=[best_e, best_v],
-                       rise=[streak, best_t, first_t])
+                       rise=[recent, best_t, first_t])
 
 
 def _paper_patch(patch, cursor, new_snaps, shown, latest):
@@ -675,7 +680,7 @@ def poll(store, run_id, cursor, view: str = OVERLAY, scale: str = SHIFTED):
     record k is epoch k. Returns a dict: ``record``, ``nll`` and
     ``potential`` (overlay view) or ``paper`` (paper view) — a full figure, a
     ``Patch`` or None —, ``params``, ``progress``, ``cursor`` (JSON: ``n``
-    epochs shown, the curves' ``base`` and ``best``, the rising streak, the
+    epochs shown, the curves' ``base`` and ``best``, the rising mask, the
     ``first`` and ``last`` epoch's times, the paper's trace index, whether the
     figures were ``drawn`` with the run's grid or say it is ``waiting`` for
     its first epoch, the NLL ``scale``, the ground truth's NLL ``gt`` and
