@@ -59,6 +59,7 @@ from numba import njit, prange
 from ._parallel import blas_threads, parallel_map
 from .likelihood import Operators
 from .model import Model
+from .selection import spectrum_mode
 from .spikedata import SpikeData
 
 __all__ = ["ViterbiPath", "viterbi", "viterbi_margin", "excluded_nodes", "CUTOFF", "KERNEL_FLOOR"]
@@ -95,7 +96,11 @@ _REASSOC = {"reassoc", "contract"}  # vectorised sums; no assumptions about inf 
 
 
 def viterbi_margin(N: int, boundary_mode: str) -> int:
-    """Excluded nodes at each wall: 1 (the wall) when absorbing, ``N // 30`` when reflecting."""
+    """Excluded nodes at each wall: 1 (the wall) when absorbing, ``N // 30`` when reflecting.
+
+    ``boundary_mode`` is that of the process, i.e. of the walls: for a :class:`Model`,
+    ``spectrum_mode(model.boundary_conditions)``, not ``model.boundary_mode``.
+    """
     return 1 if boundary_mode == "absorbing" else N // 30
 
 
@@ -103,7 +108,8 @@ def excluded_nodes(N: int, boundary_mode: str) -> np.ndarray:
     """Boolean mask (N,) of the nodes scored −∞ at every step (MATH.md §10.4).
 
     Absorbing: the walls 0 and N-1. Reflecting: ``m = N // 30`` nodes at each
-    wall (without the margin a reflecting path sticks to the wall).
+    wall (without the margin a reflecting path sticks to the wall). As in
+    :func:`viterbi_margin`, the mode is that of the walls.
     """
     m = viterbi_margin(N, boundary_mode)
     mask = np.zeros(N, dtype=bool)
@@ -801,8 +807,9 @@ def viterbi(model: Model, data: SpikeData, trials: int | Iterable[int] | None = 
     Parameters
     ----------
     model : Model
-        The model to decode with; its boundary mode decides the excluded
-        nodes and the end rule.
+        The model to decode with; its walls (``boundary_conditions``) decide
+        the excluded nodes and the end rule: Dirichlet walls are absorbing
+        whether or not the likelihood applies the absorption step (MATH.md §4).
     data : SpikeData
         Spike data with the model's number of neurons.
     trials : int or iterable of int, optional
@@ -830,13 +837,17 @@ def viterbi(model: Model, data: SpikeData, trials: int | Iterable[int] | None = 
     trials = _validate_trials(trials, data.n_trials)
     if operators is not None and (not isinstance(operators, Operators) or operators.grid != model.grid
                                   or operators.boundary_mode != model.boundary_mode
+                                  or operators.boundary_conditions != model.boundary_conditions
                                   or operators.fr.shape != model.fr_of(datasample).shape):
-        raise ValueError("operators must be built from this model (same grid, boundary mode and neurons), "
+        raise ValueError("operators must be built from this model (same grid, boundary settings and neurons), "
                          "e.g. Operators.build(model, datasample, Nv)")
     ops = operators if operators is not None else Operators.build(model, datasample, Nv)
     grid = model.grid
     N = grid.N
-    margin = viterbi_margin(N, model.boundary_mode)
+    # The walls, not the absorption step, decide where a path can be: Dirichlet walls
+    # absorb (the density vanishes there) even in the 2021 ablation without the step.
+    walls = spectrum_mode(model.boundary_conditions)
+    margin = viterbi_margin(N, walls)
     keep_lo, keep_hi = margin, N - margin
     sqrt_peq = np.sqrt(ops.peq)
     Qxd = np.ascontiguousarray(ops.Qxd)
@@ -850,7 +861,7 @@ def viterbi(model: Model, data: SpikeData, trials: int | Iterable[int] | None = 
     ptr_type = np.int32 if N > 32000 else np.int16
 
     def path(i: int, ptr: np.ndarray, a_end: np.ndarray) -> ViterbiPath:
-        inds, score = _trace(ptr, a_end, model.boundary_mode, keep_lo, keep_hi)
+        inds, score = _trace(ptr, a_end, walls, keep_lo, keep_hi)
         t = np.concatenate(([0.0], np.cumsum(chosen[i][0])))
         return ViterbiPath(trials[i], t, grid.x[inds], inds, score)
 
