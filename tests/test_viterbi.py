@@ -255,11 +255,11 @@ def test_table_bounds_hold_for_every_pair():
         e = np.empty(Nv)
         m, amax, _ = vit._start(a, lQd, _LENGTHS[s], lo, hi, e)
         c, G = np.empty(4), np.zeros(N)
-        vit._fit_tables(F, tix[s], e, m, Qxd * Qxd, lo, hi, c, G)
+        vit._fit_tables(F, tix, s, e, m, Qxd * Qxd, lo, hi, c, G)
         W = np.exp(a - amax) / sp
         exact = (sp[:, None] * Qxd[:, :m] * e[:m]) @ (W[:, None] * Qxd[:, :m]).T
         f32 = np.float32
-        table = sum(f32(c[q]) * K[tix[s, q]] for q in range(4))
+        table = sum(f32(c[q]) * K[tix[s, q], :, :N] for q in range(4))
         bound = table * W.astype(f32)[None, :] + G.astype(f32)[:, None] * (G * W).astype(f32)[None, :]
         threshold = (exact / sp[:, None] * (1 - 1e-5)).astype(f32)
         # entries below the clip never compete (a row's best is at least the clip)
