@@ -240,10 +240,8 @@ def test_runs_page_lists_a_decode(store):
     assert rows["Trials"] == "0, 1, 3" and rows["Saved model"] == "gt" and rows["Nv (eigenpairs)"] == "N − 2"
 
 
-@pytest.mark.xfail(strict=True, reason="core/viterbi.py picks the excluded nodes and the end rule "
-                   "from boundary_mode; for Dirichlet walls without the absorption step (2021 "
-                   "ablation) they must follow the boundary conditions (fix on branch viterbi-perf)")
 def test_dirichlet_walls_without_absorption_decode_like_walls():
+    """The 2021 ablation (Dirichlet walls, no absorption step): the walls decide the end rule."""
     from flowdash.core.grid import Grid
     from flowdash.core.model import Model
     from flowdash.core.simulation import simulate

@@ -8,6 +8,7 @@ import pytest
 from flowdash.core.grid import Grid
 from flowdash.core.likelihood import Operators
 from flowdash.core.model import Model
+from flowdash.core.selection import spectrum_mode
 from flowdash.core.simulation import simulate
 from flowdash.core.spikedata import SpikeData
 from flowdash.core import viterbi as vit
@@ -102,7 +103,7 @@ def _assert_brute(model, data, Nv=None):
     ops = Operators.build(model, Nv=Nv)
     paths = viterbi(model, data, Nv=Nv, operators=ops)
     for p, (isi, ids) in zip(paths, data.trials):
-        expected, score = _brute(ops, isi, ids, model.boundary_mode)
+        expected, score = _brute(ops, isi, ids, spectrum_mode(model.boundary_conditions))
         np.testing.assert_array_equal(p.state_inds, expected)
         assert p.log_score == pytest.approx(score, rel=1e-10, abs=1e-9)
 
@@ -173,6 +174,19 @@ def test_two_wells_far_apart_on_a_fine_grid():
     _assert_brute(model, data, Nv=64)
 
 
+@pytest.mark.parametrize("grid, Nv", [(Grid(6, 10), None), (Grid(8, 90), 48)])
+def test_dirichlet_walls_without_absorption_step_decode_as_absorbing(grid, Nv):
+    # the 2021 ablation: the walls absorb, so the walls are excluded and the path ends on one,
+    # on both decoders (tables, and tiles for N > 300)
+    model = _model(grid, "reflecting").replace(boundary_conditions="dirichlet")
+    assert model.boundary_mode == "reflecting" and not model.absorption_step
+    data = simulate(model, 2, 0.5, seed=5, with_trial_end=True).data
+    _assert_brute(model, data, Nv=Nv)
+    for p in viterbi(model, data, Nv=Nv):
+        assert p.state_inds[-1] in (0, grid.N - 1)
+        assert not excluded_nodes(grid.N, "absorbing")[p.state_inds[:-1]].any()
+
+
 def test_chosen_trials_in_the_given_order():
     grid = Grid(6, 8)
     model = _model(grid, "absorbing")
@@ -200,6 +214,13 @@ def test_bad_input():
     other = Operators.build(_model(Grid(6, 9), "absorbing"))
     with pytest.raises(ValueError, match="operators must be built from this model"):
         viterbi(model, data, operators=other)
+    no_step = Operators.build(model.replace(absorption_step=False))
+    with pytest.raises(ValueError, match="operators must be built from this model"):
+        viterbi(model, data, operators=no_step)
+    neumann = Operators.build(model.replace(boundary_mode="reflecting"))
+    with pytest.raises(ValueError, match="operators must be built from this model"):
+        viterbi(model.replace(boundary_mode="reflecting", boundary_conditions="dirichlet"), data,
+                operators=neumann)
     with pytest.raises(ValueError, match="datasample"):
         viterbi(model, data, datasample=1)
 
@@ -234,11 +255,11 @@ def test_table_bounds_hold_for_every_pair():
         e = np.empty(Nv)
         m, amax, _ = vit._start(a, lQd, _LENGTHS[s], lo, hi, e)
         c, G = np.empty(4), np.zeros(N)
-        vit._fit_tables(F, tix[s], e, m, Qxd * Qxd, lo, hi, c, G)
+        vit._fit_tables(F, tix, s, e, m, Qxd * Qxd, lo, hi, c, G)
         W = np.exp(a - amax) / sp
         exact = (sp[:, None] * Qxd[:, :m] * e[:m]) @ (W[:, None] * Qxd[:, :m]).T
         f32 = np.float32
-        table = sum(f32(c[q]) * K[tix[s, q]] for q in range(4))
+        table = sum(f32(c[q]) * K[tix[s, q], :, :N] for q in range(4))
         bound = table * W.astype(f32)[None, :] + G.astype(f32)[:, None] * (G * W).astype(f32)[None, :]
         threshold = (exact / sp[:, None] * (1 - 1e-5)).astype(f32)
         # entries below the clip never compete (a row's best is at least the clip)

@@ -59,6 +59,7 @@ from numba import njit, prange
 from ._parallel import blas_threads, parallel_map
 from .likelihood import Operators
 from .model import Model
+from .selection import spectrum_mode
 from .spikedata import SpikeData
 
 __all__ = ["ViterbiPath", "viterbi", "viterbi_margin", "excluded_nodes", "CUTOFF", "KERNEL_FLOOR"]
@@ -75,6 +76,9 @@ _TABLE_MAX_N = 300
 #: code assumes it).
 _TABLE_RATIO = 1.3
 _TABLE_POINTS = 4
+#: Columns per block of a table row: a row's bound is scanned block by block, a block
+#: looked at only when its largest bound can still win (most cannot).
+_BLOCK = 8
 #: Relative safety margin of the tile bounds (their round-off is ~1e-15 of the same scale).
 _MARGIN = 1e-9
 #: Tile sizes (nodes): rows, columns, and column tiles per coarse column tile.
@@ -95,7 +99,11 @@ _REASSOC = {"reassoc", "contract"}  # vectorised sums; no assumptions about inf 
 
 
 def viterbi_margin(N: int, boundary_mode: str) -> int:
-    """Excluded nodes at each wall: 1 (the wall) when absorbing, ``N // 30`` when reflecting."""
+    """Excluded nodes at each wall: 1 (the wall) when absorbing, ``N // 30`` when reflecting.
+
+    ``boundary_mode`` is that of the process, i.e. of the walls: for a :class:`Model`,
+    ``spectrum_mode(model.boundary_conditions)``, not ``model.boundary_mode``.
+    """
     return 1 if boundary_mode == "absorbing" else N // 30
 
 
@@ -103,7 +111,8 @@ def excluded_nodes(N: int, boundary_mode: str) -> np.ndarray:
     """Boolean mask (N,) of the nodes scored −∞ at every step (MATH.md §10.4).
 
     Absorbing: the walls 0 and N-1. Reflecting: ``m = N // 30`` nodes at each
-    wall (without the margin a reflecting path sticks to the wall).
+    wall (without the margin a reflecting path sticks to the wall). As in
+    :func:`viterbi_margin`, the mode is that of the walls.
     """
     m = viterbi_margin(N, boundary_mode)
     mask = np.zeros(N, dtype=bool)
@@ -199,8 +208,10 @@ def _kernel_tables(Qxd: np.ndarray, lQd: np.ndarray, isi: np.ndarray):
 
     Returns
     -------
-    K : ndarray of float32, shape (G, N, N)
-        ``Σ_i Qxd_i Qxd_iᵀ F[g, i]`` for the times ``t_g = ratio^j`` used.
+    K : ndarray of float32, shape (G, N, P)
+        ``Σ_i Qxd_i Qxd_iᵀ F[g, i]`` for the times ``t_g = ratio^j`` used,
+        padded with ``P - N = _BLOCK - 1`` zero columns, so that a row's
+        columns from any node on span whole blocks.
     F : ndarray, shape (G, Nv)
         ``e^{-lQd t_g}``, 0 for the components a table leaves out (below 1e-30).
     tix : ndarray of int, shape (S, 4)
@@ -213,11 +224,13 @@ def _kernel_tables(Qxd: np.ndarray, lQd: np.ndarray, isi: np.ndarray):
     F = np.exp(-np.outer(_TABLE_RATIO ** used.astype(float), lQd))
     F[F < 1e-30] = 0.0
 
+    P = N + _BLOCK - 1
+
     def tables(gs: range) -> np.ndarray:
-        out = np.empty((len(gs), N, N), dtype=np.float32)
+        out = np.zeros((len(gs), N, P), dtype=np.float32)
         for j, g in enumerate(gs):
             mg = max(int(np.count_nonzero(F[g])), 1)
-            out[j] = (Qxd[:, :mg] * F[g, :mg]) @ Qxd[:, :mg].T
+            out[j, :, :N] = (Qxd[:, :mg] * F[g, :mg]) @ Qxd[:, :mg].T
         return out
 
     half = len(used) // 2
@@ -226,11 +239,11 @@ def _kernel_tables(Qxd: np.ndarray, lQd: np.ndarray, isi: np.ndarray):
 
 
 @njit(cache=True, nogil=True, fastmath=_REASSOC)
-def _fit_tables(F, tix_s, e, m, Q2, lo, hi, c, G):
-    """Weights c (4,) of the tables for one interval (least squares of e[:m] by their F) and
+def _fit_tables(F, tix, si, e, m, Q2, lo, hi, c, G):
+    """Weights c (4,) of the tables of interval si (least squares of e[:m] by their F) and
     G (N,) = sqrt(Σ_i Qxd_i² g_i), g_i the misfit, widened by 1e-6 of the terms' size to cover
     the round-off of the float32 tables and sums."""
-    k = tix_s.shape[0]
+    k = tix.shape[1]
     Nv = F.shape[1]
     A = np.empty((k, k))
     b = np.zeros(k)
@@ -238,10 +251,10 @@ def _fit_tables(F, tix_s, e, m, Q2, lo, hi, c, G):
         for q in range(k):
             s = 0.0
             for i in range(Nv):
-                s += F[tix_s[p], i] * F[tix_s[q], i]
+                s += F[tix[si, p], i] * F[tix[si, q], i]
             A[p, q] = s
         for i in range(m):
-            b[p] += F[tix_s[p], i] * e[i]
+            b[p] += F[tix[si, p], i] * e[i]
     d = 1e-13 * (A[0, 0] + A[1, 1] + A[2, 2] + A[3, 3]) + 1e-300
     for p in range(k):
         A[p, p] += d
@@ -267,28 +280,37 @@ def _fit_tables(F, tix_s, e, m, Q2, lo, hi, c, G):
         fit = 0.0
         size = 0.0
         for p in range(k):
-            fit += b[p] * F[tix_s[p], i]
-            size += abs(b[p]) * F[tix_s[p], i]
+            fit += b[p] * F[tix[si, p], i]
+            size += abs(b[p]) * F[tix[si, p], i]
         ei = e[i] if i < m else 0.0
         g[i] = abs(fit - ei) + 1e-6 * (size + ei)
     for p in range(k):
         c[p] = b[p]
     for x in range(lo, hi):
-        G[x] = np.sqrt(_dot_vec(Q2[x], g, Nv))
-
-
-@njit(cache=True, nogil=True, fastmath=_REASSOC)
-def _dot_vec(u, v, n):
-    s = 0.0
-    for i in range(n):
-        s += u[i] * v[i]
-    return s
+        q = 0.0
+        for i in range(Nv):
+            q += Q2[x, i] * g[i]
+        G[x] = np.sqrt(q)
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
-def _table_bound(c0, k0, c1, k1, c2, k2, c3, k3, W, gr, GW, out):
+def _table_bound(c0, k0, c1, k1, c2, k2, c3, k3, start, W, gr, GW, out, top):
+    """Bounds ``out`` (whole blocks) from the flat tables k (N·P,), from ``start`` on, and the
+    largest of each block, ``top``.
+
+    Takes whole tables and an offset, not views of a row: each view costs two atomic
+    reference count updates, which took a sixth of the decode's time. The offset is
+    unsigned so that numba does not wrap negative indices, which stops vectorisation.
+    """
+    o = np.uint64(start)
     for x in range(out.shape[0]):
-        out[x] = (c0 * k0[x] + c1 * k1[x] + c2 * k2[x] + c3 * k3[x]) * W[x] + gr * GW[x]
+        j = o + np.uint64(x)
+        out[x] = (c0 * k0[j] + c1 * k1[j] + c2 * k2[j] + c3 * k3[j]) * W[x] + gr * GW[x]
+    for b in range(top.shape[0]):
+        t = out[b * _BLOCK]
+        for j in range(1, _BLOCK):
+            t = max(t, out[b * _BLOCK + j])
+        top[b] = t
 
 
 @njit(cache=True, nogil=True)
@@ -301,14 +323,20 @@ def _decode_tables(L, Qxd, Q2, lQd, sqrt_peq, logp0, logf, isi, ids, lo, hi, K, 
     N, Nv = Qxd.shape
     S = isi.shape[0]
     n = hi - lo
+    P = K.shape[2]
+    Kf = K.reshape((K.shape[0], N * P))
     a = np.full(N, -np.inf)
     a_new = np.full(N, -np.inf)
     for x in range(lo, hi):
         a[x] = logp0[x]
     V = np.zeros((N, Nv))
-    W = np.zeros(n, dtype=np.float32)
-    GW = np.zeros(n, dtype=np.float32)
-    bound = np.empty(n, dtype=np.float32)
+    nb = (n + _BLOCK - 1) // _BLOCK
+    # columns lo .. lo + nb·_BLOCK - 1; those past hi get W = 0, a bound of 0, below any
+    # threshold (a row's best is at least the clip)
+    W = np.zeros(nb * _BLOCK, dtype=np.float32)
+    GW = np.zeros(nb * _BLOCK, dtype=np.float32)
+    bound = np.empty(nb * _BLOCK, dtype=np.float32)
+    top = np.empty(nb, dtype=np.float32)
     e = np.empty(Nv)
     c = np.empty(4)
     G = np.zeros(N)
@@ -317,7 +345,7 @@ def _decode_tables(L, Qxd, Q2, lQd, sqrt_peq, logp0, logf, isi, ids, lo, hi, K, 
         if xa < 0:
             a_out[:] = -np.inf
             return
-        _fit_tables(F, tix[s], e, m, Q2, lo, hi, c, G)
+        _fit_tables(F, tix, s, e, m, Q2, lo, hi, c, G)
         c0, c1, c2, c3 = np.float32(c[0]), np.float32(c[1]), np.float32(c[2]), np.float32(c[3])
         for x in range(lo, hi):
             wx = np.exp(a[x] - amax) / sqrt_peq[x]  # 0 where a = -inf
@@ -325,7 +353,7 @@ def _decode_tables(L, Qxd, Q2, lQd, sqrt_peq, logp0, logf, isi, ids, lo, hi, K, 
             GW[x - lo] = G[x] * wx
             for i in range(m):
                 V[x, i] = wx * e[i] * Qxd[x, i]
-        K0, K1, K2, K3 = K[tix[s, 0]], K[tix[s, 1]], K[tix[s, 2]], K[tix[s, 3]]
+        K0, K1, K2, K3 = Kf[tix[s, 0]], Kf[tix[s, 1]], Kf[tix[s, 2]], Kf[tix[s, 3]]
         prev = xa
         for r in range(lo, hi):
             best = KERNEL_FLOOR  # the clip, reached at the first argmax of a
@@ -333,19 +361,21 @@ def _decode_tables(L, Qxd, Q2, lQd, sqrt_peq, logp0, logf, isi, ids, lo, hi, K, 
             val = _dot(L, r, V, prev, m)
             if val > best or (val == best and prev < bx):
                 best, bx = val, prev
-            _table_bound(c0, K0[r, lo:hi], c1, K1[r, lo:hi], c2, K2[r, lo:hi], c3, K3[r, lo:hi],
-                         W, np.float32(G[r]), GW, bound)
+            _table_bound(c0, K0, c1, K1, c2, K2, c3, K3, r * P + lo, W, np.float32(G[r]), GW, bound, top)
             sp = sqrt_peq[r]
             thr = np.float32(best / sp * (1 - 1e-5))
-            for j in range(n):
-                if bound[j] >= thr:
-                    x = lo + j
-                    if x == prev:
-                        continue
-                    val = _dot(L, r, V, x, m)
-                    if val > best or (val == best and x < bx):
-                        best, bx = val, x
-                        thr = np.float32(best / sp * (1 - 1e-5))
+            for b in range(nb):
+                if top[b] < thr:
+                    continue
+                for j in range(b * _BLOCK, b * _BLOCK + _BLOCK):
+                    if bound[j] >= thr:
+                        x = lo + j
+                        if x == prev or x >= hi:
+                            continue
+                        val = _dot(L, r, V, x, m)
+                        if val > best or (val == best and x < bx):
+                            best, bx = val, x
+                            thr = np.float32(best / sp * (1 - 1e-5))
             ptr[s, r] = bx
             a_new[r] = _score(amax, best, ids[s], logf, r)
             prev = bx
@@ -801,8 +831,9 @@ def viterbi(model: Model, data: SpikeData, trials: int | Iterable[int] | None = 
     Parameters
     ----------
     model : Model
-        The model to decode with; its boundary mode decides the excluded
-        nodes and the end rule.
+        The model to decode with; its walls (``boundary_conditions``) decide
+        the excluded nodes and the end rule: Dirichlet walls are absorbing
+        whether or not the likelihood applies the absorption step (MATH.md §4).
     data : SpikeData
         Spike data with the model's number of neurons.
     trials : int or iterable of int, optional
@@ -830,13 +861,17 @@ def viterbi(model: Model, data: SpikeData, trials: int | Iterable[int] | None = 
     trials = _validate_trials(trials, data.n_trials)
     if operators is not None and (not isinstance(operators, Operators) or operators.grid != model.grid
                                   or operators.boundary_mode != model.boundary_mode
+                                  or operators.boundary_conditions != model.boundary_conditions
                                   or operators.fr.shape != model.fr_of(datasample).shape):
-        raise ValueError("operators must be built from this model (same grid, boundary mode and neurons), "
+        raise ValueError("operators must be built from this model (same grid, boundary settings and neurons), "
                          "e.g. Operators.build(model, datasample, Nv)")
     ops = operators if operators is not None else Operators.build(model, datasample, Nv)
     grid = model.grid
     N = grid.N
-    margin = viterbi_margin(N, model.boundary_mode)
+    # The walls, not the absorption step, decide where a path can be: Dirichlet walls
+    # absorb (the density vanishes there) even in the 2021 ablation without the step.
+    walls = spectrum_mode(model.boundary_conditions)
+    margin = viterbi_margin(N, walls)
     keep_lo, keep_hi = margin, N - margin
     sqrt_peq = np.sqrt(ops.peq)
     Qxd = np.ascontiguousarray(ops.Qxd)
@@ -850,7 +885,7 @@ def viterbi(model: Model, data: SpikeData, trials: int | Iterable[int] | None = 
     ptr_type = np.int32 if N > 32000 else np.int16
 
     def path(i: int, ptr: np.ndarray, a_end: np.ndarray) -> ViterbiPath:
-        inds, score = _trace(ptr, a_end, model.boundary_mode, keep_lo, keep_hi)
+        inds, score = _trace(ptr, a_end, walls, keep_lo, keep_hi)
         t = np.concatenate(([0.0], np.cumsum(chosen[i][0])))
         return ViterbiPath(trials[i], t, grid.x[inds], inds, score)
 
