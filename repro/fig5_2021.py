@@ -60,6 +60,7 @@ except ImportError:   # run as a script: repro/ is on sys.path, the repo root is
 
 from flowdash.core.fitting import RecordingSchedule, fit  # noqa: E402
 from flowdash.core.likelihood import ground_truth_nll  # noqa: E402
+from flowdash.core.selection import spectrum_mode  # noqa: E402
 from flowdash.core.selection import (FCASettings, FeatureConsistency, FitPath,  # noqa: E402
                                      fc_nonequilibrium)
 from flowdash.core.spikedata import SpikeData, even_odd_split  # noqa: E402
@@ -68,16 +69,6 @@ EPOCHS = 10_000
 COLOURS = ("#0072B2", "#D55E00")
 SCHEDULE = RecordingSchedule(dense_until=500, per_decade=300)
 THRESHOLDS = (0.0015, 0.003, 0.005, 0.008)   # printed: how the selection moves with the threshold
-
-
-def spectrum_mode(model) -> str:
-    """The FCA's boundary mode: the spectrum's conditions, not the absorption step.
-
-    A Dirichlet model without the absorption step has ``boundary_mode ==
-    'reflecting'`` but an absorbing spectrum (MATH.md §4), and FC and the
-    divergence (§10.1–10.2) follow the spectrum.
-    """
-    return "absorbing" if model.boundary_conditions == "dirichlet" else "reflecting"
 
 
 def setup(quick: bool):
@@ -148,7 +139,7 @@ def run_fits(epochs: int, work: Path, quick: bool) -> float:
 
 def analyse(work: Path, quick: bool, figure: Path | None, dpi: int) -> dict:
     spec, truth, start = setup(quick)
-    mode, grid = spectrum_mode(start), start.grid
+    mode, grid = spectrum_mode(start.boundary_conditions), start.grid
     R = lambda n: np.repeat(np.asarray(start.p0_of(0))[None, None], n, axis=0)  # noqa: E731
     z = [dict(np.load(work / f"path{k + 1}.npz")) for k in (0, 1)]
     last = min(int(a["epochs"][-1]) for a in z)      # a fit still running: the epochs both have
@@ -168,7 +159,7 @@ def analyse(work: Path, quick: bool, figure: Path | None, dpi: int) -> dict:
                                     number_of_timesteps=settings.number_of_timesteps))
     T = settings.terminal_time
     gt_fc = fc_nonequilibrium(truth.grid, truth.peq_of(0), truth.p0_of(0), truth.D_of(0),
-                              spectrum_mode(truth), T)
+                              spectrum_mode(truth.boundary_conditions), T)
     # the truth as the fit's Ne 16 grid can hold it (interpolated, renormalised)
     peq16 = np.interp(grid.x, truth.grid.x, truth.peq_of(0))
     gt_fc16 = fc_nonequilibrium(grid, peq16 / (grid.w @ peq16), start.p0_of(0), truth.D_of(0), mode, T)
