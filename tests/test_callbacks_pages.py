@@ -485,6 +485,9 @@ def test_fit_start_poll_patch_and_cancel(store, dataset):
     assert "already ended (done)" in str(fit_cb.cancel(1, run_id))
     assert not store.cancel_requested(run_id)
     store.start_run(running := store.create_run("fit", "r", {}), 1, None)
+    # continuing a running fit is refused, and its poll goes on (it stopped following it)
+    text, interval_off = fit_cb.continue_run(1, running, "10")
+    assert "it is still running" in str(text) and interval_off is no_update
     assert "Cancel requested" in str(fit_cb.cancel(1, running))
     assert store.cancel_requested(running)
 

@@ -124,3 +124,26 @@ def test_menus_hold_a_bounded_number_of_runs(store, many):
     assert menus.name_options(names, "zzz", "n0999") == [{"label": "n0999", "value": "n0999"}]
     assert menus.name_options(names, None, "not a name")[:1] == [{"label": "n0000",
                                                                    "value": "n0000"}]
+
+
+
+def test_the_status_and_kind_filters_say_any_when_nothing_is_chosen():
+    # dbc.Select shows its placeholder for value "": a blank placeholder made both filters blank
+    from flowdash.pages.runs import ids
+
+    def find(c, fid):
+        if getattr(c, "id", None) == fid:
+            return c
+        children = getattr(c, "children", None)
+        for child in children if isinstance(children, (list, tuple)) else [children]:
+            if child is not None and not isinstance(child, (str, int, float)):
+                found = find(child, fid)
+                if found is not None:
+                    return found
+        return None
+
+    card = listing.table_card()
+    for fid, text in ((ids.STATUS_FILTER, "any status"), (ids.KIND_FILTER, "any kind")):
+        select = find(card, fid)
+        assert select.value == "" and select.placeholder == text
+        assert {"label": text, "value": ""} in select.options

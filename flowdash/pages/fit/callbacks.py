@@ -165,12 +165,13 @@ def mark_invalid(messages):
           State(ids.MORE, "value"), prevent_initial_call=True)
 def continue_run(_n, run_id, more):
     """Continue the followed run (done, cancelled or interrupted) for more epochs: the
-    same run appends them, from its saved state; the poll follows it again."""
+    same run appends them, from its saved state; the poll follows it again. A refused
+    continue leaves the poll alone: a running fit refused must still be followed."""
     if not _n:  # pages insert components: never act without a real click
         raise PreventUpdate
     with open_store() as store:
         text, colour = view.continue_run(store, run_id, more)
-    return alert(text, colour), colour != "success"
+    return alert(text, colour), (False if colour == "success" else no_update)
 
 
 @callback(Output(app_ids.ACTIVE_FIT, "data", allow_duplicate=True),

@@ -61,8 +61,12 @@ def table_card():
     filters = dbc.Row([
         dbc.Col(dbc.Input(id=ids.SEARCH, type="search", placeholder="search names or ids",
                           debounce=300, maxlength=MAX_SEARCH, autocomplete="off"), md=3),
-        dbc.Col(dbc.Select(id=ids.STATUS_FILTER, options=STATUS_CHOICES, value=""), md=2),
-        dbc.Col(dbc.Select(id=ids.KIND_FILTER, options=kind_choices(), value=""), md=2),
+        # dbc.Select puts a hidden placeholder option of value "" first, and the browser
+        # shows it for value "": its text must be the "any" entry's, or the filter looks blank
+        dbc.Col(dbc.Select(id=ids.STATUS_FILTER, options=STATUS_CHOICES, value="",
+                           placeholder=STATUS_CHOICES[0]["label"]), md=2),
+        dbc.Col(dbc.Select(id=ids.KIND_FILTER, options=kind_choices(), value="",
+                           placeholder="any kind"), md=2),
         dbc.Col(menu(ids.DATASET_FILTER, "any dataset", clearable=True), md=3),
         dbc.Col(dbc.Select(id=ids.ORDER, options=ORDER_CHOICES, value="newest"), md=2),
     ], className="g-2 mb-2")
