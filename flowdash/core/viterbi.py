@@ -905,7 +905,10 @@ def viterbi(model: Model, data: SpikeData, trials: int | Iterable[int] | None = 
                                tix[s0:s1], ptr, a_end)
                 return path(i, ptr, a_end)
 
-            return parallel_map(one, range(len(chosen)))
+            # longest trials first, so that the two threads finish together
+            order = sorted(range(len(chosen)), key=lambda i: -len(chosen[i][0]))
+            paths = dict(zip(order, parallel_map(one, order)))
+            return [paths[i] for i in range(len(chosen))]
         G_T, CL, DL = _row_tables(L, keep_lo, keep_hi)
         # numba's OpenMP workers otherwise spin between the parallel regions (a few per
         # interval) and take a core from whatever runs beside, such as a fit; read when
