@@ -434,10 +434,19 @@ class FitPoll:
                         for part in spec["output"].strip(".").split("...")]
         self.inputs = spec["inputs"]
         self.state = spec["state"]
+        unknown = {f"{i['id']}.{i['property']}" for i in self.inputs} - set(self.values(None, None, None))
+        if unknown:  # the page's poll has changed: say so before any viewer starts
+            raise SystemExit(f"bench/load.py does not know the Fit page poll's inputs {sorted(unknown)}; "
+                             "add them to FitPoll.values")
+
+    @staticmethod
+    def values(run_id, view, tick) -> dict:
+        """The poll's inputs as the page sends them (the NLL panel at its default scale)."""
+        return {"fit-poll-tick.data": tick, "app-active-fit.data": run_id,
+                "fit-view.value": view, "fit-nll-scale.value": "shifted"}
 
     def body(self, run_id: str, view: str, tick: dict, cursor, fresh: bool) -> bytes:
-        values = {"fit-poll-tick.data": tick, "app-active-fit.data": run_id,
-                  "fit-view.value": view}
+        values = self.values(run_id, view, tick)
         changed = "app-active-fit.data" if fresh else "fit-poll-tick.data"
         state = [dict(s) for s in self.state]
         for s in state:

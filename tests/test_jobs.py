@@ -341,6 +341,28 @@ def test_reaper_interrupts_runs_of_dead_workers_only(store):
     assert jobs.reap(store) == []
 
 
+def test_a_late_heartbeat_of_a_live_local_worker_is_not_a_death(store):
+    """A worker starved of CPU beats late; on this machine its process shows it is alive
+    (same pid and start time). A pid that is gone is dead."""
+    import socket
+
+    import psutil
+
+    now, started = time.time(), psutil.Process(os.getpid()).create_time()
+    runs = {}
+    for name, pid, since in (("starved", os.getpid(), started), ("killed", 2 ** 22 + 1, started)):
+        rid = store.create_run("fit", name, {})
+        store.start_run(rid, pid, None)
+        rec = store.update_run(rid, started=now - 60)
+        store.beat(lifecycle.worker_of(rec), {"time": now - 30, "run": rid, "host": socket.gethostname(),
+                                              "pid": pid, "since": since})
+        runs[name] = rid
+        reaped = jobs.reap(store)
+        assert (rid in reaped) == (name != "starved"), name
+    assert store.get_run(runs["starved"])["status"] == "running"
+    assert "no heartbeat for 30 s" in store.get_run(runs["killed"])["error"]
+
+
 def test_observe_says_where_a_queued_run_waits(store):
     a, b = (jobs.submit(store, "fit", fit_settings()) for _ in range(2))
     assert jobs.observe(store, b)["queue_position"] == 2

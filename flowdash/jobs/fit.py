@@ -15,8 +15,8 @@ What a fit leaves in the store, whatever stops it:
 * the checkpoint (``set_checkpoint``: :meth:`FitCheckpoint.to_bytes`) of
   the last recorded epoch when the fit ends in any way but a kill: done,
   cancelled, interrupted (the first or the second signal) or diverged; and
-  every :data:`CHECKPOINT_SECONDS` while it runs, so a killed worker loses
-  at most that much. ``fit(..., resume=FitCheckpoint.from_bytes(
+  at its first epoch and then every :data:`CHECKPOINT_SECONDS` while it runs,
+  so a killed worker loses at most that much and can always be continued. ``fit(..., resume=FitCheckpoint.from_bytes(
   store.get_checkpoint(run_id)))`` with the run's ``refs["model_spec"]``,
   dataset and settings continues it exactly;
 * with ``record_models`` (a model selection's fits, and long fits): the
@@ -136,7 +136,7 @@ def run(store, run_id: str, hooks, fit_fn=None) -> str:
     record_models = bool(s.get("record_models"))
     last = {"model": model if resume is None else resume.model(model),
             "epoch": None if resume is None else resume.epoch, "record": None,
-            "saved": time.monotonic()}
+            "saved": -float("inf")}   # the first epoch saves one: a fit killed early continues too
 
     def on_epoch(rec):
         epoch = int(rec.epoch)

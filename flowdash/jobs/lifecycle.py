@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import os
+import socket
 import time
 
 import numpy as np
@@ -244,6 +245,25 @@ def live_workers(store, now: float | None = None) -> dict:
             if now - float(b.get("time", 0)) <= STALE_SECONDS}
 
 
+def _alive_here(beat: dict) -> bool:
+    """Whether a worker whose heartbeat is late is a live process on this machine
+    (the same pid and start time, not a zombie): a worker starved of CPU on a
+    loaded machine is late, not dead. Workers on other machines have only their
+    heartbeat to show."""
+    if beat.get("host") != socket.gethostname() or not beat.get("pid"):
+        return False
+    try:
+        import psutil
+
+        process = psutil.Process(int(beat["pid"]))
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        since = beat.get("since")
+        return since is None or abs(process.create_time() - float(since)) < 1.0
+    except Exception:  # no such process (or psutil cannot tell): the heartbeat decides
+        return False
+
+
 def _why_dead(record: dict, beats: dict, now: float) -> str | None:
     """Why a running run has no live worker, or None if it has one."""
     wid = worker_of(record)
@@ -253,7 +273,7 @@ def _why_dead(record: dict, beats: dict, now: float) -> str | None:
         return (f"its worker ({wid}) stopped without a word (no heartbeat)"
                 if since > STALE_SECONDS else None)
     age = now - float(beat.get("time", 0))
-    if age > STALE_SECONDS:
+    if age > STALE_SECONDS and not _alive_here(beat):
         return (f"its worker ({wid}) stopped: no heartbeat for {age:.0f} s (killed, out of "
                 "memory, or its machine stopped)")
     if beat.get("run") != record["id"] and since > STALE_SECONDS:

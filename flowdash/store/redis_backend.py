@@ -15,10 +15,14 @@ from __future__ import annotations
 import functools
 import os
 import secrets
+import time
 
 from .base import RunStore, StoreError, Tx
 
 PREFIX = "flowdash:"
+#: How long an operation keeps trying while Redis is away (s, about): a restart, and
+#: the seconds Redis then spends loading its data, must not fail a running fit.
+RETRY_SECONDS = 10.0
 
 
 @functools.lru_cache(maxsize=16)
@@ -54,62 +58,65 @@ class RedisStore(RunStore):
                           "redis-server there or correct --store / FLOWDASH_STORE")
 
     # -- primitives ---------------------------------------------------------
+    def _retrying(self, operation):
+        """``operation()``, tried again with backoff while Redis is unreachable or
+        still loading its data, for about :data:`RETRY_SECONDS`; then a StoreError."""
+        deadline, delay = time.monotonic() + RETRY_SECONDS, 0.05
+        while True:
+            try:
+                return operation()
+            except self._errors as exc:
+                if time.monotonic() + delay > deadline:
+                    raise self._unreachable(exc) from None
+                time.sleep(delay)
+                delay = min(2 * delay, 0.5)
+
     def _get(self, key):
-        try:
-            return self.r.get(PREFIX + key)
-        except self._errors as exc:
-            raise self._unreachable(exc) from None
+        return self._retrying(lambda: self.r.get(PREFIX + key))
 
     def _mget(self, keys):
         if not keys:
             return []
-        try:
-            return self.r.mget([PREFIX + k for k in keys])
-        except self._errors as exc:
-            raise self._unreachable(exc) from None
+        return self._retrying(lambda: self.r.mget([PREFIX + k for k in keys]))
 
     def _scan_run_ids(self):
         start = len(PREFIX) + len("run:")
-        try:
-            return [k[start:].decode(errors="replace")
-                    for k in self.r.scan_iter(match=PREFIX + "run:*", count=1000)]
-        except self._errors as exc:
-            raise self._unreachable(exc) from None
+        return self._retrying(lambda: [k[start:].decode(errors="replace")
+                                       for k in self.r.scan_iter(match=PREFIX + "run:*", count=1000)])
 
     def _transaction(self, fn):
-        try:
-            while True:
-                with self.r.pipeline(transaction=True) as pipe:
-                    def read(key):
-                        pipe.watch(PREFIX + key)
-                        return pipe.get(PREFIX + key)
+        """``fn(tx)`` in one optimistic transaction; started again from its reads when
+        another client changed them, or when Redis went away (its WATCH went too)."""
+        return self._retrying(lambda: self._transaction_once(fn))
 
-                    def read_many(keys):
-                        pipe.watch(*[PREFIX + k for k in keys])
-                        return pipe.mget([PREFIX + k for k in keys])
+    def _transaction_once(self, fn):
+        while True:
+            with self.r.pipeline(transaction=True) as pipe:
+                def read(key):
+                    pipe.watch(PREFIX + key)
+                    return pipe.get(PREFIX + key)
 
-                    tx = Tx(read, read_many)
-                    result = fn(tx)
-                    if not tx.writes:
-                        return result
-                    pipe.multi()
-                    for key, value in tx.writes.items():
-                        if value is None:
-                            pipe.delete(PREFIX + key)
-                        else:
-                            pipe.set(PREFIX + key, value)
-                    try:
-                        pipe.execute()
-                    except self._watch_error:
-                        continue  # another client changed what we read: start again
+                def read_many(keys):
+                    pipe.watch(*[PREFIX + k for k in keys])
+                    return pipe.mget([PREFIX + k for k in keys])
+
+                tx = Tx(read, read_many)
+                result = fn(tx)
+                if not tx.writes:
                     return result
-        except self._errors as exc:
-            raise self._unreachable(exc) from None
+                pipe.multi()
+                for key, value in tx.writes.items():
+                    if value is None:
+                        pipe.delete(PREFIX + key)
+                    else:
+                        pipe.set(PREFIX + key, value)
+                try:
+                    pipe.execute()
+                except self._watch_error:
+                    continue  # another client changed what we read: start again
+                return result
 
     def secret_key(self) -> str:
         key = PREFIX + "secret_key"
-        try:
-            self.r.set(key, secrets.token_hex(32), nx=True)
-            return self.r.get(key).decode()
-        except self._errors as exc:
-            raise self._unreachable(exc) from None
+        self._retrying(lambda: self.r.set(key, secrets.token_hex(32), nx=True))
+        return self._retrying(lambda: self.r.get(key)).decode()
