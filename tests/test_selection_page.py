@@ -168,6 +168,21 @@ def test_save_and_export_callbacks(store, done_selection, monkeypatch):
     assert json.loads(js["content"])["fca_settings"]["FC_stride"] == 2
 
 
+def test_a_fresh_browser_follows_the_newest_selection(store, monkeypatch):
+    from flowdash.pages import menus
+    from flowdash.pages.selection import callbacks as cb
+    monkeypatch.setattr(cb, "open_store", lambda: __import__("contextlib").nullcontext(store))
+    assert cb.fill_lists("/selection", None, None)[-1] is None      # none yet: nothing to follow
+    older = view.start(store, FORM)[0]
+    newer = view.start(store, dict(FORM, name="second"))[0]
+    out = cb.fill_lists("/selection", "d", None)
+    assert out[-1] == newer and out[3][0]["value"] == newer         # nothing chosen: the newest
+    assert cb.fill_lists("/selection", "d", older)[-1] == older     # the browser's choice stays
+    assert cb.fill_lists("/selection", "d", "gone")[-1] == newer    # a deleted one: the newest
+    assert menus.followed("b", [{"value": "a"}, {"value": "b"}]) == "b"
+    assert menus.followed(None, []) is None
+
+
 # --- the Fit page: line searches, continue, thinned live curves ------------------------------
 def test_line_search_fields_and_their_errors():
     vals = ["log", "5", "1", "5", "off", "", "1", "5"]
