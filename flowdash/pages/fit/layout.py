@@ -132,7 +132,8 @@ def _live():
             dbc.Progress(id=ids.PROGRESS, value=0, label="", striped=False, animated=False,
                          className="mb-1 live-status"),
             dbc.InputGroup([
-                dbc.Button("Continue for", id=ids.CONTINUE, color="primary", outline=True),
+                dbc.Button("Continue for", id=ids.CONTINUE, color="primary", outline=True,
+                       disabled=True),
                 dbc.Input(id=ids.MORE, value="100", type="text", autoComplete="off",
                           style={"maxWidth": "7rem"}),
                 dbc.InputGroupText("more epochs"),
