@@ -52,6 +52,8 @@ def test_fc_epoch_figure_draws_both_halves_on_a_log_epoch_axis_with_the_truth():
     assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.title.text == "epoch (log scale)"
     assert fig.layout.yaxis.title.text == "feature complexity FC (a.u.)"
     assert fig.layout.shapes[0].y0 == 2.2 and "ground truth 2.2" in fig.layout.annotations[0].text
+    label = fig.layout.annotations[0]   # above the left end, clear of the rising FC curves
+    assert (label.x, label.xanchor, label.yanchor) == (0, "left", "bottom")
     assert fig.data[2].marker.symbol == "star" and fig.data[3].showlegend is False
     noneq = figures.fc_epoch_figure([0], [1.0], [0], [1.0], non_equilibrium=True)
     assert noneq.layout.yaxis.title.text == "feature complexity FC (nats)" and not noneq.layout.shapes
