@@ -812,3 +812,29 @@ def test_run_settings_read_as_a_table():
     assert rows["Trials"] == "2" and rows["dt (s)"] == "0.0001" and rows["Seed"] == "7 (drawn)"
     assert rows["Trial end recorded"] == "no" and rows["extra"] == "1, 2"
     assert rows["Run id"] == "g1" and rows["Status"] == "done"
+
+
+def test_a_fits_line_searches_and_recording_read_as_words():
+    from flowdash.pages.runs.table import settings_rows
+    fit = {"id": "f1", "kind": "fit", "status": "done", "created": 0,
+           "settings": {"dataset": "d", "init_model": "gt", "max_epochs": 100,
+                        "line_search": {"C": {"epochs": {"log": 5}, "searches_per_epoch": 1,
+                                              "max_fun_eval": 5},
+                                        "D": {"epochs": {"every": 10}, "searches_per_epoch": 2,
+                                              "max_fun_eval": 3}},
+                        "record_models": True}}
+    rows = settings_rows(fit)
+    labels = [label for label, _ in rows]
+    assert "line_search" not in labels and "record_models" not in labels   # no raw keys
+    text = dict(rows)
+    assert text["Line searches"] == ("C: at 5 log-spaced epochs, 1 search per epoch, at most 5 "
+                                     "evaluations; D: every 10 epochs, 2 searches per epoch, "
+                                     "at most 3 evaluations")
+    assert text["Models recorded (for analysis)"] == "yes"
+    fit["settings"].update(line_search=None, record_models=False)
+    text = dict(settings_rows(fit))
+    assert text["Line searches"] == "off" and text["Models recorded (for analysis)"] == "no"
+    fit["settings"]["line_search"] = {"C": {"epochs": [3, 7], "searches_per_epoch": 1,
+                                            "max_fun_eval": 1}}
+    assert dict(settings_rows(fit))["Line searches"] == \
+        "C: at epochs 3, 7, 1 search per epoch, at most 1 evaluation"
