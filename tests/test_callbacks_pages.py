@@ -445,7 +445,7 @@ def test_fit_start_validates_inline(store, dataset):
 
 POLL = ("nll", "potential", "paper", "params", "value", "label", "striped", "animated", "text",
         "badge", "warning", "cursor", "stop", "cancel_off", "every", "message", "cancel_msg",
-        "done", "note")
+        "done", "note", "continue_off")
 
 
 def poll(run_id, cursor=None, view="overlay", trigger=app_ids.ACTIVE_FIT):
@@ -478,7 +478,7 @@ def test_fit_start_poll_patch_and_cancel(store, dataset):
     assert second["cursor"]["best"] == [4, -1e9]               # the new validation minimum
     assert fit_cb.poll.__name__ == "poll"
     assert call(fit_cb.poll, {"n": 7, "t": 0}, None, "overlay", None,
-                triggered=app_ids.ACTIVE_FIT)[-7:] == (True, True, no_update, no_update, "", 7, "")
+                triggered=app_ids.ACTIVE_FIT)[-8:] == (True, True, no_update, no_update, "", 7, "", True)
     assert first["cancel_msg"] == "" and second["cancel_msg"] is no_update   # kept while followed
     assert fit_cb.follow("abc") == "abc" and fit_cb.follow(None) is no_update
     assert fit_cb.cancel(1, None) is no_update
@@ -632,7 +632,7 @@ from flowdash.pages.runs import list_callbacks as list_cb  # noqa: E402
 def show_runs(open_id=None, view=None, trigger="runs-interval", search="", status="", kind="",
               dataset=None, order="newest", page=1):
     """The Runs page's table callback: (rows, empty note, pages, page, count,
-    interval, cancel disabled, view)."""
+    interval, continue disabled, cancel disabled, view)."""
     return call(list_cb.show_runs, 1, None, "/runs", search, status, kind, dataset, order, page,
                 open_id, view, triggered=trigger)
 
@@ -676,6 +676,21 @@ def test_runs_table_open_overlay_export_delete(store, dataset):
     msg, changed, opened = runs_cb.delete_run(1, run_id)
     assert store.get_run(run_id) is None and opened is None
     assert runs_cb.export_npz(1, run_id) is no_update
+
+
+def test_continue_is_disabled_unless_the_job_layer_can_continue_the_run(store, dataset):
+    run_id = start_fit(epochs="2", name="c1")[0]
+    assert jobs.can_continue(store.get_run(run_id)) is False          # queued
+    assert poll(run_id)["continue_off"] is True                       # the Fit page
+    assert show_runs(run_id)[-3] is True                              # the Runs page
+    wait_done(store, run_id)
+    assert jobs.can_continue(store.get_run(run_id)) is True
+    assert poll(run_id)["continue_off"] is False
+    assert show_runs(run_id)[-3] is False
+    assert show_runs()[-3] is True and poll(None)["continue_off"] is True   # nothing open
+    jobs.continue_run(store, run_id, "1")                             # queued again
+    assert poll(run_id)["continue_off"] is True and show_runs(run_id)[-3] is True
+    assert jobs.can_continue({"kind": "decode", "status": "done"}) is False
 
 
 def test_runs_empty_store(store):
@@ -797,3 +812,29 @@ def test_run_settings_read_as_a_table():
     assert rows["Trials"] == "2" and rows["dt (s)"] == "0.0001" and rows["Seed"] == "7 (drawn)"
     assert rows["Trial end recorded"] == "no" and rows["extra"] == "1, 2"
     assert rows["Run id"] == "g1" and rows["Status"] == "done"
+
+
+def test_a_fits_line_searches_and_recording_read_as_words():
+    from flowdash.pages.runs.table import settings_rows
+    fit = {"id": "f1", "kind": "fit", "status": "done", "created": 0,
+           "settings": {"dataset": "d", "init_model": "gt", "max_epochs": 100,
+                        "line_search": {"C": {"epochs": {"log": 5}, "searches_per_epoch": 1,
+                                              "max_fun_eval": 5},
+                                        "D": {"epochs": {"every": 10}, "searches_per_epoch": 2,
+                                              "max_fun_eval": 3}},
+                        "record_models": True}}
+    rows = settings_rows(fit)
+    labels = [label for label, _ in rows]
+    assert "line_search" not in labels and "record_models" not in labels   # no raw keys
+    text = dict(rows)
+    assert text["Line searches"] == ("C: at 5 log-spaced epochs, 1 search per epoch, at most 5 "
+                                     "evaluations; D: every 10 epochs, 2 searches per epoch, "
+                                     "at most 3 evaluations")
+    assert text["Models recorded (for analysis)"] == "yes"
+    fit["settings"].update(line_search=None, record_models=False)
+    text = dict(settings_rows(fit))
+    assert text["Line searches"] == "off" and text["Models recorded (for analysis)"] == "no"
+    fit["settings"]["line_search"] = {"C": {"epochs": [3, 7], "searches_per_epoch": 1,
+                                            "max_fun_eval": 1}}
+    assert dict(settings_rows(fit))["Line searches"] == \
+        "C: at epochs 3, 7, 1 search per epoch, at most 1 evaluation"

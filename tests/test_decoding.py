@@ -381,3 +381,18 @@ def test_path_figure_traces_and_axes():
     assert fig.layout.title.text == "&lt;b&gt;t&lt;/b&gt;"     # user text is escaped
     without = figures.path_figure([0, 1], [0, 0], [0], 1, x_grid, fr[:, :1])
     assert "true path" not in [t.name for t in without.data]
+
+
+def test_the_worker_warm_up_loads_both_decoders(monkeypatch):
+    """The first decode of a fine grid (a fit's) must not compile the tile kernels: the
+    warm-up decodes once with a coarse grid (kernel tables) and once with a grid above
+    the core's TABLE_MAX_N (tiles), absorbing and reflecting."""
+    from flowdash.core import viterbi as core_viterbi
+    seen = []
+    monkeypatch.setattr(core_viterbi, "viterbi",
+                        lambda model, data: seen.append((model.grid.N, model.boundary_mode)))
+    decode_kind.warm()
+    sizes = [n for n, _ in seen]
+    assert min(sizes) <= core_viterbi.TABLE_MAX_N < max(sizes)
+    assert {mode for _, mode in seen} == {"absorbing", "reflecting"}
+    assert max(sizes) < 2 * core_viterbi.TABLE_MAX_N              # cheap: just above it

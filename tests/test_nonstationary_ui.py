@@ -288,6 +288,17 @@ def start_group(store):
     return group
 
 
+def test_a_fresh_browser_shows_the_newest_comparison(store, monkeypatch):
+    from contextlib import nullcontext
+
+    from flowdash.pages.compare import callbacks as cmp_cb
+    monkeypatch.setattr(cmp_cb, "open_store", lambda: nullcontext(store))
+    assert cmp_cb.fill_lists("/compare", None, None)[3] is None
+    older, newer = start_group(store), start_group(store)
+    assert cmp_cb.fill_lists("/compare", None, None)[3] == newer["group"]
+    assert cmp_cb.fill_lists("/compare", older, None)[3] == older["group"]
+
+
 def test_comparison_queues_four_linked_fits_or_nothing(store):
     group, errors, problem = cmp_view.start(store, compare_fields(dataset="ramp-no-end"))
     assert group is None and "needs the trial end" in errors["dataset"] and problem

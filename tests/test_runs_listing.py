@@ -41,7 +41,8 @@ def size(value) -> int:
 
 
 def test_a_page_of_runs(store, many):
-    body, empty, pages, page, count, every, cancel_off, view = show_runs(trigger="app-url")
+    body, empty, pages, page, count, every, continue_off, cancel_off, view = show_runs(
+        trigger="app-url")
     shown = [tr.id["run"] for tr in body]
     assert shown == many[:listing.PAGE_SIZE] and empty == ""
     assert pages == 5 and page is no_update and count == f"runs 1–20 of {N_RUNS}"
@@ -69,21 +70,21 @@ def test_a_poll_sends_only_what_changed(store, many, monkeypatch):
     from flowdash.pages.runs import table
     monkeypatch.setattr(table, "time", types.SimpleNamespace(time=lambda: 1e9, strftime=time.strftime,
                                                              localtime=time.localtime))
-    *_, every, _, view = show_runs(status=DONE, trigger="app-url")
+    *_, every, _, _, view = show_runs(status=DONE, trigger="app-url")
     assert every == listing.SLOW_MS
     with pytest.raises(PreventUpdate):           # nothing shown is active, nothing changed
         show_runs(status=DONE, view=view)
-    *_, every, _, view = show_runs(view=view, trigger="runs-status-filter")
+    *_, every, _, _, view = show_runs(view=view, trigger="runs-status-filter")
     assert every == listing.FAST_MS and view["live"] is True    # a queued run is shown
     with pytest.raises(PreventUpdate):           # polled, but nothing changed on the page
         show_runs(view=view)
     # it starts: the next poll sends its row only
     store.start_run(many[3], 1, 0.0)
-    body, empty, pages, page, count, every, cancel_off, view = show_runs(view=view)
+    body, empty, pages, page, count, every, continue_off, cancel_off, view = show_runs(view=view)
     assert isinstance(body, Patch) and every is no_update and view["live"] is True
     ops = body.to_plotly_json()["operations"]
     assert [op["location"] for op in ops] == [[3]]
-    assert all(v is no_update for v in (empty, pages, page, count, cancel_off))
+    assert all(v is no_update for v in (empty, pages, page, count, continue_off, cancel_off))
     assert size(body) + size(view) < 3_000
     # new runs on top: inserted, the rows they push off the page removed, nothing else sent
     new = [store.create_run("fit", f"newest {k}", FIT, {"dataset": "d"}) for k in range(2)]

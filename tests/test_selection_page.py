@@ -52,6 +52,8 @@ def test_fc_epoch_figure_draws_both_halves_on_a_log_epoch_axis_with_the_truth():
     assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.title.text == "epoch (log scale)"
     assert fig.layout.yaxis.title.text == "feature complexity FC (a.u.)"
     assert fig.layout.shapes[0].y0 == 2.2 and "ground truth 2.2" in fig.layout.annotations[0].text
+    label = fig.layout.annotations[0]   # above the left end, clear of the rising FC curves
+    assert (label.x, label.xanchor, label.yanchor) == (0, "left", "bottom")
     assert fig.data[2].marker.symbol == "star" and fig.data[3].showlegend is False
     noneq = figures.fc_epoch_figure([0], [1.0], [0], [1.0], non_equilibrium=True)
     assert noneq.layout.yaxis.title.text == "feature complexity FC (nats)" and not noneq.layout.shapes
@@ -166,6 +168,21 @@ def test_save_and_export_callbacks(store, done_selection, monkeypatch):
     assert npz["filename"].endswith(".npz") and npz["base64"]
     js = cb.export_json(1, done_selection, fca_ids, ["2"])
     assert json.loads(js["content"])["fca_settings"]["FC_stride"] == 2
+
+
+def test_a_fresh_browser_follows_the_newest_selection(store, monkeypatch):
+    from flowdash.pages import menus
+    from flowdash.pages.selection import callbacks as cb
+    monkeypatch.setattr(cb, "open_store", lambda: __import__("contextlib").nullcontext(store))
+    assert cb.fill_lists("/selection", None, None)[-1] is None      # none yet: nothing to follow
+    older = view.start(store, FORM)[0]
+    newer = view.start(store, dict(FORM, name="second"))[0]
+    out = cb.fill_lists("/selection", "d", None)
+    assert out[-1] == newer and out[3][0]["value"] == newer         # nothing chosen: the newest
+    assert cb.fill_lists("/selection", "d", older)[-1] == older     # the browser's choice stays
+    assert cb.fill_lists("/selection", "d", "gone")[-1] == newer    # a deleted one: the newest
+    assert menus.followed("b", [{"value": "a"}, {"value": "b"}]) == "b"
+    assert menus.followed(None, []) is None
 
 
 # --- the Fit page: line searches, continue, thinned live curves ------------------------------

@@ -24,7 +24,7 @@ entry). It stays exact but gets cheaper:
   reach the best value found for that row; everything else is pruned by
   the bound, which carries a margin far above round-off. Two kinds of bound:
 
-  * coarse grids (N <= :data:`_TABLE_MAX_N`): the kernel is tabulated once
+  * coarse grids (N <= :data:`TABLE_MAX_N`): the kernel is tabulated once
     per call at times on a geometric grid. Between them, with weights c_k
     fitted per interval, ``K_Δt = Σ_k c_k K_{t_k} - Σ_i Qxd_i Qxd_iᵀ g_i``
     exactly, and the last sum is at most ``G(x') G(x)`` by Cauchy–Schwarz
@@ -62,7 +62,8 @@ from .model import Model
 from .selection import spectrum_mode
 from .spikedata import SpikeData
 
-__all__ = ["ViterbiPath", "viterbi", "viterbi_margin", "excluded_nodes", "CUTOFF", "KERNEL_FLOOR"]
+__all__ = ["ViterbiPath", "viterbi", "viterbi_margin", "excluded_nodes", "CUTOFF", "KERNEL_FLOOR",
+           "TABLE_MAX_N"]
 
 #: Eigen-components with ``lQd·Δt`` above this are dropped from an interval's kernel
 #: (e^-40 ≈ 4e-18 of a term's size: below the round-off of the kernel's own sum).
@@ -71,7 +72,7 @@ CUTOFF = 40.0
 KERNEL_FLOOR = 1e-10
 #: Grids up to this many nodes decode with kernel tables (G·N² float32 of memory,
 #: G ≈ 25–70 tables); larger ones with tile bounds.
-_TABLE_MAX_N = 300
+TABLE_MAX_N = 300
 #: Ratio of consecutive table times, and tables combined per interval (four: the kernel
 #: code assumes it).
 _TABLE_RATIO = 1.3
@@ -890,7 +891,7 @@ def viterbi(model: Model, data: SpikeData, trials: int | Iterable[int] | None = 
         return ViterbiPath(trials[i], t, grid.x[inds], inds, score)
 
     with blas_threads(1):
-        if N <= _TABLE_MAX_N:
+        if N <= TABLE_MAX_N:
             starts = np.cumsum([0] + [len(isi) for isi, _ in chosen])
             all_isi = np.concatenate([isi for isi, _ in chosen] + [np.ones(1)])  # never empty
             K, F, tix = _kernel_tables(Qxd, lQd, all_isi)

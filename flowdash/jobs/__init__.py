@@ -41,15 +41,15 @@ from .data import (build_model, finite_list, fit_initial_spec, load_dataset, mod
                    random_split, spikedata_from_bytes, spikedata_to_bytes, split_of,
                    split_samples, train_val, truth_arrays, truth_model)
 from .kinds import JobKind, register as register_kind
-from .lifecycle import (HEARTBEAT_SECONDS, STALE_SECONDS, annotate, cancel, continue_run,
-                        finish, live_workers, observe, reap, submit, wait)
+from .lifecycle import (HEARTBEAT_SECONDS, STALE_SECONDS, annotate, can_continue, cancel,
+                        continue_run, finish, live_workers, observe, reap, submit, wait)
 from .pool import LocalPool
 from .selection import cancel_selection, continue_selection, pair_runs, submit_selection
 from .runner import Hooks, Interrupted, JobFailed, Stopped, Worker, execute
 from ..settings import SettingsError
 
 __all__ = [
-    "submit", "cancel", "continue_run", "observe", "annotate", "reap", "wait", "execute",
+    "submit", "cancel", "continue_run", "can_continue", "observe", "annotate", "reap", "wait", "execute",
     "finish", "submit_selection", "cancel_selection", "continue_selection", "pair_runs",
     "live_workers", "LocalPool", "register_kind", "JobKind", "Hooks",
     "Worker", "Stopped", "JobFailed", "Interrupted", "SettingsError", "HEARTBEAT_SECONDS",

@@ -135,6 +135,15 @@ def continue_run(store, run_id: str, more_epochs) -> dict:
     return requeue_checked(store, *continue_checks(store, run_id, more_epochs))
 
 
+def can_continue(record: dict | None) -> bool:
+    """Whether *continue* may be asked of a run as ``record`` stands: a fit that is
+    done, cancelled or interrupted (not queued or running, not failed). Pages
+    enable their Continue buttons with it; :func:`continue_run` still checks the
+    rest (the checkpoint, the new total, the dataset) and says what is wrong."""
+    return record is not None and record.get("kind") == "fit" \
+        and record.get("status") in CONTINUABLE
+
+
 def continue_checks(store, run_id: str, more_epochs) -> tuple:
     """The checks of :func:`continue_run`, changing nothing; returns what
     :func:`requeue_checked` needs (``run_id, record, total, note``)."""
@@ -389,6 +398,6 @@ def wait(store, run_id: str, timeout: float | None = None, poll: float = 0.1) ->
 
 __all__ = ["HEARTBEAT_SECONDS", "STALE_SECONDS", "submit", "cancel", "claim", "finish", "reap",
            "continue_run", "continue_checks", "requeue_checked", "checkpoint_epoch",
-           "CONTINUABLE",
+           "CONTINUABLE", "can_continue",
            "observe", "annotate", "wait", "live_workers", "worker_of",
            "queue_message"]

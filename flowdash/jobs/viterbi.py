@@ -45,10 +45,24 @@ MAX_TRIAL_CELLS = 100_000_000
 #: ``epoch`` of a fit run's model after its last epoch.
 FINAL = "final"
 
-#: A tiny decode that loads the Viterbi kernels (worker warm-up).
+#: A tiny decode that loads the Viterbi kernels (worker warm-up): the kernel-table decoder
+#: of coarse grids. :func:`warm` also decodes on a grid just finer than the core's
+#: ``TABLE_MAX_N`` (absorbing), which the tile decoder takes: a fit's model (a paper
+#: preset's grid) is often that fine, and compiling the tile kernels took ~15–30 s of the
+#: user's first decode.
 WARM_SPEC = {"grid": {"Np": 4, "Ne": 4}, "boundary_mode": "reflecting",
              "peq_model": {"model": "cos_square", "params": {}}, "p0_model": None, "D": 1.0,
              "fr_model": [{"model": "rectified_linear", "params": {"slope": 50}}]}
+
+
+def warm_specs() -> list[dict]:
+    """The models :func:`warm` decodes with: one per decoder of the core (tables, tiles)."""
+    from ..core.viterbi import TABLE_MAX_N
+
+    Np = WARM_SPEC["grid"]["Np"]
+    tiles = dict(WARM_SPEC, boundary_mode="absorbing",
+                 grid={"Np": Np, "Ne": TABLE_MAX_N // (Np - 1) + 1})   # N = (Np-1)·Ne + 1
+    return [WARM_SPEC, tiles]
 
 
 # ---------------------------------------------------------------------------
@@ -325,12 +339,14 @@ def run(store, run_id: str, hooks, viterbi_fn=None) -> str:
 
 
 def warm() -> None:
-    """Load the Viterbi kernels (a tiny model, one short trial)."""
+    """Load the Viterbi kernels of both decoders (tiny models, one short trial each)."""
+    from ..core import viterbi as core_viterbi
     from ..core.simulation import simulate
-    from ..core.viterbi import viterbi
 
-    model = build_model(WARM_SPEC)
-    viterbi(model, simulate(model, 1, 0.2, dt=1e-3, seed=0, with_trial_end=True).data)
+    for spec in warm_specs():
+        model = build_model(spec)
+        core_viterbi.viterbi(model, simulate(model, 1, 0.2, dt=1e-3, seed=0,
+                                             with_trial_end=True).data)
 
 
 # ---------------------------------------------------------------------------

@@ -58,6 +58,16 @@ def name_options(names, search=None, value=None, limit: int = LIMIT) -> list[dic
     return [{"label": n, "value": n} for n in extra + found]
 
 
+def followed(chosen, found: list[dict]):
+    """The entry a "follow" menu shows: the one this browser chose while it is among
+    ``found`` (options, newest first), else the newest, else None: a fresh browser
+    (a projector's, a new user's) follows what is there instead of empty panels."""
+    values = [o["value"] for o in found]
+    if chosen in values:
+        return chosen
+    return values[0] if values else None
+
+
 def run_label(summary: dict, kind: bool = False) -> str:
     """A run as a menu shows it: name (kind, status) and the start of its id."""
     what = f"{summary['kind']}, {summary['status']}" if kind else summary["status"]

@@ -7,7 +7,7 @@ from dash.exceptions import PreventUpdate
 from flowdash import ids as app_ids
 from flowdash import jobs
 from flowdash.jobs.ablation import groups
-from flowdash.pages import clientside
+from flowdash.pages import clientside, menus
 from flowdash.pages.compare import figures, ids, view
 from flowdash.pages.components import alert, status_badge
 from flowdash.pages.services import open_store, options
@@ -32,9 +32,7 @@ def fill_lists(_path, group, active_dataset):
     browser followed last, else the newest (a projector's browser has followed none)."""
     with open_store() as store:
         datasets, found = store.list_datasets(), group_options(store)
-        shown = (group or {}).get("group")
-        if shown not in [g["value"] for g in found]:
-            shown = found[0]["value"] if found else None
+        shown = menus.followed((group or {}).get("group"), found)
         return (options(datasets), options(store.list_models()), found, shown,
                 active_dataset if active_dataset in datasets else no_update)
 

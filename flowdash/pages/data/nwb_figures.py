@@ -40,7 +40,9 @@ def raster_psth(rasters: dict, edges, psth: dict, align: str, start_offset: floa
         Where the windows start, s from the align event (dashed line).
 
     Rasters in row 1 (2, …), PSTHs beneath; traces per condition: raster
-    spikes, window ends, PSTH.
+    spikes, window ends, PSTH. SVG traces: the rasters hold at most
+    ``nwb_logic.MAX_RASTER_TRIALS`` rows (a few thousand ticks), which SVG
+    draws faster than WebGL sets up a context for each panel.
     """
     conditions = list(rasters)
     cols = min(MAX_COLUMNS, max(1, len(conditions)))
@@ -68,11 +70,11 @@ def raster_psth(rasters: dict, edges, psth: dict, align: str, start_offset: floa
     for k, c in enumerate(conditions):
         row, col = 1 + 2 * (k // cols), 1 + k % cols
         r, color = rasters[c], theme.color(k)
-        fig.add_trace(go.Scattergl(x=np.asarray(r["time"], float), y=np.asarray(r["row"]),
+        fig.add_trace(go.Scatter(x=np.asarray(r["time"], float), y=np.asarray(r["row"]),
                                    mode="markers", name=f"{c} spikes",
                                    marker=dict(symbol="line-ns-open", size=5, color=color,
                                                line=dict(width=1, color=color))), row=row, col=col)
-        fig.add_trace(go.Scattergl(x=np.asarray(r["end"], float), y=np.arange(len(r["end"])),
+        fig.add_trace(go.Scatter(x=np.asarray(r["end"], float), y=np.arange(len(r["end"])),
                                    mode="markers", name=f"{c} window end",
                                    marker=dict(symbol="line-ns", size=7,
                                                line=dict(width=2, color=WINDOW_END_COLOR))),

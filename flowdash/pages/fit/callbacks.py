@@ -224,6 +224,7 @@ def show_view(which):
           Output(ids.MESSAGE, "children", allow_duplicate=True),
           Output(ids.CANCEL_MSG, "children", allow_duplicate=True),
           Output(ids.POLL_DONE, "data"), Output(ids.GT_NOTE, "children"),
+          Output(ids.CONTINUE, "disabled"),
           Input(ids.POLL_TICK, "data"), Input(app_ids.ACTIVE_FIT, "data"),
           Input(ids.VIEW, "value"), State(ids.CURSOR, "data"), Input(ids.NLL_SCALE, "value"),
           prevent_initial_call="initial_duplicate")
@@ -242,7 +243,7 @@ def poll(tick, run_id, which, cursor, scale=view.SHIFTED):
                         scale or view.SHIFTED)
     cancel_msg = "" if followed else no_update
     if out is None:
-        return (no_update,) * 12 + (True, True, no_update, no_update, cancel_msg, done, "")
+        return (no_update,) * 12 + (True, True, no_update, no_update, cancel_msg, done, "", True)
     value, label, text = out["progress"]
     status = out["record"]["status"]
     active = status in ("queued", "running")
@@ -252,7 +253,8 @@ def poll(tick, run_id, which, cursor, scale=view.SHIFTED):
     return (*figs, value, label, active, active, text, status_badge(status), warning,
             out["cursor"], out["final"], not active, view.poll_interval(out),
             "" if out["final"] else no_update, cancel_msg, done,
-            no_update if out["note"] is None else out["note"])
+            no_update if out["note"] is None else out["note"],
+            not jobs.can_continue(out["record"]))   # the job layer says, not the page
 
 
 clientside.register(ids, presentation=True, settings_toggle=True)

@@ -47,12 +47,14 @@ def _form():
                   fb("init_model"), width=12),
             field("Initial peq (start the fit from)",
                   dbc.Select(id=ids.PEQ_OVERRIDE, options=peq_options, value=AS_SAVED), width=12),
+            # full and half widths: the settings column is narrow, and "as saved in the
+            # model" / "as saved" must show whole
             field("Initial p0", dbc.Select(id=ids.P0_OVERRIDE, options=p0_options,
-                                           value=AS_SAVED), fb("p0"), width=6),
+                                           value=AS_SAVED), fb("p0"), width=12),
             field("Initial D", _input(ids.D_OVERRIDE, "", placeholder="as saved"), fb("d"),
-                  width=3),
+                  width=6),
             field("Grid Ne", _input(ids.NE_OVERRIDE, "", placeholder="as saved"), fb("ne"),
-                  width=3),
+                  width=6),
             field("Likelihood (boundary setting)", dbc.Select(
                 id=ids.LIKELIHOOD, value=AS_SAVED,
                 options=[{"label": label, "value": key}
@@ -132,7 +134,8 @@ def _live():
             dbc.Progress(id=ids.PROGRESS, value=0, label="", striped=False, animated=False,
                          className="mb-1 live-status"),
             dbc.InputGroup([
-                dbc.Button("Continue for", id=ids.CONTINUE, color="primary", outline=True),
+                dbc.Button("Continue for", id=ids.CONTINUE, color="primary", outline=True,
+                       disabled=True),
                 dbc.Input(id=ids.MORE, value="100", type="text", autoComplete="off",
                           style={"maxWidth": "7rem"}),
                 dbc.InputGroupText("more epochs"),

@@ -31,7 +31,8 @@ def layout(**_query):
             ], md=7),
         ], className="g-2 mb-2"),
         dbc.InputGroup([
-            dbc.Button("Continue fit for", id=ids.CONTINUE, color="primary", outline=True),
+            dbc.Button("Continue fit for", id=ids.CONTINUE, color="primary", outline=True,
+                       disabled=True),
             dbc.Input(id=ids.MORE, value="100", type="text", autoComplete="off",
                       style={"maxWidth": "7rem"}),
             dbc.InputGroupText("more epochs"),

@@ -21,7 +21,8 @@ NO_MATCH = "No run matches the search and filters."
 @callback(Output(ids.BODY, "children"), Output(ids.EMPTY, "children"),
           Output(ids.PAGER, "max_value"), Output(ids.PAGER, "active_page"),
           Output(ids.COUNT, "children"), Output(ids.INTERVAL, "interval"),
-          Output(ids.CANCEL, "disabled"), Output(ids.VIEW, "data"),
+          Output(ids.CONTINUE, "disabled"), Output(ids.CANCEL, "disabled"),
+          Output(ids.VIEW, "data"),
           Input(ids.INTERVAL, "n_intervals"), Input(ids.CHANGED, "data"),
           Input(app_ids.URL, "pathname"), *[Input(f, "value") for f in FILTERS],
           Input(ids.PAGER, "active_page"), Input(ids.OPEN, "value"), State(ids.VIEW, "data"))
@@ -54,7 +55,8 @@ def show_runs(_n, _changed, _path, search, status, kind, dataset, order, page, o
                  "search", "status", "kind", "dataset")) else NO_RUNS),
              "pages": listing.pages(total), "page": q["page"],
              "count": listing.count_text(total, q, len(rows)),
-             "interval": listing.FAST_MS if live else listing.SLOW_MS, "cancel": not open_active}
+             "interval": listing.FAST_MS if live else listing.SLOW_MS,
+             "continue": not jobs.can_continue(opened), "cancel": not open_active}
     old = view.get("shown") or {}
 
     def changed_(key, value):
@@ -65,7 +67,7 @@ def show_runs(_n, _changed, _path, search, status, kind, dataset, order, page, o
     out = (body, changed_("empty", empty or ""), changed_("pages", shown["pages"]),
            shown["page"] if shown["page"] != page else no_update,
            changed_("count", shown["count"]), changed_("interval", shown["interval"]),
-           changed_("cancel", shown["cancel"]))
+           changed_("continue", shown["continue"]), changed_("cancel", shown["cancel"]))
     if new_view == view and all(v is no_update for v in out):
         raise PreventUpdate          # polled, but nothing on the page changed
     return (*out, new_view if new_view != view else no_update)

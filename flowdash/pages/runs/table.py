@@ -14,7 +14,9 @@ FIT_LABELS = {"dataset": "Dataset", "init_model": "Initial model", "peq_override
               "optimizer": "Optimizer", "params_to_opt": "Fitted parameters",
               "learning_rate": "Learning rates", "max_epochs": "Epochs",
               "mini_batch_number": "Mini-batches", "Nv": "Nv (eigenpairs)",
-              "snapshot_epochs": "Snapshot epochs", "seed": "Seed", "pace": "Pace (s per epoch)"}
+              "snapshot_epochs": "Snapshot epochs", "line_search": "Line searches",
+              "record_models": "Models recorded (for analysis)", "seed": "Seed",
+              "pace": "Pace (s per epoch)"}
 GEN_LABELS = {"model": "Ground-truth model", "dataset_name": "Dataset", "n_trials": "Trials",
               "duration": "Trial duration (s)", "dt": "dt (s)", "seed": "Seed",
               "with_trial_end": "Trial end recorded", "val_fraction": "Validation fraction"}
@@ -65,6 +67,33 @@ def _text(value) -> str:
     return str(value)
 
 
+def _plural(n, one: str, many: str) -> str:
+    return f"{_text(n)} {one if n == 1 else many}"
+
+
+def line_search_text(line_search) -> str:
+    """The line searches of a fit's settings (the core's ``FitOptions.line_search``)
+    in words, e.g. "C: at 5 log-spaced epochs, 1 search per epoch, at most 5
+    evaluations"; "off" when there are none."""
+    parts = []
+    for p, entry in (line_search or {}).items():
+        if not isinstance(entry, dict):
+            continue
+        epochs = entry.get("epochs")
+        if isinstance(epochs, dict) and "log" in epochs:
+            when = f"at {_text(epochs['log'])} log-spaced epochs"
+        elif isinstance(epochs, dict) and "every" in epochs:
+            when = f"every {_plural(epochs['every'], 'epoch', 'epochs')}"
+        elif isinstance(epochs, (list, tuple)):
+            when = f"at epochs {_text(epochs)}"
+        else:
+            when = f"at {_text(epochs)}"
+        parts.append(f"{p}: {when}, "
+                     f"{_plural(entry.get('searches_per_epoch', 1), 'search', 'searches')} per "
+                     f"epoch, at most {_plural(entry.get('max_fun_eval'), 'evaluation', 'evaluations')}")
+    return "; ".join(parts) or "off"
+
+
 def _when(t) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "—"
 
@@ -91,6 +120,8 @@ def settings_rows(record: dict) -> list[tuple[str, str]]:
         s["peq_override"] = s.get("peq_override") or "as saved in the model"
         lr = s.get("learning_rate") or {}
         s["learning_rate"] = {("α" if k == "alpha" else k): v for k, v in lr.items()}
+        if "line_search" in s:
+            s["line_search"] = line_search_text(s["line_search"])
     elif s.get("seed") is None and record.get("seed_used") is not None:
         s["seed"] = f"{record['seed_used']} (drawn)"
     rows = [(label, _text(s[key])) for key, label in labels.items() if key in s]

@@ -9,7 +9,7 @@ from dash.exceptions import PreventUpdate
 from flowdash import analysis
 from flowdash import ids as app_ids
 from flowdash.core.selection import FCASettings
-from flowdash.pages import clientside, linesearch
+from flowdash.pages import clientside, linesearch, menus
 from flowdash.pages.components import alert, status_badge
 from flowdash.pages.fit import view as fit_view
 from flowdash.pages.selection import ids, view
@@ -24,16 +24,20 @@ FCA_ALL = {"type": ids.FCA, "name": ALL}
 @callback(Output(ids.DATASET, "options"), Output(ids.DATASET2, "options"),
           Output(ids.INIT_MODEL, "options"), Output(ids.SELECT, "options"),
           Output(ids.PAIR_RUN1, "options"), Output(ids.PAIR_RUN2, "options"),
-          Output(ids.DATASET, "value"),
-          Input(app_ids.URL, "pathname"), State(app_ids.ACTIVE_DATASET, "data"))
-def fill_lists(_path, active_dataset):
-    """Datasets, models, selections and fit runs when the page opens."""
+          Output(ids.DATASET, "value"), Output(ids.SELECT, "value", allow_duplicate=True),
+          Input(app_ids.URL, "pathname"), State(app_ids.ACTIVE_DATASET, "data"),
+          State(ids.SELECT, "value"), prevent_initial_call="initial_duplicate")
+def fill_lists(_path, active_dataset, chosen=None):
+    """Datasets, models, selections and fit runs when the page opens; follow the
+    chosen selection, else the newest."""
     with open_store() as store:
         datasets = store.list_datasets()
         runs = view.fit_run_options(store)
+        selections = view.selection_options(store)
         return (options(datasets), options(datasets), options(store.list_models()),
-                view.selection_options(store), runs, runs,
-                active_dataset if active_dataset in datasets else no_update)
+                selections, runs, runs,
+                active_dataset if active_dataset in datasets else no_update,
+                menus.followed(chosen, selections))
 
 
 @callback(Output(ids.SEED_BOX, "style"), Output(ids.DATASET2_BOX, "style"),

@@ -43,11 +43,13 @@ def _fc_title(non_equilibrium: bool) -> str:
     return FC_NONEQ_TITLE if non_equilibrium else FC_TITLE
 
 
-def _hline(fig: go.Figure, y: float, line: dict, text: str, where: str, log: bool = False):
-    """A horizontal line across the plot with a label at its right end (``where``:
-    'above' or 'below'); plain layout shapes (``add_hline`` costs ~30 ms a line)."""
+def _hline(fig: go.Figure, y: float, line: dict, text: str, where: str, log: bool = False,
+           end: str = "right"):
+    """A horizontal line across the plot with a label at its ``end`` ('left' or
+    'right'), ``where`` 'above' or 'below' it; plain layout shapes (``add_hline``
+    costs ~30 ms a line)."""
     fig.add_shape(type="line", xref="paper", x0=0, x1=1, yref="y", y0=y, y1=y, line=line)
-    fig.add_annotation(xref="paper", x=1, xanchor="right", yref="y",
+    fig.add_annotation(xref="paper", x=0 if end == "left" else 1, xanchor=end, yref="y",
                        y=float(np.log10(y)) if log else y, text=text, showarrow=False,
                        yanchor="bottom" if where == "above" else "top",
                        font=dict(size=13, color=line.get("color", "#333")))
@@ -74,7 +76,8 @@ def fc_epoch_figure(epochs1, FC1, epochs2, FC2, truth_fc=None, selected=None,
                                  line=dict(color=HALF_COLORS[i], width=2.5), marker=dict(size=4)))
     if truth_fc is not None:
         _hline(fig, float(truth_fc), dict(color=TRUTH_COLOR, dash="dash", width=2),
-               f"ground truth {float(truth_fc):.3g}", "below")
+               # above its left end: the fits start simple (low FC), so no curve is there
+               f"ground truth {float(truth_fc):.3g}", "above", end="left")
     if selected is not None:
         for i, (e, fc) in enumerate(selected):
             fig.add_trace(go.Scatter(x=[max(float(e), 1.0)], y=[float(fc)], mode="markers",
