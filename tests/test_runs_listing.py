@@ -9,7 +9,7 @@ from dash._utils import to_json
 from dash.exceptions import PreventUpdate
 
 from flowdash.pages import menus
-from flowdash.pages.runs import listing
+from flowdash.pages.runs import ids, listing
 from flowdash.store import DONE, FAILED, RUNNING
 from tests.test_callbacks_pages import app, call, store  # noqa: F401  (fixtures)
 from tests.test_callbacks_pages import show_runs
@@ -34,6 +34,18 @@ def many(store):
             store.finish_run(rid, FAILED if k % 7 == 3 else DONE)
         made.append(rid)
     return made[::-1]             # newest first
+
+
+def find(c, fid):
+    if getattr(c, "id", None) == fid:
+        return c
+    children = getattr(c, "children", None)
+    for child in children if isinstance(children, (list, tuple)) else [children]:
+        if child is not None and not isinstance(child, (str, int, float)):
+            found = find(child, fid)
+            if found is not None:
+                return found
+    return None
 
 
 def size(value) -> int:
@@ -128,23 +140,40 @@ def test_menus_hold_a_bounded_number_of_runs(store, many):
 
 
 
-def test_the_status_and_kind_filters_say_any_when_nothing_is_chosen():
+def test_the_status_and_kind_filters_say_any_when_nothing_is_chosen(store):
     # dbc.Select shows its placeholder for value "": a blank placeholder made both filters blank
-    from flowdash.pages.runs import ids
-
-    def find(c, fid):
-        if getattr(c, "id", None) == fid:
-            return c
-        children = getattr(c, "children", None)
-        for child in children if isinstance(children, (list, tuple)) else [children]:
-            if child is not None and not isinstance(child, (str, int, float)):
-                found = find(child, fid)
-                if found is not None:
-                    return found
-        return None
-
     card = listing.table_card()
     for fid, text in ((ids.STATUS_FILTER, "any status"), (ids.KIND_FILTER, "any kind")):
         select = find(card, fid)
         assert select.value == "" and select.placeholder == text
         assert {"label": text, "value": ""} in select.options
+
+
+def test_the_page_opens_with_its_first_page_of_runs(store, many, monkeypatch):
+    # the layout shows the newest runs itself (no callback asked for them as the page
+    # opens): the rows, count, pager and view the table's callback would send
+    from flowdash.pages.runs import table
+    monkeypatch.setattr(table, "time", types.SimpleNamespace(time=lambda: 1e9, strftime=time.strftime,
+                                                             localtime=time.localtime))
+    card = listing.table_card()
+    body, empty, pages, page, count, every, _, _, view = show_runs(trigger="app-url")
+    shown = find(card, ids.BODY).children
+    assert [tr.id["run"] for tr in shown] == many[:listing.PAGE_SIZE]
+    assert to_json(shown) == to_json(body) and find(card, ids.VIEW).data == view
+    assert (find(card, ids.PAGER).max_value, find(card, ids.COUNT).children,
+            find(card, ids.INTERVAL).interval) == (pages, count, every) == (
+        5, f"runs 1–20 of {N_RUNS}", listing.FAST_MS)            # a queued run is shown
+    assert find(card, ids.EMPTY).children == ""
+    with pytest.raises(PreventUpdate):           # the first poll: nothing changed
+        show_runs(view=find(card, ids.VIEW).data)
+    # a store that cannot be read: the page still opens, and its first poll fills the table
+    monkeypatch.setattr(listing, "answer", lambda *a, **k: 1 / 0)
+    card = listing.table_card()
+    assert find(card, ids.BODY).children == [] and find(card, ids.VIEW).data is None
+    assert find(card, ids.INTERVAL).interval == listing.FAST_MS
+
+
+def test_an_empty_store_opens_with_its_note(store):
+    card = listing.table_card()
+    assert listing.NO_RUNS in str(find(card, ids.EMPTY).children)
+    assert find(card, ids.BODY).children == [] and find(card, ids.COUNT).children == ""

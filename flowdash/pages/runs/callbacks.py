@@ -51,7 +51,7 @@ def details(record, recipe=None):
           Output(ids.NLL_GRAPH, "config"), Output(ids.POTENTIAL_GRAPH, "config"),
           Output(ids.PARAMS_GRAPH, "config"), Output(ids.GT_NOTE, "children"),
           Input(ids.OPEN, "value"), Input(ids.CHANGED, "data"), Input(ids.FORMAT, "value"),
-          Input(ids.NLL_SCALE, "value"))
+          Input(ids.NLL_SCALE, "value"), prevent_initial_call=True)   # the layout: no run open
 def open_run(run_id, _changed, fmt, scale=fit_view.SHIFTED):
     """Settings, data and plots of one run; each plot's camera exports ``fmt``. A fit's
     NLL has the ground truth's as a dashed line (or a note why not), and ``scale``
@@ -83,7 +83,7 @@ def open_run(run_id, _changed, fmt, scale=fit_view.SHIFTED):
 
 @callback(Output(ids.OVERLAY_GRAPH, "figure"), Output(ids.OVERLAY_GRAPH, "config"),
           Input(ids.OVERLAY_SELECT, "value"), Input(ids.CHANGED, "data"),
-          Input(ids.FORMAT, "value"))
+          Input(ids.FORMAT, "value"), prevent_initial_call=True)      # the layout: none ticked
 def overlay(run_ids, _changed, fmt):
     """NLL curves of the ticked runs in one plot."""
     with open_store() as store:

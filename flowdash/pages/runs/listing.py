@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 
 import dash_bootstrap_components as dbc
 from dash import dcc, html
@@ -26,6 +27,8 @@ from flowdash.pages.runs import ids
 from flowdash.pages.runs.table import describe
 from flowdash.records import ACTIVE_STATUSES, FINAL_STATUSES, UNREADABLE
 from flowdash.store.base import RUN_ORDERS
+
+log = logging.getLogger(__name__)
 
 #: Rows of one page of the table (a page drawn whole stays under 20 KB).
 PAGE_SIZE = 20
@@ -46,6 +49,8 @@ ORDER_CHOICES = [{"label": label, "value": value} for value, label in (
     ("newest", "newest first"), ("oldest", "oldest first"), ("name", "name A→Z"),
     ("name_desc", "name Z→A"), ("status", "status"), ("kind", "kind"), ("dataset", "dataset"))]
 assert {c["value"] for c in ORDER_CHOICES} == set(RUN_ORDERS)
+NO_RUNS = "No runs yet: generate data or start a fit."
+NO_MATCH = "No run matches the search and filters."
 
 
 # ---------------------------------------------------------------------------
@@ -57,7 +62,12 @@ def kind_choices() -> list[dict]:
 
 
 def table_card():
-    """The card with the filters, the table and its pager."""
+    """The card with the filters, the table and its pager, showing the first page.
+
+    The first page is in the layout, so the table shows as the page does (no
+    callback is asked for it); the table's callback answers changes and polls.
+    """
+    body, shown, view = first_page()
     filters = dbc.Row([
         dbc.Col(dbc.Input(id=ids.SEARCH, type="search", placeholder="search names or ids",
                           debounce=300, maxlength=MAX_SEARCH, autocomplete="off"), md=3),
@@ -71,21 +81,43 @@ def table_card():
         dbc.Col(dbc.Select(id=ids.ORDER, options=ORDER_CHOICES, value="newest"), md=2),
     ], className="g-2 mb-2")
     head = html.Thead(html.Tr([html.Th(label) for _, label in COLUMNS]))
-    table = dbc.Table([head, html.Tbody(id=ids.BODY)], hover=True, size="sm",
+    table = dbc.Table([head, html.Tbody(body, id=ids.BODY)], hover=True, size="sm",
                       className="mb-0 runs-table")
     return card(
         "All runs", filters,
         html.Div(table, id=ids.TABLE, className="table-responsive stale-offline"),
-        html.Div(id=ids.EMPTY),
+        html.Div(empty_note(shown["empty"]), id=ids.EMPTY),
         html.Div([
-            dbc.Pagination(id=ids.PAGER, max_value=1, active_page=1, fully_expanded=False,
+            dbc.Pagination(id=ids.PAGER, max_value=shown["pages"], active_page=shown["page"],
+                           fully_expanded=False,
                            first_last=True, previous_next=True, size="sm",
                            className="mb-0 me-3"),
-            html.Span(id=ids.COUNT, className="text-muted small"),
+            html.Span(shown["count"], id=ids.COUNT, className="text-muted small"),
         ], className="d-flex align-items-center flex-wrap mt-2"),
         dbc.FormText("Click a row to open its run."),
-        dcc.Interval(id=ids.INTERVAL, interval=FAST_MS), dcc.Store(id=ids.CHANGED),
-        dcc.Store(id=ids.VIEW))
+        dcc.Interval(id=ids.INTERVAL, interval=shown["interval"]), dcc.Store(id=ids.CHANGED),
+        dcc.Store(id=ids.VIEW, data=view))
+
+
+def first_page():
+    """(rows, what they show, the view) of the table as a page opens: the newest runs.
+
+    A store that cannot be read now leaves the table empty; its first poll fills it.
+    """
+    from flowdash.pages.services import open_store
+
+    try:
+        with open_store() as store:
+            return answer(store, query(), {})
+    except Exception:   # noqa: BLE001  (the page must open; the poll says what is wrong)
+        log.exception("the Runs page's first page of runs could not be read")
+        return [], {"empty": "", "pages": 1, "page": 1, "count": "", "interval": FAST_MS,
+                    "cancel": True}, None
+
+
+def empty_note(text: str):
+    """What the table says when it shows no row (``text``), or nothing."""
+    return dbc.Alert(text, color="light", className="mb-0") if text else ""
 
 
 def _cell(key: str, text):
@@ -168,6 +200,35 @@ def page_rows(store, q: dict) -> tuple[int, list[dict]]:
     records = jobs.annotate(store, store.get_runs(run_ids))
     counts = store.n_epochs_many([r["id"] for r in records if r["kind"] == "fit"])
     return total, [describe(r, counts.get(r["id"], 0)) for r in records]
+
+
+def answer(store, q: dict, view: dict, open_id=None, poll: bool = False):
+    """(body, shown, view) of the table for the query ``q``, given what it shows
+    (``view``: {} for nothing); ``None`` for a ``poll`` that finds nothing that
+    can have changed. ``body`` is every row, or only what changed since ``view``
+    (:func:`body_update`); ``shown`` holds the table's other outputs: the empty
+    note's text, the pages, the page, the count, the polling period and whether
+    Cancel is off (the open run is not active)."""
+    version = store.index_version()
+    if poll and not view.get("live") and view.get("query") == q \
+            and view.get("version") == version:
+        return None                  # nothing shown can change: the list is as it was
+    if view.get("live") or not view:
+        jobs.reap(store)             # a worker that died shows up at once
+    total, rows = page_rows(store, q)
+    opened = store.get_run(open_id) if open_id else None
+    open_active = opened is not None and opened["status"] in ACTIVE_STATUSES
+    digests = [digest(r, open_id) for r in rows]
+    body = (body_update(view, rows, digests, open_id) if view.get("query") == q
+            else [row(r, open_id) for r in rows])
+    is_live = live(rows) or open_active
+    filtered = any(q[k] for k in ("search", "status", "kind", "dataset"))
+    shown = {"empty": "" if rows else NO_MATCH if filtered else NO_RUNS,
+             "pages": pages(total), "page": q["page"], "count": count_text(total, q, len(rows)),
+             "interval": FAST_MS if is_live else SLOW_MS,
+             "continue": not jobs.can_continue(opened), "cancel": not open_active}
+    return body, shown, {"query": q, "ids": [r["id"] for r in rows], "digests": digests,
+                         "version": version, "live": is_live, "shown": shown}
 
 
 def digest(r: dict, open_id=None) -> str:
