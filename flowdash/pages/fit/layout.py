@@ -30,6 +30,32 @@ def _input(fid, value, **kw):
     return dbc.Input(id=fid, value=value, type="text", autoComplete="off", **kw)
 
 
+def optimizer_fields(page_ids, fb, text_input) -> list:
+    """The fitted parameters and the optimizer: one form part for the Fit and Model
+    selection pages, each with its own ids (``page_ids``) and feedback ids (``fb``)."""
+    return [
+        field("Parameters to fit", dbc.Checklist(
+            id=page_ids.PARAMS, value=["F"], inline=True,
+            options=[{"label": PARAM_LABELS[p], "value": p} for p in PARAMS]),
+            fb("params"), width=12),
+        field("Optimizer", dbc.RadioItems(id=page_ids.OPTIMIZER, value="GD", inline=True,
+                                          options=[{"label": "GD", "value": "GD"},
+                                                   {"label": "ADAM", "value": "ADAM"}]),
+              width=12),
+    ]
+
+
+def step_size_boxes(page_ids, fb, text_input) -> list:
+    """GD's learning rates (one per parameter) and ADAM's step, shown by the optimizer."""
+    return [
+        html.Div(dbc.Row([
+            field(f"lr {p}", text_input({"type": page_ids.LR, "param": p}, DEFAULT_LR[p], size="sm"),
+                  fb(f"lr-{p}"), width=4) for p in PARAMS], className="g-2"), id=page_ids.GD_BOX),
+        html.Div(dbc.Row([field("ADAM step α", text_input(page_ids.ALPHA, "0.05"), fb("alpha"), width=4)],
+                         className="g-2"), id=page_ids.ADAM_BOX, style={"display": "none"}),
+    ]
+
+
 def _form():
     peq_options = [{"label": "as saved in the model", "value": AS_SAVED}] + [
         {"label": n, "value": n} for n in model_form.peq_model_names()]
@@ -61,20 +87,9 @@ def _form():
                          for key, (_, label) in LIKELIHOODS.items()]), fb("likelihood"),
                   help_text="fit absorbing data without a non-stationary part "
                             "(the 2021 ablations)", width=12),
-            field("Parameters to fit", dbc.Checklist(
-                id=ids.PARAMS, value=["F"], inline=True,
-                options=[{"label": PARAM_LABELS[p], "value": p} for p in PARAMS]),
-                fb("params"), width=12),
-            field("Optimizer", dbc.RadioItems(id=ids.OPTIMIZER, value="GD", inline=True,
-                                              options=[{"label": "GD", "value": "GD"},
-                                                       {"label": "ADAM", "value": "ADAM"}]),
-                  width=12),
+            *optimizer_fields(ids, fb, _input),
         ], className="g-2"),
-        html.Div(dbc.Row([
-            field(f"lr {p}", _input({"type": ids.LR, "param": p}, DEFAULT_LR[p], size="sm"),
-                  fb(f"lr-{p}"), width=4) for p in PARAMS], className="g-2"), id=ids.GD_BOX),
-        html.Div(dbc.Row([field("ADAM step α", _input(ids.ALPHA, "0.05"), fb("alpha"), width=4)],
-                         className="g-2"), id=ids.ADAM_BOX, style={"display": "none"}),
+        *step_size_boxes(ids, fb, _input),
         dbc.Row([
             field("Epochs", _input(ids.EPOCHS, "50"), fb("epochs"), width=6),
             field("Mini-batches", _input(ids.BATCHES, "1"), fb("batches"), width=6,

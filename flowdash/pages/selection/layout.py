@@ -13,8 +13,8 @@ from flowdash.analysis import FCA_FIELDS
 from flowdash.core.selection import FCASettings
 from flowdash.pages import linesearch, theme
 from flowdash.pages.components import field
-from flowdash.pages.fit.layout import PARAM_LABELS
-from flowdash.pages.fit.view import AS_SAVED, DEFAULT_LR, PARAMS
+from flowdash.pages.fit.layout import optimizer_fields, step_size_boxes
+from flowdash.pages.fit.view import AS_SAVED
 from flowdash.pages.model import form as model_form
 from flowdash.pages.selection import ids
 from flowdash.pages.selection.view import FCA_HELP, FCA_LABELS, HALVES, POLL_MS
@@ -51,20 +51,9 @@ def _form():
                   fb("init_model"), width=12),
             field("Initial peq", dbc.Select(id=ids.PEQ_OVERRIDE, options=peq_options,
                                             value="cos_square"), width=12),
-            field("Parameters to fit", dbc.Checklist(
-                id=ids.PARAMS, value=["F"], inline=True,
-                options=[{"label": PARAM_LABELS[p], "value": p} for p in PARAMS]),
-                fb("params"), width=12),
-            field("Optimizer", dbc.RadioItems(id=ids.OPTIMIZER, value="GD", inline=True,
-                                              options=[{"label": "GD", "value": "GD"},
-                                                       {"label": "ADAM", "value": "ADAM"}]),
-                  width=12),
+            *optimizer_fields(ids, fb, _input),
         ], className="g-2"),
-        html.Div(dbc.Row([
-            field(f"lr {p}", _input({"type": ids.LR, "param": p}, DEFAULT_LR[p], size="sm"),
-                  fb(f"lr-{p}"), width=4) for p in PARAMS], className="g-2"), id=ids.GD_BOX),
-        html.Div(dbc.Row([field("ADAM step α", _input(ids.ALPHA, "0.05"), fb("alpha"), width=4)],
-                         className="g-2"), id=ids.ADAM_BOX, style={"display": "none"}),
+        *step_size_boxes(ids, fb, _input),
         dbc.Row([
             field("Epochs (each half)", _input(ids.EPOCHS, "1000"), fb("epochs"), width=6),
             field("Mini-batches", _input(ids.BATCHES, "1"), fb("batches"), width=6),
