@@ -14,7 +14,7 @@ from flowdash.jobs.ablation import ABLATIONS
 from flowdash.pages import theme
 from flowdash.pages.compare import ids
 from flowdash.pages.compare.view import DEFAULTS, RELATIVE, SHIFTED
-from flowdash.pages.components import field
+from flowdash.pages.components import field, live_page
 from flowdash.pages.fit.view import NLL_SCALES
 from flowdash.pages.model import form as model_form
 
@@ -103,14 +103,5 @@ def _live():
 
 
 def layout(**_query):
-    return html.Div(dbc.Container([
-        html.Div([
-            html.H2("Compare: what each non-stationary part is worth", className="mb-0 me-3"),
-            dbc.Button("Hide settings", id=ids.SETTINGS_TOGGLE, color="primary", outline=True,
-                       size="sm"),
-        ], className="d-flex align-items-center flex-wrap gap-1 mb-1 page-title"),
-        html.P(INTRO, className="text-muted mb-2 page-title compare-intro"),
-        html.Div([html.Div(_settings(), id=ids.SETTINGS_COL, className="col-12 col-xl-3"),
-                  html.Div(_live(), id=ids.LIVE_COL, className="col-12 col-xl-9 live-col")],
-                 className="row"),
-    ], fluid=True), id=ids.PAGE, className="compare-page")
+    return live_page(ids, "Compare: what each non-stationary part is worth", _settings(), _live(),
+                     "compare-page", intro=INTRO)

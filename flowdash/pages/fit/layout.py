@@ -10,7 +10,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from flowdash.pages import linesearch, theme
-from flowdash.pages.components import field
+from flowdash.pages.components import field, live_page
 from flowdash.pages.menus import menu
 from flowdash.pages.fit import figures, ids
 from flowdash.pages.fit.view import (AS_SAVED, DEFAULT_LR, LIKELIHOODS, NLL_SCALES, OVERLAY,
@@ -184,15 +184,4 @@ def _live():
 def layout(**_query):
     settings = dbc.Card([dbc.CardHeader(html.H5("Fit settings", className="mb-0")),
                          dbc.CardBody(_form())], className="mb-3")
-    return html.Div(dbc.Container([
-        html.Div([
-            html.H2("Fit", className="mb-0 me-3"),
-            dbc.Button("Hide settings", id=ids.SETTINGS_TOGGLE, color="primary", outline=True,
-                       size="sm"),
-        ], className="d-flex align-items-center mb-2 page-title"),
-        # "settings-collapsed" on the settings column hides it; the live view then
-        # takes the whole width (assets/style.css)
-        html.Div([html.Div(settings, id=ids.SETTINGS_COL, className="col-12 col-xl-3"),
-                  html.Div(_live(), id=ids.LIVE_COL, className="col-12 col-xl-9 live-col")],
-                 className="row"),
-    ], fluid=True), id=ids.PAGE, className="fit-page")
+    return live_page(ids, "Fit", settings, _live(), "fit-page")

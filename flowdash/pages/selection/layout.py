@@ -12,7 +12,7 @@ from dash import dcc, html
 from flowdash.analysis import FCA_FIELDS
 from flowdash.core.selection import FCASettings
 from flowdash.pages import linesearch, theme
-from flowdash.pages.components import field
+from flowdash.pages.components import field, live_page
 from flowdash.pages.fit.layout import optimizer_fields, step_size_boxes
 from flowdash.pages.fit.view import AS_SAVED
 from flowdash.pages.model import form as model_form
@@ -163,13 +163,4 @@ def _live():
 def layout(**_query):
     settings = dbc.Card([dbc.CardHeader(html.H5("Two fits, one start", className="mb-0")),
                          dbc.CardBody(_form())], className="mb-3")
-    return html.Div(dbc.Container([
-        html.Div([
-            html.H2("Model selection", className="mb-0 me-3"),
-            dbc.Button("Hide settings", id=ids.SETTINGS_TOGGLE, color="primary", outline=True,
-                       size="sm"),
-        ], className="d-flex align-items-center mb-2 page-title"),
-        html.Div([html.Div(settings, id=ids.SETTINGS_COL, className="col-12 col-xl-3"),
-                  html.Div(_live(), id=ids.LIVE_COL, className="col-12 col-xl-9 live-col")],
-                 className="row"),
-    ], fluid=True), id=ids.PAGE, className="selection-page")
+    return live_page(ids, "Model selection", settings, _live(), "selection-page")
