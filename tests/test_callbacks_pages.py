@@ -6,7 +6,7 @@ from contextvars import copy_context
 
 import plotly.graph_objects as go
 import pytest
-from dash import Patch, no_update
+from dash import Patch, dcc, no_update
 from dash.exceptions import PreventUpdate
 from dash._callback_context import context_value
 from dash._utils import AttributeDict
@@ -637,6 +637,23 @@ def show_runs(open_id=None, view=None, trigger="runs-interval", search="", statu
                 open_id, view, triggered=trigger)
 
 
+def run_graphs(children):
+    """The dcc.Graph components in a plot area's children, in layout order."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dcc.Graph):
+            found.append(node)
+        elif isinstance(node, (list, tuple)):
+            for child in node:
+                walk(child)
+        elif hasattr(node, "children"):
+            walk(node.children)
+
+    walk(children)
+    return found
+
+
 def test_runs_table_open_overlay_export_delete(store, dataset):
     run_id = start_fit(epochs="2", name="r1")[0]
     wait_done(store, run_id)
@@ -651,7 +668,9 @@ def test_runs_table_open_overlay_export_delete(store, dataset):
     with pytest.raises(PreventUpdate):                # a redrawn table is not a click
         call(runs_cb.open_row, [None, None], triggered={"type": "runs-row", "run": run_id},
              value=None)
-    info, nll, pot, par, *configs, note = runs_cb.open_run(run_id, None, "svg")
+    info, plots, note = runs_cb.open_run(run_id, None, "svg")
+    graphs = run_graphs(plots)
+    (nll, pot, par), configs = [g.figure for g in graphs], [g.config for g in graphs]
     assert len(nll.data[0].x) == 3 and "ground truth" in [t.name for t in pot.data]
     assert "not fitted" in par.layout.annotations[0].text
     assert [c["toImageButtonOptions"]["format"] for c in configs] == ["svg"] * 3
@@ -659,12 +678,14 @@ def test_runs_table_open_overlay_export_delete(store, dataset):
     assert "Learning rates" in text and "F 0.005" in text and "Nv (eigenpairs)" in text
     assert "{" not in text.replace("{'", "")          # a table, not a JSON dump
     gen = next(o["value"] for o in opts if o["value"] != run_id)
-    _, raster, latent, rates, *_ = runs_cb.open_run(gen, None, "png")  # a generation run
+    raster, latent, rates = [g.figure for g in run_graphs(runs_cb.open_run(gen, None, "png")[1])]
     assert raster.layout.title.text == "Spike raster" and len(raster.data) == 1
     assert latent.layout.title.text == "Latent trajectories" and len(latent.data) >= 1
     assert rates.data and rates.data[0].type == "bar"
-    over, config = runs_cb.overlay([run_id], None, "svg")
-    assert over.data[0].name == "r1 · training" and config["toImageButtonOptions"]["format"] == "svg"
+    over = runs_cb.overlay([run_id], None, "svg")
+    assert over.id == "runs-overlay-graph" and over.figure.data[0].name == "r1 · training"
+    assert over.config["toImageButtonOptions"]["format"] == "svg"
+    assert not run_graphs(runs_cb.overlay([], None, "svg"))   # nothing ticked: no graph
     npz = runs_cb.export_npz(1, run_id)
     assert npz["filename"].endswith(".npz") and npz["base64"]
     js = runs_cb.export_json(1, run_id)
@@ -675,6 +696,7 @@ def test_runs_table_open_overlay_export_delete(store, dataset):
     assert shown is True and "r1" in question and store.get_run(run_id) is not None
     msg, changed, opened = runs_cb.delete_run(1, run_id)
     assert store.get_run(run_id) is None and opened is None
+    assert not run_graphs(runs_cb.open_run(opened, changed, "png")[1])  # no run open: no graph
     assert runs_cb.export_npz(1, run_id) is no_update
 
 

@@ -12,7 +12,7 @@ from flowdash.pages import menus
 from flowdash.pages.runs import ids, listing
 from flowdash.store import DONE, FAILED, RUNNING
 from tests.test_callbacks_pages import app, call, store  # noqa: F401  (fixtures)
-from tests.test_callbacks_pages import show_runs
+from tests.test_callbacks_pages import run_graphs, show_runs
 
 N_RUNS = 4 * listing.PAGE_SIZE + 5   # five pages, the last of 5 rows
 FIT = {"dataset": "d", "init_model": "m", "optimizer": "GD", "params_to_opt": ["F"],
@@ -177,3 +177,10 @@ def test_an_empty_store_opens_with_its_note(store):
     card = listing.table_card()
     assert listing.NO_RUNS in str(find(card, ids.EMPTY).children)
     assert find(card, ids.BODY).children == [] and find(card, ids.COUNT).children == ""
+
+
+def test_the_page_opens_without_a_graph(store, many):
+    # a dcc.Graph in the layout makes every opening fetch and start plotly.js (4.8 MB),
+    # which delays the table's first page turns: graphs come with an opened or ticked run
+    from flowdash.pages.runs.layout import layout
+    assert run_graphs(layout()) == []

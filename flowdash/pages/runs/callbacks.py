@@ -11,7 +11,7 @@ from flowdash.pages import theme
 from flowdash.pages.components import alert, status_badge
 from flowdash.pages.fit import figures as fit_figures
 from flowdash.pages.fit import view as fit_view
-from flowdash.pages.runs import ids
+from flowdash.pages.runs import ids, layout
 from flowdash.pages.runs import list_callbacks  # noqa: F401  (the table and the run menus)
 from flowdash.pages.runs.plots import generation_plots
 from flowdash.pages.runs.table import recipe_rows, settings_rows
@@ -46,10 +46,8 @@ def details(record, recipe=None):
     ])
 
 
-@callback(Output(ids.DETAILS, "children"), Output(ids.NLL_GRAPH, "figure"),
-          Output(ids.POTENTIAL_GRAPH, "figure"), Output(ids.PARAMS_GRAPH, "figure"),
-          Output(ids.NLL_GRAPH, "config"), Output(ids.POTENTIAL_GRAPH, "config"),
-          Output(ids.PARAMS_GRAPH, "config"), Output(ids.GT_NOTE, "children"),
+@callback(Output(ids.DETAILS, "children"), Output(ids.PLOTS, "children"),
+          Output(ids.GT_NOTE, "children"),
           Input(ids.OPEN, "value"), Input(ids.CHANGED, "data"), Input(ids.FORMAT, "value"),
           Input(ids.NLL_SCALE, "value"), prevent_initial_call=True)   # the layout: no run open
 def open_run(run_id, _changed, fmt, scale=fit_view.SHIFTED):
@@ -57,15 +55,15 @@ def open_run(run_id, _changed, fmt, scale=fit_view.SHIFTED):
     NLL has the ground truth's as a dashed line (or a note why not), and ``scale``
     may plot it relative to the truth.
 
-    A graph applies a new config only with a new figure, so both travel together.
+    The graphs exist only while a run is open (see ``layout.placeholder``); they are
+    sent whole, so a new config always travels with a new figure (a graph applies it
+    only then).
     """
-    configs = tuple(theme.graph_config(fmt, name) for name in ("nll", "potential", "params"))
     note = ""
     with open_store() as store:
         record = store.get_run(run_id)
         if record is None:
-            return ("", theme.message_figure("Open a run.", 300), theme.message_figure("", 300),
-                    theme.message_figure("", 120), *configs, "")
+            return "", layout.placeholder(layout.OPEN_A_RUN), ""
         recipe = export.import_recipe(store, record)
         if record["kind"] == "fit":
             cols = store.read_columns(run_id, max_points=fit_view.MAX_POINTS)
@@ -78,14 +76,14 @@ def open_run(run_id, _changed, fmt, scale=fit_view.SHIFTED):
         else:  # e.g. a decode: its own page draws it
             plots = (theme.message_figure(f"A {record['kind']} run: see its page.", 300),
                      theme.message_figure("", 300), theme.message_figure("", 120))
-    return (details(record, recipe), *plots, *configs, note)
+    return details(record, recipe), layout.run_graphs(*plots, fmt), note
 
 
-@callback(Output(ids.OVERLAY_GRAPH, "figure"), Output(ids.OVERLAY_GRAPH, "config"),
+@callback(Output(ids.OVERLAY_PLOT, "children"),
           Input(ids.OVERLAY_SELECT, "value"), Input(ids.CHANGED, "data"),
           Input(ids.FORMAT, "value"), prevent_initial_call=True)      # the layout: none ticked
 def overlay(run_ids, _changed, fmt):
-    """NLL curves of the ticked runs in one plot."""
+    """NLL curves of the ticked runs in one plot (no graph while none is ticked)."""
     with open_store() as store:
         curves = []
         for rid in run_ids or []:
@@ -93,10 +91,9 @@ def overlay(run_ids, _changed, fmt):
             if rec is not None:
                 cols = store.read_columns(rid, max_points=fit_view.MAX_POINTS)
                 curves.append((rec["name"], *fit_view.curves(cols)))
-    config = theme.graph_config(fmt, "overlay")
     if not curves:
-        return theme.message_figure("Tick fit runs to overlay.", 260), config
-    return fit_figures.overlay_figure(curves), config
+        return layout.placeholder(layout.TICK_RUNS)
+    return layout.overlay_graph(fit_figures.overlay_figure(curves), fmt)
 
 
 @callback(Output(ids.MESSAGE, "children"), Output(ids.CHANGED, "data"),

@@ -19,6 +19,8 @@ OVERLAY_GRAPH = "runs-overlay-graph"
 FORMAT = "runs-format"
 CHANGED = "runs-changed"
 PARAMS_GRAPH = "runs-params-graph"
+PLOTS = "runs-plots"                 # holds the open run's graphs (none until a run is open)
+OVERLAY_PLOT = "runs-overlay-plot"   # holds the overlay graph (none until runs are ticked)
 ROW = "runs-row"                     # pattern: {"type": ROW, "run": run id}
 DELETE_CONFIRM = "runs-delete-confirm"  # dcc.ConfirmDialog: delete the open run?
 # the table of runs (listing.py, list_callbacks.py)

@@ -12,6 +12,34 @@ from flowdash.pages.runs import ids
 from flowdash.pages.runs.listing import table_card
 
 
+#: What the plot areas say before they have something to show.
+OPEN_A_RUN = "Open a run to see its plots."
+TICK_RUNS = "Tick fit runs to overlay."
+
+
+def placeholder(text: str):
+    """A plot area with nothing to show: text, not a graph, so that opening the page
+    does not fetch and start plotly.js (4.8 MB) before the table can be used."""
+    return html.P(text, className="text-muted my-3")
+
+
+def run_graphs(nll, potential, params, fmt: str):
+    """The open run's three plots; each camera button exports ``fmt`` (png or svg)."""
+    def graph(graph_id, figure, name):
+        return dcc.Graph(id=graph_id, figure=figure, config=theme.graph_config(fmt, name))
+
+    return [dbc.Row([dbc.Col(graph(ids.NLL_GRAPH, nll, "nll"), xl=6),
+                     dbc.Col(graph(ids.POTENTIAL_GRAPH, potential, "potential"), xl=6)],
+                    className="g-2"),
+            graph(ids.PARAMS_GRAPH, params, "params")]
+
+
+def overlay_graph(figure, fmt: str):
+    """The overlay of the ticked runs' NLL curves; its camera button exports ``fmt``."""
+    return dcc.Graph(id=ids.OVERLAY_GRAPH, figure=figure,
+                     config=theme.graph_config(fmt, "overlay"))
+
+
 def layout(**_query):
     table = table_card()
     detail = card(
@@ -52,22 +80,13 @@ def layout(**_query):
                                           for key, label in NLL_SCALES.items()])],
                  className="d-flex align-items-center mb-1"),
         html.Div(id=ids.GT_NOTE, className="small text-muted"),
-        dbc.Row([
-            dbc.Col(dcc.Graph(id=ids.NLL_GRAPH, figure=theme.message_figure("Open a run.", 300),
-                              config=theme.graph_config("png", "nll")), xl=6),
-            dbc.Col(dcc.Graph(id=ids.POTENTIAL_GRAPH, figure=theme.message_figure("", 300),
-                              config=theme.graph_config("png", "potential")), xl=6),
-        ], className="g-2"),
-        dcc.Graph(id=ids.PARAMS_GRAPH, figure=theme.message_figure("", 120),
-                  config=theme.graph_config("png", "params")),
+        html.Div(placeholder(OPEN_A_RUN), id=ids.PLOTS),
         dcc.Download(id=ids.DOWNLOAD_NPZ), dcc.Download(id=ids.DOWNLOAD_JSON),
     )
     overlay = card(
         "Compare runs",
         menu(ids.OVERLAY_SELECT, "fit runs to overlay (type to search)", multi=True, value=[]),
-        dcc.Graph(id=ids.OVERLAY_GRAPH, figure=theme.message_figure("Tick fit runs to overlay.",
-                                                                     260),
-                  config=theme.graph_config("png", "overlay")),
+        html.Div(placeholder(TICK_RUNS), id=ids.OVERLAY_PLOT),
     )
     return dbc.Container([html.H2("Runs", className="mb-3"), table, detail, overlay],
                          fluid=True)
