@@ -13,13 +13,8 @@ from flowdash.pages.fit import view as fit_view
 from flowdash.pages.selection import figures, view
 from flowdash.store import DONE, open_store
 
-SPEC = {"grid": {"Np": 6, "Ne": 8, "xbegin": -1.0, "xend": 1.0},
-        "boundary_mode": "reflecting",
-        "peq_model": {"model": "double_well", "params": {"xmin": 0.6, "xmax": 0.0, "depth": 2}},
-        "p0_model": None, "D": 10.0,
-        "fr_model": [{"model": "rectified_linear", "params": {"slope": 100, "x_thresh": -1}}]}
-GEN = dict(model="gt", n_trials=4, duration=2.0, dt=1e-4, seed=3, with_trial_end=True,
-           val_fraction=0.5, dataset_name="d")
+from tests.test_selection_jobs import GEN, SPEC  # one dataset for both
+
 FORM = dict(dataset="d", halves="even_odd", halves_seed="0", dataset2=None, init_model="gt",
             peq_override="cos_square", optimizer="GD", lr={"F": "0.005"}, alpha="0.05",
             params=["F"], epochs="6", batches="1", nv="", seed="0", name="")

@@ -42,16 +42,15 @@ def live_page(page_ids, title: str, settings, live, class_name: str, intro=None)
     ``page_ids`` is the page's ids module (``PAGE``, ``SETTINGS_TOGGLE``, ``SETTINGS_COL``,
     ``LIVE_COL``); "settings-collapsed" on the settings column hides it and the live view
     takes the whole width (assets/style.css, the clientside settings toggle)."""
-    from dash import html as h
-    heading = h.Div([
-        h.H2(title, className="mb-0 me-3"),
+    heading = html.Div([
+        html.H2(title, className="mb-0 me-3"),
         dbc.Button("Hide settings", id=page_ids.SETTINGS_TOGGLE, color="primary", outline=True,
                    size="sm"),
     ], className="d-flex align-items-center flex-wrap gap-1 mb-2 page-title")
-    return h.Div(dbc.Container([
+    return html.Div(dbc.Container([
         heading,
-        *([h.P(intro, className="text-muted mb-2 page-title compare-intro")] if intro else []),
-        h.Div([h.Div(settings, id=page_ids.SETTINGS_COL, className="col-12 col-xl-3"),
-               h.Div(live, id=page_ids.LIVE_COL, className="col-12 col-xl-9 live-col")],
+        *([html.P(intro, className="text-muted mb-2 page-title compare-intro")] if intro else []),
+        html.Div([html.Div(settings, id=page_ids.SETTINGS_COL, className="col-12 col-xl-3"),
+               html.Div(live, id=page_ids.LIVE_COL, className="col-12 col-xl-9 live-col")],
               className="row"),
     ], fluid=True), id=page_ids.PAGE, className=class_name)

@@ -86,6 +86,17 @@ def browser():
         b.close()
 
 
+def wait_for(fn, timeout=30.0, every=0.1, what="condition"):
+    """``fn()`` once it is truthy, polled every ``every`` s for at most ``timeout`` s."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        value = fn()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def choose(page, selector, label, search=None):
     """Pick the entry of a menu (dcc.Dropdown, :mod:`flowdash.pages.menus`) whose text
     starts with ``label``, typing ``search`` first (the server finds what the menu

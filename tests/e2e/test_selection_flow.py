@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import choose
+from conftest import choose, wait_for
 
 from flowdash import jobs
 from flowdash.store import open_store
@@ -28,16 +28,6 @@ POINTS = ("() => { const g = document.querySelector('#sel-fc-graph .js-plotly-pl
           " return g && g.data && g.data.length ? g.data[0].x.length : 0; }")
 FIT_X = ("() => { const g = document.querySelector('#fit-nll-graph .js-plotly-plot');"
          " return g && g.data && g.data.length ? Array.from(g.data[0].x) : []; }")
-
-
-def wait_for(fn, timeout=30.0, every=0.1, what="condition"):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        value = fn()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def fca(name):

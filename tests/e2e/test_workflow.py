@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import choose
+from conftest import choose, wait_for
 
 pytestmark = pytest.mark.e2e
 # The README's screenshot is refreshed only on request, so a test run leaves the tree clean:
@@ -33,16 +33,6 @@ D_POINTS = ("() => { const g = document.querySelector('#fit-params-graph .js-plo
             " return g && g.data && g.data.length ? g.data[0].x.length : 0; }")
 CSV_SPIKES = b"trial,neuron,time\n0,0,0.0132\n0,0,0.0457\n1,0,0.2\n"
 CSV_TRIALS = b"trial,start,end\n0,0.0,0.5\n1,0.0,0.5\n"
-
-
-def wait_for(fn, timeout=30.0, every=0.1, what="condition"):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        value = fn()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def selected(page, selector):

@@ -30,7 +30,7 @@ def _input(fid, value, **kw):
     return dbc.Input(id=fid, value=value, type="text", autoComplete="off", **kw)
 
 
-def optimizer_fields(page_ids, fb, text_input) -> list:
+def optimizer_choice(page_ids, fb) -> list:
     """The fitted parameters and the optimizer: one form part for the Fit and Model
     selection pages, each with its own ids (``page_ids``) and feedback ids (``fb``)."""
     return [
@@ -87,7 +87,7 @@ def _form():
                          for key, (_, label) in LIKELIHOODS.items()]), fb("likelihood"),
                   help_text="fit absorbing data without a non-stationary part "
                             "(the 2021 ablations)", width=12),
-            *optimizer_fields(ids, fb, _input),
+            *optimizer_choice(ids, fb),
         ], className="g-2"),
         *step_size_boxes(ids, fb, _input),
         dbc.Row([

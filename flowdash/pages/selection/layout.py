@@ -13,7 +13,7 @@ from flowdash.analysis import FCA_FIELDS
 from flowdash.core.selection import FCASettings
 from flowdash.pages import linesearch, theme
 from flowdash.pages.components import field, live_page
-from flowdash.pages.fit.layout import optimizer_fields, step_size_boxes
+from flowdash.pages.fit.layout import optimizer_choice, step_size_boxes
 from flowdash.pages.fit.view import AS_SAVED
 from flowdash.pages.model import form as model_form
 from flowdash.pages.selection import ids
@@ -51,7 +51,7 @@ def _form():
                   fb("init_model"), width=12),
             field("Initial peq", dbc.Select(id=ids.PEQ_OVERRIDE, options=peq_options,
                                             value="cos_square"), width=12),
-            *optimizer_fields(ids, fb, _input),
+            *optimizer_choice(ids, fb),
         ], className="g-2"),
         *step_size_boxes(ids, fb, _input),
         dbc.Row([
